@@ -1,0 +1,125 @@
+/// Tiny but complete GGUF models with random weights, for tests that need real files.
+///
+/// The llama model has a byte-level SentencePiece vocabulary (three specials plus the 256
+/// `<0xXX>` byte tokens), so llama.cpp can tokenize any text with it and generate.
+public enum TinyModels {
+    /// Shape of a tiny llama model.
+    public struct LlamaShape: Sendable {
+        public var embedding: UInt64 = 32
+        public var feedForward: UInt64 = 64
+        public var blocks: Int = 2
+        public var heads: UInt64 = 4
+        public var kvHeads: UInt64 = 2
+        public var contextLength: UInt32 = 256
+        public init() {}
+    }
+
+    /// Number of tokens in the byte-level vocabulary.
+    public static let vocabularySize: UInt64 = 259
+
+    /// A llama model whose weights are drawn from `seed`; different seeds give different files.
+    public static func llama(name: String = "tiny-llama", seed: UInt64 = 1, shape: LlamaShape = LlamaShape()) -> GGUFWriter {
+        var writer = GGUFWriter()
+        var random = SplitMix64(seed: seed)
+        let (n, ff, vocab) = (shape.embedding, shape.feedForward, vocabularySize)
+        let kv = n / shape.heads * shape.kvHeads
+        writer.set("general.architecture", .string("llama"))
+        writer.set("general.name", .string(name))
+        writer.set("general.file_type", .uint32(0))
+        writer.set("general.license", .string("mit"))
+        writer.set("llama.context_length", .uint32(shape.contextLength))
+        writer.set("llama.embedding_length", .uint32(UInt32(n)))
+        writer.set("llama.block_count", .uint32(UInt32(shape.blocks)))
+        writer.set("llama.feed_forward_length", .uint32(UInt32(ff)))
+        writer.set("llama.attention.head_count", .uint32(UInt32(shape.heads)))
+        writer.set("llama.attention.head_count_kv", .uint32(UInt32(shape.kvHeads)))
+        writer.set("llama.rope.dimension_count", .uint32(UInt32(n / shape.heads)))
+        writer.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
+        addByteVocabulary(to: &writer)
+
+        func matrix(_ name: String, _ columns: UInt64, _ rows: UInt64) {
+            let values = (0..<columns * rows).map { _ in random.nextWeight() }
+            try! writer.addTensor(name: name, dimensions: [columns, rows], floats: values)
+        }
+        func norm(_ name: String) {
+            try! writer.addTensor(name: name, dimensions: [n], floats: Array(repeating: 1, count: Int(n)))
+        }
+        matrix("token_embd.weight", n, vocab)
+        for block in 0..<shape.blocks {
+            let prefix = "blk.\(block)."
+            norm(prefix + "attn_norm.weight")
+            matrix(prefix + "attn_q.weight", n, n)
+            matrix(prefix + "attn_k.weight", n, kv)
+            matrix(prefix + "attn_v.weight", n, kv)
+            matrix(prefix + "attn_output.weight", n, n)
+            norm(prefix + "ffn_norm.weight")
+            matrix(prefix + "ffn_gate.weight", n, ff)
+            matrix(prefix + "ffn_up.weight", n, ff)
+            matrix(prefix + "ffn_down.weight", ff, n)
+        }
+        norm("output_norm.weight")
+        matrix("output.weight", n, vocab)
+        return writer
+    }
+
+    /// A small multimodal projector (clip architecture) with random weights.
+    public static func projector(seed: UInt64 = 7, imageSize: UInt32 = 32, patchSize: UInt32 = 8, width: UInt64 = 32) -> GGUFWriter {
+        var writer = GGUFWriter()
+        var random = SplitMix64(seed: seed)
+        writer.set("general.architecture", .string("clip"))
+        writer.set("general.type", .string("mmproj"))
+        writer.set("general.name", .string("tiny-projector"))
+        writer.set("clip.has_vision_encoder", .bool(true))
+        writer.set("clip.projector_type", .string("mlp"))
+        writer.set("clip.vision.image_size", .uint32(imageSize))
+        writer.set("clip.vision.patch_size", .uint32(patchSize))
+        writer.set("clip.vision.embedding_length", .uint32(UInt32(width)))
+        writer.set("clip.vision.block_count", .uint32(1))
+        let patch = UInt64(patchSize)
+        let patchValues = (0..<patch * patch * 3 * width).map { _ in random.nextWeight() }
+        try! writer.addTensor(name: "v.patch_embd.weight", dimensions: [patch, patch, 3, width], floats: patchValues)
+        let projection = (0..<width * width).map { _ in random.nextWeight() }
+        try! writer.addTensor(name: "mm.0.weight", dimensions: [width, width], floats: projection)
+        return writer
+    }
+
+    private static func addByteVocabulary(to writer: inout GGUFWriter) {
+        let specials = ["<unk>", "<s>", "</s>"]
+        let bytes = (0..<256).map { "<0x" + String($0, radix: 16, uppercase: true).leftPadded(to: 2) + ">" }
+        writer.set("tokenizer.ggml.model", .string("llama"))
+        writer.set("tokenizer.ggml.tokens", .strings(specials + bytes))
+        writer.set("tokenizer.ggml.scores", .float32s(Array(repeating: 0, count: specials.count + bytes.count)))
+        // Token types: 2 unknown, 3 control, 6 byte.
+        writer.set("tokenizer.ggml.token_type", .int32s([2, 3, 3] + Array(repeating: 6, count: bytes.count)))
+        writer.set("tokenizer.ggml.unknown_token_id", .uint32(0))
+        writer.set("tokenizer.ggml.bos_token_id", .uint32(1))
+        writer.set("tokenizer.ggml.eos_token_id", .uint32(2))
+        writer.set("tokenizer.chat_template", .string(
+            "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "))
+    }
+}
+
+/// A small deterministic generator, so fixtures are reproducible from their seed.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A weight in [-0.1, 0.1): small enough that activations stay finite.
+    mutating func nextWeight() -> Float {
+        Float(next() >> 40) / Float(1 << 24) * 0.2 - 0.1
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
+    }
+}

@@ -1,0 +1,2 @@
+import GGUF
+public enum Placeholder2 {}

@@ -1,0 +1,4 @@
+import Crypto
+import GRDB
+import ArgumentParser
+print("hi")
