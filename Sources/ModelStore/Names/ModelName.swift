@@ -1,0 +1,79 @@
+import Foundation
+
+/// Model entry names in `family:tag` style, e.g. `qwen2.5-coder:1.5b-q4_k_m`.
+///
+/// Names end up in paths, URLs and shell commands, so only a conservative set of
+/// characters is allowed.
+public enum ModelName {
+    static let maximumLength = 200
+
+    /// Checks `name`, throwing an error that names the offending character.
+    public static func validate(_ name: String) throws(StoreError) {
+        try validateIdentifier(name, kind: "model name", extraAllowed: ":", maximumLength: maximumLength)
+        guard name.filter({ $0 == ":" }).count <= 1, !name.hasSuffix(":"), !name.hasPrefix(":") else {
+            throw StoreError(.invalidName, "model name '\(name)' must look like family:tag, with at most one ':' and text on both sides")
+        }
+    }
+
+    /// A name for a file imported without `--name`: its lowercased file name, with the
+    /// quantization as the tag (`Qwen2.5-1.5B-Q4_K_M.gguf` → `qwen2.5-1.5b:q4_k_m`).
+    public static func derive(fromFilename filename: String, quantization: String?) -> String {
+        var stem = filename.lowercased()
+        if stem.hasSuffix(".gguf") { stem.removeLast(5) }
+        stem = String(stem.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "-" })
+        while stem.contains("..") { stem = stem.replacingOccurrences(of: "..", with: ".") }
+        stem = String(stem.drop(while: { $0 == "." || $0 == "-" || $0 == "_" }))
+        let tag = quantization?.lowercased() ?? "latest"
+        for separator in ["-", ".", "_"] where stem.hasSuffix(separator + tag) {
+            stem.removeLast(tag.count + 1)
+        }
+        if stem.isEmpty { stem = "model" }
+        return String(stem.prefix(maximumLength - tag.count - 1)) + ":" + tag
+    }
+}
+
+/// App identifiers in reverse-DNS style, e.g. `com.example.chat`.
+public enum AppID {
+    /// Checks `app`, throwing an error that names the offending character.
+    public static func validate(_ app: String) throws(StoreError) {
+        try validateIdentifier(app, kind: "app id", extraAllowed: nil, maximumLength: 255)
+    }
+}
+
+func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?, maximumLength: Int) throws(StoreError) {
+    guard !value.isEmpty else { throw StoreError(.invalidName, "\(kind) is empty") }
+    guard value.count <= maximumLength else {
+        throw StoreError(.invalidName, "\(kind) is \(value.count) characters long; at most \(maximumLength) are allowed")
+    }
+    for scalar in value.unicodeScalars {
+        let c = Character(scalar)
+        let allowed = scalar.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-" || c == extraAllowed)
+        guard allowed else {
+            throw StoreError(.invalidName, "\(kind) '\(value.debugEscaped)' contains \(scalar.debugName), which is not allowed; use letters, digits, '.', '_', '-'\(extraAllowed == ":" ? " and one ':'" : "")")
+        }
+    }
+    guard !value.contains(".."), value.first != ".", value.first != "-" else {
+        throw StoreError(.invalidName, "\(kind) '\(value)' must not contain '..' or start with '.' or '-'")
+    }
+}
+
+extension Unicode.Scalar {
+    var debugName: String {
+        switch value {
+        case 0: "a NUL byte"
+        case 0x2F: "'/'"
+        case 0x5C: "'\\'"
+        case 0..<0x20, 0x7F: "a control character (U+\(String(value, radix: 16, uppercase: true).leftPadded4))"
+        default: "'\(self)'"
+        }
+    }
+}
+
+extension String {
+    /// The string with control characters escaped, safe to print.
+    var debugEscaped: String {
+        unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+    }
+
+    fileprivate var leftPadded4: String { String(repeating: "0", count: max(0, 4 - count)) + self }
+}

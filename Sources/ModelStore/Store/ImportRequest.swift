@@ -1,0 +1,68 @@
+/// How an imported file gets into the store.
+public enum ImportMode: String, Sendable, Codable {
+    /// Hardlink when the file is on the store's file system, else copy. The original stays.
+    case link
+    /// Always copy, so later edits to the original cannot reach the store.
+    case copy
+    /// Like `link`, then remove the original once the entry is recorded.
+    case move
+}
+
+/// What to import: a weights file and, for multimodal models, its projector.
+public struct ImportRequest: Sendable {
+    /// Path of the GGUF weights.
+    public var weights: String
+    /// Path of the multimodal projector (mmproj), if the model has one.
+    public var projector: String?
+    /// Entry name; derived from the file name and quantization when nil.
+    public var name: String?
+    /// App that uses the entry from now on.
+    public var app: String?
+    /// Whether that app pins the entry against pruning.
+    public var pin: Bool
+    /// Link, copy or move.
+    public var mode: ImportMode
+    /// Replace an entry of the same name that holds other files.
+    public var replace: Bool
+
+    /// A request with the usual defaults: link, no app, no replacing.
+    public init(weights: String, projector: String? = nil, name: String? = nil, app: String? = nil,
+                pin: Bool = false, mode: ImportMode = .link, replace: Bool = false) {
+        self.weights = weights
+        self.projector = projector
+        self.name = name
+        self.app = app
+        self.pin = pin
+        self.mode = mode
+        self.replace = replace
+    }
+}
+
+/// What an import did.
+public struct ImportResult: Codable, Sendable {
+    /// The entry as it now stands.
+    public var entry: ModelEntry
+    /// False when the same files were already stored under this name (nothing changed).
+    public var created: Bool
+    /// Per file: how it entered the store.
+    public var files: [ImportedFile]
+}
+
+/// How one file entered the store.
+public struct ImportedFile: Codable, Sendable {
+    /// The file's role.
+    public var role: FileRole
+    /// SHA-256, lowercase hex.
+    public var sha256: String
+    /// Size in bytes.
+    public var size: UInt64
+    /// How its bytes got into the store.
+    public var method: ImportMethod
+    /// True when a blob with these bytes was already stored (nothing new was kept).
+    public var alreadyStored: Bool
+}
+
+/// How a file's bytes got into the store.
+public enum ImportMethod: String, Codable, Sendable {
+    case hardlinked, copied, moved
+}

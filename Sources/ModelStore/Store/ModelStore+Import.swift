@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ModelStore {
+    /// Imports a GGUF file (and its projector) as one entry.
+    ///
+    /// Files are checked as GGUF, then linked or copied into `tmp/` and hashed without holding
+    /// the store lock; only placing the blobs and recording the entry happen under it. The
+    /// same bytes imported twice are stored once. On any failure nothing becomes visible and
+    /// the originals are untouched.
+    public func importModel(_ request: ImportRequest) throws(StoreError) -> ImportResult {
+        if let name = request.name { try ModelName.validate(name) }
+        if let app = request.app { try AppID.validate(app) }
+        var sources = [try InspectedFile(path: request.weights, role: .weights)]
+        if let projector = request.projector {
+            sources.append(try InspectedFile(path: projector, role: .projector))
+        }
+        let name = request.name ?? ModelName.derive(
+            fromFilename: URL(fileURLWithPath: request.weights).lastPathComponent,
+            quantization: sources[0].facts.quantization)
+        try ModelName.validate(name)
+
+        var staged: [StagedFile] = []
+        defer { staged.forEach { $0.discard() } }
+        for source in sources {
+            staged.append(try StagedFile(source, mode: request.mode, temporaryDirectory: temporaryDirectory))
+        }
+        let result = try lock.withLock { () throws(StoreError) in
+            try record(staged, as: name, request: request)
+        }
+        if request.mode == .move {
+            for file in staged {
+                if let current = try? FileStatus.of(file.source.path), current.sameContents(as: file.source.status) {
+                    unlink(file.source.path)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Places staged blobs and records the entry; the caller holds the store lock.
+    private func record(_ staged: [StagedFile], as name: String, request: ImportRequest) throws(StoreError) -> ImportResult {
+        let knownDigests = try database.read { db in
+            try String.fetchSet(db, BlobRecord.filter(staged.map(\.digest).contains(BlobRecord.Columns.digest))
+                .select(BlobRecord.Columns.digest))
+        }
+        var placed: [String] = []
+        for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
+            let path = database.blobPath(file.digest)
+            guard rename(file.temporaryPath, path) == 0 else {
+                throw StoreError(.io, "cannot move \(file.temporaryPath) into the store: \(systemMessage())")
+            }
+            // Read-only guards a copy against accidental writes; a hardlink shares its mode with the original.
+            if file.method == .copied { chmod(path, 0o444) }
+            placed.append(file.digest)
+        }
+        syncDirectory(blobDirectory)
+
+        do throws(StoreError) {
+            let (entry, created, orphaned) = try database.write { db in
+                try recordEntry(staged, as: name, request: request, db)
+            }
+            removeBlobFiles(orphaned)
+            let files = staged.map { file in
+                ImportedFile(role: file.source.role, sha256: file.digest, size: file.size, method: file.method,
+                             alreadyStored: knownDigests.contains(file.digest))
+            }
+            return ImportResult(entry: entry, created: created, files: files)
+        } catch {
+            removeBlobFiles(Set(placed))
+            throw error
+        }
+    }
+
+    /// Returns the entry, whether it was created, and blobs the replaced entry no longer needs.
+    private func recordEntry(_ staged: [StagedFile], as name: String, request: ImportRequest,
+                             _ db: Database) throws -> (ModelEntry, Bool, Set<String>) {
+        let now = configuration.now()
+        var orphaned = Set<String>()
+        if var existing = try ModelRecord.filter(ModelRecord.Columns.name == name).fetchOne(db) {
+            let existingFiles = try ModelFileRecord.filter(ModelFileRecord.Columns.modelId == existing.id).fetchAll(db)
+            let sameFiles = Set(existingFiles.map { "\($0.role)/\($0.blobDigest)" })
+                == Set(staged.map { "\($0.source.role)/\($0.digest)" })
+            if sameFiles {
+                if let app = request.app { try recordUse(of: &existing, by: app, pin: request.pin ? true : nil, at: now, db) }
+                return (try database.entries(for: [existing], db)[0], false, [])
+            }
+            guard request.replace else {
+                throw StoreError(.alreadyExists, "a model named '\(name)' already exists with other files; choose another --name, or pass --force to replace it")
+            }
+            orphaned = try database.deleteModel(existing, db).subtracting(staged.map(\.digest))
+        }
+        for file in staged {
+            guard let status = try FileStatus.of(database.blobPath(file.digest)) else {
+                throw StoreError(.io, "blob \(file.digest) vanished from the store while importing; try again")
+            }
+            let blob = BlobRecord(digest: file.digest, size: Int64(status.size), inode: Int64(bitPattern: status.inode),
+                                  modifiedNanoseconds: status.modifiedNanoseconds, createdAt: now, verifiedAt: now)
+            try blob.insert(db, onConflict: .ignore)
+        }
+        let weights = staged[0].source
+        var model = ModelRecord(id: nil, name: name, status: .ready, statusDetail: nil,
+                                sourceURL: URL(fileURLWithPath: weights.path).absoluteString,
+                                license: weights.facts.license, compatibilityNotes: nil, createdAt: now, lastUsedAt: nil)
+        try model.insert(db)
+        for file in staged {
+            var record = ModelFileRecord(id: nil, modelId: model.id!, role: file.source.role, shardIndex: 0,
+                                         blobDigest: file.digest, size: Int64(file.size),
+                                         originalFilename: URL(fileURLWithPath: file.source.path).lastPathComponent,
+                                         sourceURL: URL(fileURLWithPath: file.source.path).absoluteString,
+                                         etag: nil, lastModified: nil, facts: file.source.facts)
+            try record.insert(db)
+        }
+        if let app = request.app { try recordUse(of: &model, by: app, pin: request.pin, at: now, db) }
+        return (try database.entries(for: [model], db)[0], true, orphaned)
+    }
+}

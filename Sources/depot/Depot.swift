@@ -1,0 +1,26 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `depot` command: a shared, verified store of GGUF models.
+@main
+struct Depot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "depot",
+        abstract: "Manage GGUF language models in one shared, verified store.",
+        discussion: """
+            The store lives in $DEPOT_HOME, else $XDG_DATA_HOME/depot, else ~/.local/share/depot; \
+            every command takes --store to use another. Exit codes: 0 ok, 1 failure, 2 bad input, \
+            3 not found, 4 conflict (in use or already exists), 5 corrupt, 6 disk full, 7 store not writable.
+            """,
+        subcommands: [List.self, Show.self, Import.self, Use.self, Release.self, Validate.self,
+                      Delete.self, Prune.self, GC.self]
+    )
+
+    static func main() {
+        // A write past a file-size limit must fail with EFBIG and be reported, not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
+        main(nil)
+    }
+}

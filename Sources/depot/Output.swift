@@ -1,0 +1,47 @@
+import Foundation
+import ModelStore
+
+/// Printing for people (tables, sizes, ages) and for scripts (JSON).
+enum Output {
+    static func json<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        let data = try! encoder.encode(value)
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("depot: \(message)\n".utf8))
+    }
+
+    /// Left-aligned columns separated by two spaces.
+    static func table(_ header: [String], _ rows: [[String]]) {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        for row in all {
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            print(cells.joined(separator: "  "))
+        }
+    }
+
+    static func age(_ date: Date?, now: Date = Date()) -> String {
+        guard let date else { return "never" }
+        let seconds = Int(now.timeIntervalSince(date))
+        switch seconds {
+        case ..<60: return "just now"
+        case ..<3600: return plural(seconds / 60, "minute") + " ago"
+        case ..<86400: return plural(seconds / 3600, "hour") + " ago"
+        case ..<(86400 * 60): return plural(seconds / 86400, "day") + " ago"
+        default: return ISO8601DateFormatter().string(from: date).prefix(10) + ""
+        }
+    }
+
+    static func plural(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
+    }
+
+    static func shortDigest(_ digest: String) -> String { "sha256:" + digest.prefix(12) }
+}
