@@ -41,6 +41,30 @@ import Testing
         #expect(try store.usedBytes() == again.files[0].size)
     }
 
+    @Test func aFileThatAlreadyIsAStoredBlobIsNotHashedAgain() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let file = try scratch.model("m.gguf")
+        let store = try scratch.store()
+        let first = try store.importModel(ImportRequest(weights: file, name: "a:x"))
+        // Alter a byte but keep size and mtime: hashing would notice, the inode shortcut trusts it.
+        var times = stat()
+        stat(file, &times)
+        let handle = try #require(FileHandle(forUpdatingAtPath: file))
+        try handle.seek(toOffset: first.files[0].size - 1)
+        handle.write(Data([0xEE]))
+        try handle.close()
+        var restore = [times.st_atim, times.st_mtim]
+        utimensat(AT_FDCWD, file, &restore, 0)
+
+        let second = try store.importModel(ImportRequest(weights: file, name: "b:x"))
+        #expect(second.files[0].alreadyStored)
+        #expect(second.files[0].sha256 == first.files[0].sha256)
+        #expect(scratch.files(in: "tmp").isEmpty)
+        let copied = try store.importModel(ImportRequest(weights: file, name: "c:x", mode: .copy))
+        #expect(copied.files[0].sha256 != first.files[0].sha256, "--copy always hashes what it copies")
+    }
+
     @Test func weightsAndProjectorFormOneEntry() throws {
         let scratch = Scratch()
         defer { scratch.remove() }

@@ -26,7 +26,11 @@ extension ModelStore {
         var staged: [StagedFile] = []
         defer { staged.forEach { $0.discard() } }
         for source in sources {
-            staged.append(try StagedFile(source, mode: request.mode, temporaryDirectory: temporaryDirectory))
+            if request.mode != .copy, let digest = try storedDigest(ofSameFile: source.status) {
+                staged.append(StagedFile(alreadyStored: source, digest: digest, mode: request.mode))
+            } else {
+                staged.append(try StagedFile(source, mode: request.mode, temporaryDirectory: temporaryDirectory))
+            }
         }
         let result = try lock.withLock { () throws(StoreError) in
             try record(staged, as: name, request: request)
@@ -41,6 +45,19 @@ extension ModelStore {
         return result
     }
 
+    /// The digest of a stored blob that is this very file (a hardlink of it), trusted on the same
+    /// (device, inode, size, mtime) as fast validation trusts; nil when there is none.
+    private func storedDigest(ofSameFile status: FileStatus) throws(StoreError) -> String? {
+        let candidates = try database.read { db in
+            try BlobRecord.filter(sql: "inode = ? AND size = ? AND modifiedNanoseconds = ?",
+                                  arguments: [Int64(bitPattern: status.inode), Int64(status.size), status.modifiedNanoseconds])
+                .fetchAll(db)
+        }
+        return candidates.first { blob in
+            (try? FileStatus.of(database.blobPath(blob.digest)))??.device == status.device
+        }?.digest
+    }
+
     /// Places staged blobs and records the entry; the caller holds the store lock.
     private func record(_ staged: [StagedFile], as name: String, request: ImportRequest) throws(StoreError) -> ImportResult {
         let knownDigests = try database.read { db in
@@ -50,8 +67,8 @@ extension ModelStore {
         var placed: [String] = []
         for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
             let path = database.blobPath(file.digest)
-            guard rename(file.temporaryPath, path) == 0 else {
-                throw StoreError(.io, "cannot move \(file.temporaryPath) into the store: \(systemMessage())")
+            guard let temporaryPath = file.temporaryPath, rename(temporaryPath, path) == 0 else {
+                throw StoreError(.io, "cannot move \(file.source.path) into the store: \(systemMessage()); try again")
             }
             // Read-only guards a copy against accidental writes; a hardlink shares its mode with the original.
             if file.method == .copied { chmod(path, 0o444) }

@@ -38,9 +38,10 @@ struct InspectedFile: Sendable {
 
 /// A file hardlinked or copied into `tmp/` and hashed. It holds an `flock` on its temporary
 /// file until placed or discarded, so garbage collection never removes it mid-import.
+/// A source that already is a stored blob (same inode) needs no temporary file at all.
 struct StagedFile: Sendable {
     let source: InspectedFile
-    let temporaryPath: String
+    let temporaryPath: String?
     let descriptor: Int32
     let digest: String
     let method: ImportMethod
@@ -83,8 +84,18 @@ struct StagedFile: Sendable {
         method = !linked ? .copied : mode == .move ? .moved : .hardlinked
     }
 
+    /// A source that is already the blob `digest`: nothing to link, copy or hash.
+    init(alreadyStored source: InspectedFile, digest: String, mode: ImportMode) {
+        self.source = source
+        temporaryPath = nil
+        descriptor = -1
+        self.digest = digest
+        method = mode == .move ? .moved : .hardlinked
+    }
+
     /// Removes the temporary file if it is still there and releases its lock.
     func discard() {
+        guard let temporaryPath else { return }
         unlink(temporaryPath)
         close(descriptor)
     }
