@@ -19,12 +19,15 @@ enum Output {
     static func table(_ header: [String], _ rows: [[String]]) {
         let all = [header] + rows
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        var text = ""
         for row in all {
-            let cells = row.enumerated().map { column, cell in
-                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            for (column, cell) in row.enumerated() {
+                text += cell
+                if column < row.count - 1 { text += String(repeating: " ", count: widths[column] - cell.count + 2) }
             }
-            print(cells.joined(separator: "  "))
+            text += "\n"
         }
+        print(text, terminator: "")
     }
 
     static func age(_ date: Date?, now: Date = Date()) -> String {

@@ -61,6 +61,10 @@ struct ModelFileRecord: Codable, Sendable, FetchableRecord, MutablePersistableRe
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    /// One decoder for every row: building a decoder per row dominated listing large stores.
+    private static let factsDecoder = JSONDecoder()
+    static func databaseJSONDecoder(for column: String) -> JSONDecoder { factsDecoder }
 }
 
 /// An app's use of a model: while it exists, other apps cannot delete the model without force.
@@ -82,5 +86,16 @@ struct AppReferenceRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+/// Dates are stored as Unix seconds: ordered, compact, and much faster to decode than text.
+protocol UnixTimeRecord: FetchableRecord, EncodableRecord {}
+
+extension UnixTimeRecord {
+    static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
+    static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .timeIntervalSince1970 }
+}
+
+extension BlobRecord: UnixTimeRecord {}
+extension ModelRecord: UnixTimeRecord {}
+extension AppReferenceRecord: UnixTimeRecord {}
 extension ModelStatus: DatabaseValueConvertible {}
 extension FileRole: DatabaseValueConvertible {}

@@ -53,10 +53,11 @@ struct StoreDatabase: Sendable {
     }
 
     /// Assembles entries for the given models with three queries, however many there are.
-    func entries(for models: [ModelRecord], _ db: Database) throws -> [ModelEntry] {
+    /// With `all`, the models are every model, and files and references need no filter.
+    func entries(for models: [ModelRecord], all: Bool = false, _ db: Database) throws -> [ModelEntry] {
         let ids = models.compactMap(\.id)
-        let files = try ModelFileRecord.filter(ids.contains(ModelFileRecord.Columns.modelId)).fetchAll(db)
-        let references = try AppReferenceRecord.filter(ids.contains(AppReferenceRecord.Columns.modelId)).fetchAll(db)
+        let files = try (all ? ModelFileRecord.all() : ModelFileRecord.filter(ids.contains(ModelFileRecord.Columns.modelId))).fetchAll(db)
+        let references = try (all ? AppReferenceRecord.all() : AppReferenceRecord.filter(ids.contains(AppReferenceRecord.Columns.modelId))).fetchAll(db)
         let filesByModel = Dictionary(grouping: files, by: \.modelId)
         let referencesByModel = Dictionary(grouping: references, by: \.modelId)
         return models.map { model in

@@ -69,7 +69,7 @@ extension ModelStore {
     }
 
     private func planPrune(toFit maxBytes: UInt64, dryRun: Bool, _ db: Database) throws -> PrunePlan {
-        let entries = try database.entries(for: ModelRecord.fetchAll(db), db)
+        let entries = try database.entries(for: ModelRecord.fetchAll(db), all: true, db)
         let sizes = try blobSizes(db)
         var users: [String: Int] = [:]
         for entry in entries {

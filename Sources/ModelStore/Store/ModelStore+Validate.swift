@@ -65,7 +65,7 @@ extension ModelStore {
         let now = configuration.now()
         try database.write { db in
             try db.execute(sql: "UPDATE blob SET inode = ?, modifiedNanoseconds = ?, verifiedAt = ? WHERE digest = ?",
-                           arguments: [Int64(bitPattern: status.inode), status.modifiedNanoseconds, now, file.sha256])
+                           arguments: [Int64(bitPattern: status.inode), status.modifiedNanoseconds, now.timeIntervalSince1970, file.sha256])
         }
         return (nil, status.size)
     }

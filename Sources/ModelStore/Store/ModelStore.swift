@@ -56,7 +56,7 @@ public struct ModelStore: Sendable {
     /// Every entry, sorted by name.
     public func listModels() throws(StoreError) -> [ModelEntry] {
         try database.read { db in
-            try database.entries(for: ModelRecord.order(ModelRecord.Columns.name).fetchAll(db), db)
+            try database.entries(for: ModelRecord.order(ModelRecord.Columns.name).fetchAll(db), all: true, db)
         }
     }
 
