@@ -30,6 +30,10 @@ public struct GGUFFacts: Codable, Sendable, Equatable {
     public var sizeLabel: String?
     /// Number of tensors.
     public var tensorCount: Int
+    /// Position of this file among the shards of a split model (0-based), from `split.no`.
+    public var splitIndex: Int?
+    /// Number of shards of a split model, from `split.count`.
+    public var splitCount: Int?
 
     /// A short human label for the parameter count, e.g. `1.5B` or `170K`.
     public var parameterLabel: String {
@@ -62,6 +66,16 @@ public struct GGUFFacts: Codable, Sendable, Equatable {
         license = file["general.license"]?.string
         sizeLabel = file["general.size_label"]?.string
         tensorCount = file.tensors.count
+        splitIndex = file["split.no"]?.unsignedInteger.map { Int($0) }
+        splitCount = file["split.count"]?.unsignedInteger.map { Int($0) }
+    }
+
+    /// Facts of a split model: this shard's header facts with counts summed over all shards.
+    public func combined(withShards shards: [GGUFFacts]) -> GGUFFacts {
+        var total = self
+        total.parameterCount = shards.reduce(0) { $0 &+ $1.parameterCount }
+        total.tensorCount = shards.reduce(0) { $0 + $1.tensorCount }
+        return total
     }
 
     /// A per-layer value may be an array; the largest element stands for it.

@@ -71,7 +71,8 @@ struct StoreDatabase: Sendable {
             let apps = (referencesByModel[model.id!] ?? [])
                 .sorted { $0.appId < $1.appId }
                 .map { AppUse(app: $0.appId, pinned: $0.pinned, since: $0.createdAt, lastUsedAt: $0.lastUsedAt) }
-            let facts = modelFiles.first { $0.role != .projector }?.facts
+            let shardFacts = modelFiles.filter { $0.role == .shard }.compactMap(\.facts)
+            let facts = shardFacts.first?.combined(withShards: shardFacts) ?? modelFiles.first { $0.role == .weights }?.facts
             return ModelEntry(name: model.name, status: model.status, statusDetail: model.statusDetail, facts: facts,
                               files: modelFiles, apps: apps, sourceURL: model.sourceURL, license: model.license,
                               compatibilityNotes: model.compatibilityNotes, createdAt: model.createdAt,

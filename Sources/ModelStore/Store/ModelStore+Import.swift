@@ -14,12 +14,13 @@ extension ModelStore {
     public func importModel(_ request: ImportRequest) throws(StoreError) -> ImportResult {
         if let name = request.name { try ModelName.validate(name) }
         if let app = request.app { try AppID.validate(app) }
-        var sources = [try InspectedFile(path: request.weights, role: .weights)]
+        var sources = try SplitModel.shards(of: InspectedFile(path: request.weights, role: .weights))
         if let projector = request.projector {
             sources.append(try InspectedFile(path: projector, role: .projector))
         }
+        let weightsName = SplitModel.parts(of: request.weights).map { $0.prefix + ".gguf" } ?? request.weights
         let name = request.name ?? ModelName.derive(
-            fromFilename: URL(fileURLWithPath: request.weights).lastPathComponent,
+            fromFilename: URL(fileURLWithPath: weightsName).lastPathComponent,
             quantization: sources[0].facts.quantization)
         try ModelName.validate(name)
 
@@ -99,8 +100,8 @@ extension ModelStore {
         var orphaned = Set<String>()
         if var existing = try ModelRecord.filter(ModelRecord.Columns.name == name).fetchOne(db) {
             let existingFiles = try ModelFileRecord.filter(ModelFileRecord.Columns.modelId == existing.id).fetchAll(db)
-            let sameFiles = Set(existingFiles.map { "\($0.role)/\($0.blobDigest)" })
-                == Set(staged.map { "\($0.source.role)/\($0.digest)" })
+            let sameFiles = Set(existingFiles.map { "\($0.role)/\($0.shardIndex)/\($0.blobDigest)" })
+                == Set(staged.map { "\($0.source.role)/\($0.source.shardIndex)/\($0.digest)" })
             if sameFiles {
                 if let app = request.app { try recordUse(of: &existing, by: app, pin: request.pin ? true : nil, at: now, db) }
                 return (try database.entries(for: [existing], db)[0], false, [])
@@ -124,7 +125,7 @@ extension ModelStore {
                                 license: weights.facts.license, compatibilityNotes: nil, createdAt: now, lastUsedAt: nil)
         try model.insert(db)
         for file in staged {
-            var record = ModelFileRecord(id: nil, modelId: model.id!, role: file.source.role, shardIndex: 0,
+            var record = ModelFileRecord(id: nil, modelId: model.id!, role: file.source.role, shardIndex: file.source.shardIndex,
                                          blobDigest: file.digest, size: Int64(file.size),
                                          originalFilename: URL(fileURLWithPath: file.source.path).lastPathComponent,
                                          sourceURL: URL(fileURLWithPath: file.source.path).absoluteString,

@@ -7,12 +7,13 @@ import Glibc
 /// A source file checked as GGUF, before any bytes move.
 struct InspectedFile: Sendable {
     let role: FileRole
+    let shardIndex: Int
     let path: String
     let status: FileStatus
     let facts: GGUFFacts
 
     /// Parses the header and checks the file is what its role says; nothing is written.
-    init(path: String, role: FileRole) throws(StoreError) {
+    init(path: String, role: FileRole, shardIndex: Int = 0) throws(StoreError) {
         guard let status = try FileStatus.of(path) else {
             throw StoreError(.invalidInput, "\(path) does not exist")
         }
@@ -30,6 +31,7 @@ struct InspectedFile: Sendable {
             throw StoreError(.invalidInput, "\(path) is a multimodal projector, not model weights; import it with --projector next to its model's weights")
         }
         self.role = role
+        self.shardIndex = shardIndex
         self.path = path
         self.status = status
         self.facts = facts
