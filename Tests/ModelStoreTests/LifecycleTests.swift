@@ -170,7 +170,7 @@ import Testing
         #expect(full.map(\.status) == [.corrupt])
         #expect(full[0].detail?.contains("expected sha256 \(entry.weights!.sha256)") == true)
         #expect(try store.model(named: "m:x").status == .corrupt)
-        #expect(try store.listModels()[0].statusDetail?.contains("re-import") == true)
+        #expect(try store.listModels()[0].statusDetail?.contains("import the original file again") == true)
     }
 
     @Test func changedMtimeIsRehashedAndMissingBlobIsCorrupt() throws {
@@ -193,6 +193,27 @@ import Testing
         try FileManager.default.moveItem(atPath: saved, toPath: blob)
         #expect(try store.validate().map(\.status) == [.ready])
         #expect(try store.model(named: "m:x").statusDetail == nil)
+    }
+}
+
+@Suite struct RepairTests {
+    @Test func importingTheOriginalAgainRepairsACorruptEntry() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let store = try scratch.store()
+        let file = try scratch.model("m.gguf")
+        let entry = try store.importModel(ImportRequest(weights: file, name: "m:x", app: "com.a", mode: .copy)).entry
+        try FileManager.default.removeItem(atPath: entry.weights!.path)
+        #expect(try store.validate().map(\.status) == [.corrupt])
+        #expect(try store.model(named: "m:x").statusDetail?.contains("import the original file again") == true)
+
+        let repaired = try store.importModel(ImportRequest(weights: file, name: "m:x"))
+        #expect(!repaired.created)
+        #expect(repaired.entry.status == .ready)
+        #expect(repaired.entry.apps.map(\.app) == ["com.a"])
+        #expect(try sha256sum(entry.weights!.path) == entry.weights!.sha256)
+        #expect(try store.validate().map(\.bytesHashed) == [0], "the repaired blob's status is recorded")
+        #expect(try store.validate(full: true).map(\.status) == [.ready])
     }
 }
 

@@ -24,9 +24,8 @@ extension ModelStore {
         return try lock.withLock { () throws(StoreError) in
             var report = GarbageReport(removedBlobs: [], removedTemporaryFiles: [], bytesFreed: 0, keptTemporaryFiles: 0)
             let referenced = try database.write { db in
-                let referenced = try String.fetchSet(db, ModelFileRecord.select(ModelFileRecord.Columns.blobDigest))
-                _ = try BlobRecord.filter(!referenced.contains(BlobRecord.Columns.digest)).deleteAll(db)
-                return referenced
+                try db.execute(sql: "DELETE FROM blob WHERE digest NOT IN (SELECT blobDigest FROM modelFile)")
+                return try String.fetchSet(db, ModelFileRecord.select(ModelFileRecord.Columns.blobDigest))
             }
             for name in try directoryEntries(blobDirectory) where Self.isDigest(name) && !referenced.contains(name) {
                 let path = blobDirectory + "/" + name

@@ -61,10 +61,12 @@ extension ModelStore {
 
     /// Places staged blobs and records the entry; the caller holds the store lock.
     private func record(_ staged: [StagedFile], as name: String, request: ImportRequest) throws(StoreError) -> ImportResult {
-        let knownDigests = try database.read { db in
-            try String.fetchSet(db, BlobRecord.filter(staged.map(\.digest).contains(BlobRecord.Columns.digest))
-                .select(BlobRecord.Columns.digest))
+        // A stored blob is kept only while its file is as recorded; a missing or altered one is
+        // replaced by the freshly hashed copy, so re-importing repairs a corrupt entry.
+        let rows = try database.read { db in
+            try BlobRecord.filter(staged.map(\.digest).contains(BlobRecord.Columns.digest)).fetchAll(db)
         }
+        let knownDigests = Set(rows.filter(blobFileIsAsRecorded).map(\.digest))
         var placed: [String] = []
         for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
             let path = database.blobPath(file.digest)
@@ -88,7 +90,8 @@ extension ModelStore {
             }
             return ImportResult(entry: entry, created: created, files: files)
         } catch {
-            removeBlobFiles(Set(placed))
+            // Only blobs new to the store go; one that replaced a broken file stays, as it is correct.
+            removeBlobFiles(Set(placed).subtracting(rows.map(\.digest)))
             throw error
         }
     }
@@ -103,6 +106,12 @@ extension ModelStore {
             let sameFiles = Set(existingFiles.map { "\($0.role)/\($0.shardIndex)/\($0.blobDigest)" })
                 == Set(staged.map { "\($0.source.role)/\($0.source.shardIndex)/\($0.digest)" })
             if sameFiles {
+                try recordBlobs(staged, at: now, db)
+                if existing.status != .ready {
+                    existing.status = .ready
+                    existing.statusDetail = nil
+                    try existing.update(db)
+                }
                 if let app = request.app { try recordUse(of: &existing, by: app, pin: request.pin ? true : nil, at: now, db) }
                 return (try database.entries(for: [existing], db)[0], false, [])
             }
@@ -111,14 +120,7 @@ extension ModelStore {
             }
             orphaned = try database.deleteModel(existing, db).subtracting(staged.map(\.digest))
         }
-        for file in staged {
-            guard let status = try FileStatus.of(database.blobPath(file.digest)) else {
-                throw StoreError(.io, "blob \(file.digest) vanished from the store while importing; try again")
-            }
-            let blob = BlobRecord(digest: file.digest, size: Int64(status.size), inode: Int64(bitPattern: status.inode),
-                                  modifiedNanoseconds: status.modifiedNanoseconds, createdAt: now, verifiedAt: now)
-            try blob.insert(db, onConflict: .ignore)
-        }
+        try recordBlobs(staged, at: now, db)
         let weights = staged[0].source
         var model = ModelRecord(id: nil, name: name, status: .ready, statusDetail: nil,
                                 sourceURL: URL(fileURLWithPath: weights.path).absoluteString,
@@ -134,5 +136,28 @@ extension ModelStore {
         }
         if let app = request.app { try recordUse(of: &model, by: app, pin: request.pin, at: now, db) }
         return (try database.entries(for: [model], db)[0], true, orphaned)
+    }
+
+    /// Records each staged blob's file status, the one its bytes were just hashed under.
+    private func recordBlobs(_ staged: [StagedFile], at now: Date, _ db: Database) throws {
+        for file in staged {
+            guard let status = try FileStatus.of(database.blobPath(file.digest)) else {
+                throw StoreError(.io, "blob \(file.digest) vanished from the store while importing; try again")
+            }
+            let blob = BlobRecord(digest: file.digest, size: Int64(status.size), inode: Int64(bitPattern: status.inode),
+                                  modifiedNanoseconds: status.modifiedNanoseconds, createdAt: now, verifiedAt: now)
+            if try BlobRecord.exists(db, key: file.digest) {
+                try db.execute(sql: "UPDATE blob SET inode = ?, modifiedNanoseconds = ?, verifiedAt = ? WHERE digest = ?",
+                               arguments: [blob.inode, blob.modifiedNanoseconds, now.timeIntervalSince1970, blob.digest])
+            } else {
+                try blob.insert(db)
+            }
+        }
+    }
+
+    private func blobFileIsAsRecorded(_ blob: BlobRecord) -> Bool {
+        guard let status = try? FileStatus.of(database.blobPath(blob.digest)) else { return false }
+        return status.size == UInt64(blob.size) && Int64(bitPattern: status.inode) == blob.inode
+            && status.modifiedNanoseconds == blob.modifiedNanoseconds
     }
 }

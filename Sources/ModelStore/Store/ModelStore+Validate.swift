@@ -37,7 +37,7 @@ extension ModelStore {
             }
             let status: ModelStatus = problems.isEmpty ? .ready : .corrupt
             let detail = problems.isEmpty ? nil
-                : problems.joined(separator: "; ") + "; re-import it with --force or delete it"
+                : problems.joined(separator: "; ") + "; import the original file again to repair it, or delete the model"
             if status != entry.status || detail != entry.statusDetail {
                 try database.write { db in
                     try db.execute(sql: "UPDATE model SET status = ?, statusDetail = ? WHERE name = ?",
