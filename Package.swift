@@ -7,12 +7,14 @@ let package = Package(
     products: [
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "ModelStore", targets: ["ModelStore"]),
+        .library(name: "ModelTransfer", targets: ["ModelTransfer"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "GGUF"),
@@ -24,16 +26,28 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .target(
+            name: "ModelTransfer",
+            dependencies: [
+                "GGUF",
+                "ModelStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .executableTarget(
             name: "depot",
             dependencies: [
                 "GGUF",
                 "ModelStore",
+                "ModelTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF"]),
+        .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF"]),
         .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "GGUF"]),
     ],
     swiftLanguageModes: [.v6]

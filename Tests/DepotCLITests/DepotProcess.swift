@@ -59,7 +59,7 @@ final class OutputFile {
     let handle: FileHandle
 
     init() throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     }
 

@@ -50,7 +50,7 @@ import ModelStore
         defer { workspace.remove() }
         let depot = workspace.depot
         let notGGUF = workspace.path + "/notes.gguf"
-        FileManager.default.createFile(atPath: notGGUF, contents: Data("hello".utf8))
+        _ = FileManager.default.createFile(atPath: notGGUF, contents: Data("hello".utf8))
         let cases: [([String], Int32, String)] = [
             (["import", notGGUF], 2, "not a usable GGUF file"),
             (["import", workspace.path + "/absent.gguf"], 2, "does not exist"),

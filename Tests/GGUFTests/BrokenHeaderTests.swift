@@ -85,6 +85,26 @@ import Testing
         expectError(hugeKey, .lengthExceedsFile, at: 24)
     }
 
+    @Test func hugeArraysOfSmallValuesAreCappedBeforeAllocating() {
+        var bytes = Self.header(entries: 1)
+        bytes.appendString("k")
+        bytes.appendLittleEndian(GGUFValueType.array.rawValue)
+        bytes.appendLittleEndian(GGUFValueType.uint8.rawValue)
+        let count = GGUFReader.maximumArrayElements + 1
+        bytes.appendLittleEndian(count)
+        bytes += [UInt8](repeating: 0, count: Int(count))
+        expectError(bytes, .lengthExceedsFile, at: 24 + 9 + 4 + 4)
+    }
+
+    @Test func splitValuesTooLargeForIntAreIgnored() throws {
+        var writer = GGUFWriter()
+        writer.set("split.no", .uint64(UInt64.max))
+        writer.set("split.count", .uint64(1 << 63))
+        let facts = try GGUFReader.read(bytes: writer.encoded()).facts
+        #expect(facts.splitIndex == nil)
+        #expect(facts.splitCount == nil)
+    }
+
     @Test func badValues() {
         var unknownType = Self.header(entries: 1)
         unknownType.appendString("k")

@@ -109,6 +109,37 @@ import Testing
         #expect(try sha256sum(moved.entry.weights!.path) == moved.entry.weights!.sha256)
     }
 
+    @Test func aSymlinkedSourceBecomesARealBlob() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let target = try scratch.model("target.gguf")
+        let link = scratch.path + "/link.gguf"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "target.gguf")
+        let store = try scratch.store()
+        let entry = try store.importModel(ImportRequest(weights: link, name: "m:x")).entry
+        let blob = entry.weights!.path
+        #expect(try FileManager.default.attributesOfItem(atPath: blob)[.type] as? FileAttributeType == .typeRegular)
+        #expect(inode(blob) == inode(target))
+        #expect(entry.weights?.originalFilename == "link.gguf")
+
+        let moved = try store.importModel(ImportRequest(weights: link, name: "m:moved", mode: .move)).entry
+        #expect(moved.weights?.sha256 == entry.weights?.sha256)
+        #expect(!FileManager.default.fileExists(atPath: target))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil, "the symlink went with its file")
+        #expect(try sha256sum(blob) == entry.weights?.sha256)
+    }
+
+    @Test func movingABlobIntoTheStoreKeepsIt() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let store = try scratch.store()
+        let entry = try store.importModel(ImportRequest(weights: try scratch.model("m.gguf"), name: "m:x")).entry
+        let again = try store.importModel(ImportRequest(weights: entry.weights!.path, name: "m:again", mode: .move))
+        #expect(again.files[0].alreadyStored)
+        #expect(FileManager.default.fileExists(atPath: entry.weights!.path))
+        #expect(try store.validate(full: true).map(\.status) == [.ready, .ready])
+    }
+
     @Test func sameNameWithOtherContentNeedsReplace() throws {
         let scratch = Scratch()
         defer { scratch.remove() }

@@ -66,8 +66,8 @@ public struct GGUFFacts: Codable, Sendable, Equatable {
         license = file["general.license"]?.string
         sizeLabel = file["general.size_label"]?.string
         tensorCount = file.tensors.count
-        splitIndex = file["split.no"]?.unsignedInteger.map { Int($0) }
-        splitCount = file["split.count"]?.unsignedInteger.map { Int($0) }
+        splitIndex = file["split.no"]?.unsignedInteger.flatMap { Int(exactly: $0) }
+        splitCount = file["split.count"]?.unsignedInteger.flatMap { Int(exactly: $0) }
     }
 
     /// Facts of a split model: this shard's header facts with counts summed over all shards.

@@ -3,6 +3,8 @@
 struct ByteCursor {
     private let source: ByteSource
     private(set) var offset: UInt64 = 0
+    /// Array elements the header may still declare; see `GGUFReader.maximumArrayElements`.
+    var arrayElementAllowance = GGUFReader.maximumArrayElements
     private var window: [UInt8] = []
     private var windowStart: UInt64 = 0
     private static let windowSize = 1 << 20

@@ -5,6 +5,10 @@
 public enum GGUFReader {
     static let magic: [UInt8] = Array("GGUF".utf8)
     static let maximumNesting = 8
+    /// Array elements a header may hold in all. A value takes far more memory than its
+    /// smallest encoding (a uint8 is one byte on disk), so counts are capped outright; real
+    /// vocabularies, merges and scores together stay well under a million.
+    static let maximumArrayElements: UInt64 = 16 << 20
     static let maximumDimensions = 4
     static let maximumTensorNameBytes = 64
     static let defaultAlignment: UInt64 = 32
@@ -110,6 +114,11 @@ public enum GGUFReader {
             let count = try cursor.readInteger(UInt64.self, "element count of '\(key)'")
             try checkCount(count, minimumBytes: UInt64(elementType.minimumEncodedSize), cursor: cursor,
                            at: countOffset, what: "elements in '\(key)'")
+            guard count <= cursor.arrayElementAllowance else {
+                throw GGUFError(.lengthExceedsFile, offset: countOffset,
+                                "arrays in the header hold more than \(maximumArrayElements) elements in all (at '\(key)'); no real model needs that many")
+            }
+            cursor.arrayElementAllowance -= count
             var elements: [GGUFValue] = []
             elements.reserveCapacity(Int(count))
             for _ in 0..<count {

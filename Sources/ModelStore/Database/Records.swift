@@ -54,6 +54,7 @@ struct ModelFileRecord: Codable, Sendable, FetchableRecord, MutablePersistableRe
     var etag: String?
     var lastModified: String?
     var facts: GGUFFacts?
+    var hashSource: HashSource
 
     enum Columns {
         static let modelId = Column(CodingKeys.modelId)
@@ -99,3 +100,4 @@ extension ModelRecord: UnixTimeRecord {}
 extension AppReferenceRecord: UnixTimeRecord {}
 extension ModelStatus: DatabaseValueConvertible {}
 extension FileRole: DatabaseValueConvertible {}
+extension HashSource: DatabaseValueConvertible {}

@@ -36,6 +36,7 @@ extension StoreDatabase {
                 t.column("etag", .text)
                 t.column("lastModified", .text)
                 t.column("facts", .jsonText)
+                t.column("hashSource", .text).notNull()
                 t.uniqueKey(["modelId", "role", "shardIndex"])
             }
             try db.create(table: "appReference") { t in

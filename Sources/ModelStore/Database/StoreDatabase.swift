@@ -66,7 +66,8 @@ struct StoreDatabase: Sendable {
                 .map { file in
                     ModelFile(role: file.role, shardIndex: file.shardIndex, sha256: file.blobDigest, size: UInt64(file.size),
                               path: blobPath(file.blobDigest), originalFilename: file.originalFilename,
-                              sourceURL: file.sourceURL, etag: file.etag, lastModified: file.lastModified, facts: file.facts)
+                              sourceURL: file.sourceURL, etag: file.etag, lastModified: file.lastModified, facts: file.facts,
+                              hashSource: file.hashSource)
                 }
             let apps = (referencesByModel[model.id!] ?? [])
                 .sorted { $0.appId < $1.appId }

@@ -32,10 +32,18 @@ public struct FileStatus: Sendable, Equatable, Codable {
     init(_ info: stat) {
         size = UInt64(info.st_size)
         inode = UInt64(info.st_ino)
-        modifiedNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-        changedNanoseconds = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+        modifiedNanoseconds = Self.nanoseconds(info.st_mtim)
+        changedNanoseconds = Self.nanoseconds(info.st_ctim)
         device = UInt64(info.st_dev)
         isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Nanoseconds since 1970, saturating for times past the year 2262 instead of trapping.
+    static func nanoseconds(_ time: timespec) -> Int64 {
+        let (seconds, overflow) = Int64(time.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return time.tv_sec < 0 ? .min : .max }
+        let (total, overflowSum) = seconds.addingReportingOverflow(Int64(time.tv_nsec))
+        return overflowSum ? .max : total
     }
 
     /// Whether the contents can be assumed unchanged since `other` was taken.

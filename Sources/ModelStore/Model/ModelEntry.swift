@@ -9,6 +9,43 @@ public enum ModelStatus: String, Codable, Sendable {
     case corrupt
 }
 
+/// Where a file's expected SHA-256 came from, i.e. how far its integrity is vouched for.
+public enum HashSource: String, Codable, Sendable {
+    /// Hashed from a local file at import.
+    case imported
+    /// Matched the SHA-256 a model catalog lists.
+    case catalog
+    /// Matched a SHA-256 the user gave.
+    case user
+    /// Matched the SHA-256 the server published (Hugging Face's X-Linked-Etag).
+    case server
+    /// Downloaded with nothing to check against: the hash was recorded on first download.
+    case firstDownload
+
+    /// Whether something independent of the bytes vouched for the hash.
+    public var isVerified: Bool { self != .firstDownload }
+}
+
+/// Where a file came from, as recorded in the store (secrets already removed).
+public struct FileOrigin: Codable, Sendable, Equatable {
+    /// Source URL without credentials.
+    public var sourceURL: String?
+    /// The file's name at its source.
+    public var originalFilename: String
+    /// The server's ETag.
+    public var etag: String?
+    /// The server's Last-Modified.
+    public var lastModified: String?
+
+    /// Makes an origin.
+    public init(sourceURL: String?, originalFilename: String, etag: String? = nil, lastModified: String? = nil) {
+        self.sourceURL = sourceURL
+        self.originalFilename = originalFilename
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
 /// What a file is for within one logical model.
 public enum FileRole: String, Codable, Sendable, Comparable {
     case weights, projector, shard
@@ -46,6 +83,8 @@ public struct ModelEntry: Codable, Sendable, Equatable {
 
     /// Bytes of all its files (a blob shared with another entry counts in both).
     public var sizeBytes: UInt64 { files.reduce(0) { $0 + $1.size } }
+    /// Whether every file's hash was vouched for by something other than the download itself.
+    public var isVerified: Bool { files.allSatisfy { $0.hashSource.isVerified } }
     /// Whether any app pinned it against pruning.
     public var isPinned: Bool { apps.contains(where: \.pinned) }
     /// The weights file (the first shard for split models).
@@ -76,6 +115,8 @@ public struct ModelFile: Codable, Sendable, Equatable {
     public var lastModified: String?
     /// Facts from its GGUF header.
     public var facts: GGUFFacts?
+    /// Where the expected hash came from.
+    public var hashSource: HashSource
 }
 
 /// An app's use of an entry.

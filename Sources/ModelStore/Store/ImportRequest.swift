@@ -64,5 +64,5 @@ public struct ImportedFile: Codable, Sendable {
 
 /// How a file's bytes got into the store.
 public enum ImportMethod: String, Codable, Sendable {
-    case hardlinked, copied, moved
+    case hardlinked, copied, moved, downloaded
 }

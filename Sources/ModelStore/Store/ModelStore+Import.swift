@@ -37,9 +37,11 @@ extension ModelStore {
             try record(staged, as: name, request: request)
         }
         if request.mode == .move {
-            for file in staged {
-                if let current = try? FileStatus.of(file.source.path), current.sameContents(as: file.source.status) {
-                    unlink(file.source.path)
+            // A file inside the store (a blob imported again) is the store's own; it never goes.
+            for file in staged where !file.source.realPath.hasPrefix(root + "/") {
+                if let current = try? FileStatus.of(file.source.realPath), current.sameContents(as: file.source.status) {
+                    unlink(file.source.realPath)
+                    if file.source.path != file.source.realPath { unlink(file.source.path) }  // the symlink to it
                 }
             }
         }
@@ -60,7 +62,7 @@ extension ModelStore {
     }
 
     /// Places staged blobs and records the entry; the caller holds the store lock.
-    private func record(_ staged: [StagedFile], as name: String, request: ImportRequest) throws(StoreError) -> ImportResult {
+    func record(_ staged: [StagedFile], as name: String, request: ImportRequest) throws(StoreError) -> ImportResult {
         // A stored blob is kept only while its file is as recorded; a missing or altered one is
         // replaced by the freshly hashed copy, so re-importing repairs a corrupt entry.
         let rows = try database.read { db in
@@ -68,18 +70,21 @@ extension ModelStore {
         }
         let knownDigests = Set(rows.filter(blobFileIsAsRecorded).map(\.digest))
         var placed: [String] = []
-        for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
-            let path = database.blobPath(file.digest)
-            guard let temporaryPath = file.temporaryPath, rename(temporaryPath, path) == 0 else {
-                throw StoreError(.io, "cannot move \(file.source.path) into the store: \(systemMessage()); try again")
-            }
-            // Read-only guards a copy against accidental writes; a hardlink shares its mode with the original.
-            if file.method == .copied { chmod(path, 0o444) }
-            placed.append(file.digest)
-        }
-        syncDirectory(blobDirectory)
-
         do throws(StoreError) {
+            for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
+                let path = database.blobPath(file.digest)
+                guard let temporaryPath = file.temporaryPath else {
+                    throw StoreError(.io, "the stored copy of \(file.source.path) vanished during the import; try again")
+                }
+                guard rename(temporaryPath, path) == 0 else {
+                    throw StoreError(.io, "cannot move \(file.source.path) into the store: \(systemMessage()); try again")
+                }
+                // Read-only guards a copy against accidental writes; a hardlink shares its mode with the original.
+                if file.method == .copied { chmod(path, 0o444) }
+                placed.append(file.digest)
+            }
+            syncDirectory(blobDirectory)
+
             let (entry, created, orphaned) = try database.write { db in
                 try recordEntry(staged, as: name, request: request, db)
             }
@@ -123,15 +128,16 @@ extension ModelStore {
         try recordBlobs(staged, at: now, db)
         let weights = staged[0].source
         var model = ModelRecord(id: nil, name: name, status: .ready, statusDetail: nil,
-                                sourceURL: URL(fileURLWithPath: weights.path).absoluteString,
+                                sourceURL: weights.origin.sourceURL,
                                 license: weights.facts.license, compatibilityNotes: nil, createdAt: now, lastUsedAt: nil)
         try model.insert(db)
         for file in staged {
             var record = ModelFileRecord(id: nil, modelId: model.id!, role: file.source.role, shardIndex: file.source.shardIndex,
                                          blobDigest: file.digest, size: Int64(file.size),
-                                         originalFilename: URL(fileURLWithPath: file.source.path).lastPathComponent,
-                                         sourceURL: URL(fileURLWithPath: file.source.path).absoluteString,
-                                         etag: nil, lastModified: nil, facts: file.source.facts)
+                                         originalFilename: file.source.origin.originalFilename,
+                                         sourceURL: file.source.origin.sourceURL, etag: file.source.origin.etag,
+                                         lastModified: file.source.origin.lastModified, facts: file.source.facts,
+                                         hashSource: file.source.hashSource)
             try record.insert(db)
         }
         if let app = request.app { try recordUse(of: &model, by: app, pin: request.pin, at: now, db) }
@@ -155,7 +161,7 @@ extension ModelStore {
         }
     }
 
-    private func blobFileIsAsRecorded(_ blob: BlobRecord) -> Bool {
+    func blobFileIsAsRecorded(_ blob: BlobRecord) -> Bool {
         guard let status = try? FileStatus.of(database.blobPath(blob.digest)) else { return false }
         return status.size == UInt64(blob.size) && Int64(bitPattern: status.inode) == blob.inode
             && status.modifiedNanoseconds == blob.modifiedNanoseconds

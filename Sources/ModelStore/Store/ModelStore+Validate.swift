@@ -39,10 +39,7 @@ extension ModelStore {
             let detail = problems.isEmpty ? nil
                 : problems.joined(separator: "; ") + "; import the original file again to repair it, or delete the model"
             if status != entry.status || detail != entry.statusDetail {
-                try database.write { db in
-                    try db.execute(sql: "UPDATE model SET status = ?, statusDetail = ? WHERE name = ?",
-                                   arguments: [status.rawValue, detail, entry.name])
-                }
+                try recordStatus(status, detail: detail, of: entry)
             }
             results.append(ValidationResult(name: entry.name, status: status, detail: detail, bytesHashed: hashed))
         }
@@ -63,10 +60,29 @@ extension ModelStore {
             return ("blob \(short) has changed: expected sha256 \(file.sha256), found \(found)", status.size)
         }
         let now = configuration.now()
-        try database.write { db in
-            try db.execute(sql: "UPDATE blob SET inode = ?, modifiedNanoseconds = ?, verifiedAt = ? WHERE digest = ?",
-                           arguments: [Int64(bitPattern: status.inode), status.modifiedNanoseconds, now.timeIntervalSince1970, file.sha256])
+        try lock.withLock { () throws(StoreError) in
+            // Hashing ran without the lock; record only if the file is still the one hashed.
+            guard let current = try FileStatus.of(file.path), current == status else { return }
+            try database.write { db in
+                try db.execute(sql: "UPDATE blob SET inode = ?, modifiedNanoseconds = ?, verifiedAt = ? WHERE digest = ?",
+                               arguments: [Int64(bitPattern: status.inode), status.modifiedNanoseconds,
+                                           now.timeIntervalSince1970, file.sha256])
+            }
         }
         return (nil, status.size)
+    }
+
+    /// Sets an entry's status, unless it was deleted, replaced or repaired while it was checked.
+    private func recordStatus(_ status: ModelStatus, detail: String?, of entry: ModelEntry) throws(StoreError) {
+        try lock.withLock { () throws(StoreError) in
+            try database.write { db in
+                guard let model = try ModelRecord.filter(ModelRecord.Columns.name == entry.name).fetchOne(db) else { return }
+                let digests = try String.fetchAll(db, ModelFileRecord.filter(ModelFileRecord.Columns.modelId == model.id)
+                    .select(ModelFileRecord.Columns.blobDigest))
+                guard digests.sorted() == entry.files.map(\.sha256).sorted() else { return }
+                try db.execute(sql: "UPDATE model SET status = ?, statusDetail = ? WHERE id = ?",
+                               arguments: [status.rawValue, detail, model.id])
+            }
+        }
     }
 }

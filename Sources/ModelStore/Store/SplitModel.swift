@@ -23,7 +23,7 @@ enum SplitModel {
     static func shards(of first: InspectedFile) throws(StoreError) -> [InspectedFile] {
         guard let count = first.facts.splitCount, count > 1 else { return [first] }
         guard let parts = parts(of: first.path), parts.count == count else {
-            throw StoreError(.invalidInput, "\(first.path) is shard \((first.facts.splitIndex ?? 0) + 1) of \(count), but its name does not follow NAME-0000i-of-\(zeroPadded(count)).gguf, so the other shards cannot be found; rename the shards as llama.cpp wrote them")
+            throw StoreError(.invalidInput, "\(first.path) is shard \((first.facts.splitIndex ?? 0) &+ 1) of \(count), but its name does not follow NAME-0000i-of-\(zeroPadded(count)).gguf, so the other shards cannot be found; rename the shards as llama.cpp wrote them")
         }
         var shards: [InspectedFile] = []
         for index in 1...count {

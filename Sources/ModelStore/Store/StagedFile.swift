@@ -8,12 +8,18 @@ import Glibc
 struct InspectedFile: Sendable {
     let role: FileRole
     let shardIndex: Int
+    /// The path as given, for messages.
     let path: String
+    /// The path with symlinks resolved: what is linked, copied or moved, so a blob is never a symlink.
+    let realPath: String
     let status: FileStatus
     let facts: GGUFFacts
+    let origin: FileOrigin
+    let hashSource: HashSource
 
     /// Parses the header and checks the file is what its role says; nothing is written.
-    init(path: String, role: FileRole, shardIndex: Int = 0) throws(StoreError) {
+    init(path: String, role: FileRole, shardIndex: Int = 0, origin: FileOrigin? = nil,
+         hashSource: HashSource = .imported) throws(StoreError) {
         guard let status = try FileStatus.of(path) else {
             throw StoreError(.invalidInput, "\(path) does not exist")
         }
@@ -33,8 +39,20 @@ struct InspectedFile: Sendable {
         self.role = role
         self.shardIndex = shardIndex
         self.path = path
+        realPath = Self.resolve(path)
+        self.origin = origin ?? FileOrigin(sourceURL: URL(fileURLWithPath: path).absoluteString,
+                                           originalFilename: URL(fileURLWithPath: path).lastPathComponent)
+        self.hashSource = hashSource
         self.status = status
         self.facts = facts
+    }
+}
+
+extension InspectedFile {
+    static func resolve(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }
 
@@ -47,6 +65,8 @@ struct StagedFile: Sendable {
     let descriptor: Int32
     let digest: String
     let method: ImportMethod
+    /// False for files another component owns (a download's partial file survives a failed record).
+    let ownsTemporaryFile: Bool
 
     var size: UInt64 { source.status.size }
 
@@ -55,7 +75,7 @@ struct StagedFile: Sendable {
         let temporaryPath = temporaryDirectory + "/import-\(getpid())-\(UUID().uuidString).partial"
         var descriptor: Int32 = -1
         var linked = false
-        if mode != .copy, link(source.path, temporaryPath) == 0 {
+        if mode != .copy, linkat(AT_FDCWD, source.realPath, AT_FDCWD, temporaryPath, AT_SYMLINK_FOLLOW) == 0 {
             linked = true
             descriptor = open(temporaryPath, O_RDONLY | O_CLOEXEC)
         } else {
@@ -67,12 +87,19 @@ struct StagedFile: Sendable {
             unlink(temporaryPath)
             throw StoreError(.unwritable, "cannot create a temporary file in \(temporaryDirectory): \(message)")
         }
-        flock(descriptor, LOCK_EX)
+        // The lock tells gc the file is live. A linked file shares its inode, and so its locks,
+        // with the original: if another program holds one there, the grace period protects it.
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 && errno == EINTR {}
         do throws(StoreError) {
+            var opened = stat()
+            guard fstat(descriptor, &opened) == 0, !linked || (UInt64(opened.st_dev) == source.status.device
+                                                               && UInt64(opened.st_ino) == source.status.inode) else {
+                throw StoreError(.sourceChanged, "\(source.path) was replaced while it was being imported; try again")
+            }
             digest = linked
                 ? try BlobHasher.hash(path: temporaryPath)
-                : try BlobHasher.copy(path: source.path, to: descriptor, outputPath: temporaryPath)
-            guard let after = try FileStatus.of(source.path), after.sameContents(as: source.status) else {
+                : try BlobHasher.copy(path: source.realPath, to: descriptor, outputPath: temporaryPath)
+            guard let after = try FileStatus.of(source.realPath), after.sameContents(as: source.status) else {
                 throw StoreError(.sourceChanged, "\(source.path) changed while it was being imported; try again once nothing writes to it")
             }
         } catch {
@@ -84,6 +111,17 @@ struct StagedFile: Sendable {
         self.temporaryPath = temporaryPath
         self.descriptor = descriptor
         method = !linked ? .copied : mode == .move ? .moved : .hardlinked
+        ownsTemporaryFile = true
+    }
+
+    /// A file a downloader wrote into `tmp/` and hashed as it arrived.
+    init(downloaded source: InspectedFile, digest: String) {
+        self.source = source
+        temporaryPath = source.path
+        descriptor = -1
+        self.digest = digest
+        method = .downloaded
+        ownsTemporaryFile = false
     }
 
     /// A source that is already the blob `digest`: nothing to link, copy or hash.
@@ -93,11 +131,12 @@ struct StagedFile: Sendable {
         descriptor = -1
         self.digest = digest
         method = mode == .move ? .moved : .hardlinked
+        ownsTemporaryFile = false
     }
 
     /// Removes the temporary file if it is still there and releases its lock.
     func discard() {
-        guard let temporaryPath else { return }
+        guard let temporaryPath, ownsTemporaryFile else { return }
         unlink(temporaryPath)
         close(descriptor)
     }
