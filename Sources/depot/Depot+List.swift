@@ -18,7 +18,7 @@ extension Depot {
                     Output.table(["NAME", "SIZE", "QUANT", "PARAMS", "APPS", "LAST USED", "STATUS"], entries.map { entry in
                         [entry.name, ByteCount.format(entry.sizeBytes), entry.facts?.quantization ?? "-",
                          entry.facts?.parameterLabel ?? "-", entry.apps.isEmpty ? "-" : "\(entry.apps.count)",
-                         Output.age(entry.lastUsedAt), entry.status.rawValue + (entry.projector != nil ? " +projector" : "")]
+                         Output.age(entry.lastUsedAt), Output.status(of: entry) + (entry.projector != nil ? " +projector" : "")]
                     })
                 }
             }

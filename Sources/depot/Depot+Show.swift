@@ -16,7 +16,7 @@ extension Depot {
         }
 
         static func describe(_ entry: ModelEntry) {
-            var lines: [(String, String)] = [("name", entry.name), ("status", entry.status.rawValue)]
+            var lines: [(String, String)] = [("name", entry.name), ("status", Output.status(of: entry))]
             if let detail = entry.statusDetail { lines.append(("problem", detail)) }
             if let facts = entry.facts {
                 lines += [
@@ -40,7 +40,8 @@ extension Depot {
             print("files:")
             for file in entry.files {
                 let role = file.role == .shard ? "shard \(file.shardIndex)" : file.role.rawValue
-                print("  \(role)  \(ByteCount.format(file.size))  \(Output.shortDigest(file.sha256))  \(file.originalFilename)")
+                let trust = file.hashSource.isVerified ? "sha256 \(file.hashSource.rawValue)" : "UNVERIFIED: nothing published a hash; recorded on first download"
+                print("  \(role)  \(ByteCount.format(file.size))  \(Output.shortDigest(file.sha256))  \(file.originalFilename)  (\(trust))")
                 print("    \(file.path)")
             }
             print("apps:" + (entry.apps.isEmpty ? " none" : ""))

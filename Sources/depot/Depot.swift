@@ -5,22 +5,24 @@ import Glibc
 
 /// The `depot` command: a shared, verified store of GGUF models.
 @main
-struct Depot: ParsableCommand {
+struct Depot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "depot",
         abstract: "Manage GGUF language models in one shared, verified store.",
         discussion: """
             The store lives in $DEPOT_HOME, else $XDG_DATA_HOME/depot, else ~/.local/share/depot; \
             every command takes --store to use another. Exit codes: 0 ok, 1 failure, 2 bad input, \
-            3 not found, 4 conflict (in use or already exists), 5 corrupt, 6 disk full, 7 store not writable.
+            3 not found, 4 conflict (in use or already exists), 5 corrupt or checksum mismatch, 6 disk full, \
+            7 store not writable, 10 refused by the server, 11 server unreachable (partial download kept), \
+            12 server cannot serve a verifiable download, 130 cancelled.
             """,
-        subcommands: [List.self, Show.self, Import.self, Use.self, Release.self, Validate.self,
-                      Delete.self, Prune.self, GC.self]
+        subcommands: [List.self, Show.self, Pull.self, Import.self, Use.self, Release.self, Validate.self,
+                      Delete.self, Prune.self, GC.self, Jobs.self]
     )
 
-    static func main() {
+    static func main() async {
         // A write past a file-size limit must fail with EFBIG and be reported, not kill the process.
         signal(SIGXFSZ, SIG_IGN)
-        main(nil)
+        await main(nil)
     }
 }

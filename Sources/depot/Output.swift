@@ -47,4 +47,9 @@ enum Output {
     }
 
     static func shortDigest(_ digest: String) -> String { "sha256:" + digest.prefix(12) }
+
+    /// `ready`, `corrupt`, or `unverified` for a ready entry whose hash nothing vouched for.
+    static func status(of entry: ModelEntry) -> String {
+        entry.status == .ready && !entry.isVerified ? "unverified" : entry.status.rawValue
+    }
 }

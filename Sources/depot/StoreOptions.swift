@@ -12,10 +12,18 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store and runs `body`, turning store errors into a message and an exit code.
     func withStore(_ body: (ModelStore) throws(StoreError) -> Void) throws(ExitCode) {
+        let store = try openStore()
         do throws(StoreError) {
-            let store = try ModelStore(root: store ?? StoreLocation.defaultRoot())
             try body(store)
         } catch {
+            Output.error(error.message)
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    /// Opens the store, or prints why not and exits with the store error's code.
+    func openStore() throws(ExitCode) -> ModelStore {
+        do { return try ModelStore(root: store ?? StoreLocation.defaultRoot()) } catch {
             Output.error(error.message)
             throw ExitCode(error.exitCode)
         }

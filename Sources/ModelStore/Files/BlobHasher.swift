@@ -72,7 +72,8 @@ enum BlobHasher {
 }
 
 extension Digest {
-    var hexString: String {
+    /// The digest as lowercase hex, the form blobs are named by.
+    public var hexString: String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(Self.byteCount * 2)

@@ -28,7 +28,8 @@ public struct TransferSource: Sendable, Equatable {
             let repoAndRevision = rest[1].split(separator: "@", maxSplits: 1).map(String.init)
             let revision = repoAndRevision.count == 2 ? repoAndRevision[1] : "main"
             let path = rest.dropFirst(2).map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? $0 }.joined(separator: "/")
-            let encodedRevision = revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? revision
+            // A revision such as refs/pr/1 is one path segment on the server.
+            let encodedRevision = revision.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? revision
             let resolved = "\(huggingFaceEndpoint)/\(rest[0])/\(repoAndRevision[0])/resolve/\(encodedRevision)/\(path)"
             guard let url = URL(string: resolved) else {
                 throw TransferError(.invalidSource, "'\(Redaction.redact(text))' does not make a valid URL")

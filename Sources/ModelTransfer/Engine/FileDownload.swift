@@ -1,0 +1,279 @@
+import Crypto
+import Foundation
+import ModelStore
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An expected SHA-256 and what vouches for it.
+public struct ExpectedHash: Sendable, Equatable {
+    /// Lowercase hex.
+    public var sha256: String
+    /// Where it came from.
+    public var source: HashSource
+
+    /// Checks the hex form.
+    public init(sha256: String, source: HashSource) throws(TransferError) {
+        let hex = sha256.lowercased()
+        guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
+            throw TransferError(.invalidSource, "'\(sha256)' is not a SHA-256 (64 hexadecimal digits)")
+        }
+        self.sha256 = hex
+        self.source = source
+    }
+}
+
+/// Downloads one file into the store's `tmp/`: probe, resume from the journal or start
+/// clean, fetch ranges in parallel with retries, hash the contiguous prefix as it grows,
+/// and check the result. The file is not visible to anyone until the store records it.
+struct FileDownload: Sendable {
+    let role: FileRole
+    let source: TransferSource
+    let expected: ExpectedHash?
+    let fetcher: HTTPFetcher
+    let journal: TransferJournal
+    let store: ModelStore
+    let configuration: ModelDownloader.Configuration
+    let progress: ProgressReporter
+
+    /// A finished file and the journal job to remove once the store has recorded it.
+    struct Result: Sendable {
+        let file: DownloadedFile
+        let jobID: String?
+    }
+
+    func probe() async throws -> RemoteFile {
+        let remote = try await retrying("reaching \(source.redacted)") { try await fetcher.probe() }
+        progress.setTotal(remote.size, for: role)
+        return remote
+    }
+
+    func run(_ firstProbe: RemoteFile) async throws -> Result {
+        var remote = firstProbe
+        var restarts = 0
+        var rangesWork = true
+        while true {
+            let expectedHash = try expected ?? remote.publishedSHA256.map { try ExpectedHash(sha256: $0, source: .server) }
+            let origin = FileOrigin(sourceURL: source.redacted, originalFilename: source.filename,
+                                    etag: remote.etag, lastModified: remote.lastModified)
+            progress.stage(.checkingCache, file: role)
+            if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
+
+            let job = try prepareJob(remote, expected: expectedHash)
+            let partial = try await PartialFile(path: job.partialPath)
+            // While we waited for the file lock, another process may have finished this download.
+            if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
+            guard let (current, durable) = try journal.job(forSource: source.redacted), current.id == job.id else { continue }
+            let hashSource = expectedHash?.source ?? .firstDownload
+
+            if let digest = current.sha256, partial.currentSize == remote.size {
+                try check(digest, against: expectedHash, partial: partial, jobID: job.id)
+                progress.setResumed(remote.size, for: role)
+                return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
+                                                   hashSource: hashSource), jobID: job.id)
+            }
+            let useRanges = rangesWork && remote.acceptsRanges
+            let resumeFrom = useRanges ? durable : IntervalSet()
+            try partial.reserve(remote.size)
+            progress.setResumed(resumeFrom.count, for: role)
+            progress.stage(.downloading, file: role)
+            do {
+                let digest = try await transfer(remote, into: partial, resuming: resumeFrom, jobID: job.id, useRanges: useRanges)
+                try journal.recordFinished(job.id, sha256: digest)
+                try check(digest, against: expectedHash, partial: partial, jobID: job.id)
+                return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
+                                                   hashSource: hashSource), jobID: job.id)
+            } catch let failure as FetchFailure {
+                // The server's file is not the one the partial holds, or ranges do not work:
+                // throw the partial away and start clean, never splicing two versions.
+                switch failure {
+                case .rangeIgnored: rangesWork = false
+                case .remoteChanged: break
+                default: throw failure
+                }
+                try discard(job.id, partial: partial)
+                restarts += 1
+                guard restarts <= 3 else {
+                    throw TransferError(.unreachable, "\(source.redacted) kept changing while it was downloaded; try again later")
+                }
+                remote = try await probe()
+            }
+        }
+    }
+
+    /// A stored blob with the expected bytes makes the download unnecessary.
+    private func cachedFile(_ expected: ExpectedHash?, origin: FileOrigin, size: UInt64) throws -> Result? {
+        guard let expected, let path = try store.storedBlobPath(sha256: expected.sha256) else { return nil }
+        progress.setResumed(size, for: role)
+        return Result(file: DownloadedFile(role: role, path: path, sha256: expected.sha256, origin: origin,
+                                           hashSource: expected.source), jobID: nil)
+    }
+
+    /// The journal's job when it holds the same version of the file, else a fresh one.
+    private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> TransferJobRecord {
+        if let (job, _) = try journal.job(forSource: source.redacted) {
+            let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
+            if sameVersion && job.expectedSHA256 == expected?.sha256 && FileManager.default.fileExists(atPath: job.partialPath) {
+                return job
+            }
+            unlink(job.partialPath)
+        }
+        let now = Date().timeIntervalSince1970
+        let job = TransferJobRecord(id: UUID().uuidString, sourceKey: source.redacted,
+                                    partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
+                                    size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
+                                    expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
+        try journal.startJob(job)
+        return job
+    }
+
+    private func check(_ digest: String, against expected: ExpectedHash?, partial: PartialFile, jobID: String) throws {
+        guard let expected, expected.sha256 != digest else { return }
+        try discard(jobID, partial: partial)
+        throw TransferError(.checksumMismatch, "\(source.redacted) does not match its expected SHA-256 (from the \(expected.source.rawValue)): expected \(expected.sha256), found \(digest); the download was discarded")
+    }
+
+    private func discard(_ jobID: String, partial: PartialFile) throws {
+        unlink(partial.path)
+        try journal.removeJob(jobID)
+    }
+
+    // MARK: The transfer
+
+    private func transfer(_ remote: RemoteFile, into partial: PartialFile, resuming done: IntervalSet,
+                          jobID: String, useRanges: Bool) async throws -> String {
+        let connections = useRanges ? max(1, configuration.connections) : 1
+        let scheduler = RangeScheduler(size: remote.size, completed: done, connections: connections,
+                                       minimumSplit: configuration.minimumSplitBytes,
+                                       checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(connections))
+        let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
+        do {
+            let digest = try await withThrowingTaskGroup(of: String?.self) { group in
+                for worker in 0..<connections {
+                    group.addTask {
+                        try await work(worker, remote: remote, partial: partial, scheduler: scheduler,
+                                       checkpoint: checkpoint, useRanges: useRanges)
+                        return nil
+                    }
+                }
+                group.addTask { try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size) }
+                var digest: String?
+                for try await result in group where result != nil { digest = result }
+                return digest!
+            }
+            try checkpoint.take()
+            return digest
+        } catch {
+            // Keep what arrived: the next run resumes from here.
+            try? checkpoint.take()
+            throw error
+        }
+    }
+
+    /// One connection: takes ranges until none are left, retrying with back-off.
+    private func work(_ worker: Int, remote: RemoteFile, partial: PartialFile, scheduler: RangeScheduler,
+                      checkpoint: Checkpoint, useRanges: Bool) async throws {
+        var failures = 0
+        let role = self.role, progress = self.progress
+        while let range = scheduler.take(worker: worker) {
+            let received = ByteCounter()
+            do {
+                try await fetcher.fetch(remote, range: useRanges ? range : nil, validator: remote.rangeValidator) { offset, chunk in
+                    let allowed = scheduler.claim(worker: worker, offset: offset, length: chunk.readableBytes)
+                    guard allowed > 0 else { return false }
+                    try partial.write(chunk, count: allowed, at: offset)
+                    received.add(allowed)
+                    progress.add(allowed, for: role)
+                    if scheduler.recordWritten(offset..<offset + UInt64(allowed)) { try checkpoint.take() }
+                    return !scheduler.isFinished(worker: worker)
+                }
+                if !scheduler.isFinished(worker: worker) {
+                    throw FetchFailure.transient("the server ended the response before the range was complete")
+                }
+                failures = 0
+            } catch FetchFailure.transient(let reason) {
+                scheduler.release(worker: worker)
+                failures = received.value > 0 ? 1 : failures + 1
+                guard failures <= configuration.maximumAttempts else {
+                    throw TransferError(.unreachable, "\(reason); gave up after \(failures) attempts. The partial download is kept: pull again to resume")
+                }
+                try await Task.sleep(for: configuration.backoff(attempt: failures))
+            } catch {
+                scheduler.release(worker: worker)
+                throw error
+            }
+        }
+    }
+
+    /// The whole-file SHA-256, computed over the written prefix as it grows, so verifying
+    /// adds little after the last byte arrives.
+    private func hashPrefix(of partial: PartialFile, scheduler: RangeScheduler, size: UInt64) async throws -> String {
+        var hasher = SHA256()
+        var hashed: UInt64 = 0
+        let chunk = 4 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        while hashed < size {
+            let available = scheduler.contiguousPrefix
+            guard available > hashed else {
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            let count = Int(min(UInt64(chunk), available - hashed))
+            try partial.read(into: buffer, count: count, at: hashed)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            hashed += UInt64(count)
+        }
+        return hasher.finalize().hexString
+    }
+
+    private func retrying<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do { return try await body() } catch FetchFailure.transient(let reason) {
+                attempt += 1
+                guard attempt <= configuration.maximumAttempts else {
+                    throw TransferError(.unreachable, "\(reason); gave up \(what) after \(attempt) attempts")
+                }
+                try await Task.sleep(for: configuration.backoff(attempt: attempt))
+            }
+        }
+    }
+}
+
+/// Flushes the partial file, then records what is written in the journal: after a kill, the
+/// journal never claims bytes that were not on disk.
+final class Checkpoint: @unchecked Sendable {
+    // `lock` serialises checkpoints from several connections.
+    private let lock = NSLock()
+    let scheduler: RangeScheduler
+    let partial: PartialFile
+    let journal: TransferJournal
+    let jobID: String
+
+    init(scheduler: RangeScheduler, partial: PartialFile, journal: TransferJournal, jobID: String) {
+        self.scheduler = scheduler
+        self.partial = partial
+        self.journal = journal
+        self.jobID = jobID
+    }
+
+    func take() throws {
+        try lock.withLock {
+            let written = scheduler.writtenRanges
+            scheduler.checkpointTaken()
+            try partial.sync()
+            try journal.recordRanges(written, of: jobID)
+        }
+    }
+}
+
+/// Bytes one attempt received, to tell a failing connection from one that made progress.
+final class ByteCounter: @unchecked Sendable {
+    // Guarded by `lock`.
+    private var count = 0
+    private let lock = NSLock()
+    func add(_ bytes: Int) { lock.withLock { count += bytes } }
+    var value: Int { lock.withLock { count } }
+}

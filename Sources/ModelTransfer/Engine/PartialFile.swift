@@ -1,0 +1,86 @@
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file a download is written into, under the store's `tmp/`, preallocated to its final
+/// size and written at offsets by several connections. Holding it open holds an `flock`, so
+/// garbage collection and other processes leave it alone while it is being written.
+final class PartialFile: @unchecked Sendable {
+    // The descriptor is only used for pwrite/pread/fsync, which are safe from any thread.
+    let path: String
+    let descriptor: Int32
+
+    /// Opens (creating if needed) and locks `path`; waits while another process holds the lock.
+    init(path: String) async throws(TransferError) {
+        self.path = path
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw TransferError(.io, "cannot create the partial file \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            // Another depot process is fetching this very file; wait for it rather than race it.
+            do { try await Task.sleep(for: .milliseconds(200)) } catch {
+                close(descriptor)
+                throw TransferError(.cancelled, "cancelled while waiting for another download of the same file")
+            }
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    var currentSize: UInt64 {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? UInt64(info.st_size) : 0
+    }
+
+    /// Reserves `size` bytes on disk, so a full disk shows now rather than hours in.
+    func reserve(_ size: UInt64) throws(TransferError) {
+        let result = posix_fallocate(descriptor, 0, off_t(size))
+        if result == 0 { return }
+        if result == ENOSPC || result == EDQUOT || result == EFBIG {
+            throw TransferError(.diskFull, "not enough free space for \(size) bytes in \(URL(fileURLWithPath: path).deletingLastPathComponent().path); free some space or use a store on another disk")
+        }
+        // File systems without fallocate: set the size; a full disk then shows on write.
+        guard ftruncate(descriptor, off_t(size)) == 0 else {
+            throw TransferError(.io, "cannot size the partial file \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func write(_ buffer: ByteBuffer, count: Int, at offset: UInt64) throws(TransferError) {
+        let result: Int32 = buffer.withUnsafeReadableBytes { bytes in
+            var done = 0
+            while done < count {
+                let n = pwrite(descriptor, bytes.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return errno }
+                done += n
+            }
+            return 0
+        }
+        guard result == 0 else {
+            if result == ENOSPC || result == EDQUOT || result == EFBIG {
+                throw TransferError(.diskFull, "the disk filled up while downloading into \(path); the partial file is kept, free some space and pull again to resume")
+            }
+            throw TransferError(.io, "cannot write \(path): \(String(cString: strerror(result)))")
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, count: Int, at offset: UInt64) throws(TransferError) {
+        var done = 0
+        while done < count {
+            let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw TransferError(.io, "cannot read back \(path) at \(offset + UInt64(done))") }
+            done += n
+        }
+    }
+
+    /// Flushes written bytes to disk before the journal says they are there.
+    func sync() throws(TransferError) {
+        guard fdatasync(descriptor) == 0 else {
+            throw TransferError(.io, "cannot flush \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import ModelStore
+import ModelTransfer
+
+extension Depot {
+    struct Pull: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download a model (and its projector) into the store, verified and resumable.",
+            discussion: """
+                SOURCE is an http(s) URL or hf://owner/repo[@revision]/file.gguf. An interrupted pull \
+                resumes where it stopped when run again. The entry appears only once every file \
+                matches its SHA-256 (from --sha256 or the server); with neither it is marked unverified.
+                """)
+
+        @Argument(help: "URL or hf:// reference of the GGUF weights.") var source: String
+        @Option(help: "URL or hf:// reference of the multimodal projector.") var projector: String?
+        @Option(help: "Entry name, family:tag (default: from the file name and quantization).") var name: String?
+        @Option(help: "App that uses this model from now on.") var app: String?
+        @Option(help: "Expected SHA-256 of the weights.") var sha256: String?
+        @Option(name: .customLong("projector-sha256"), help: "Expected SHA-256 of the projector.") var projectorSHA256: String?
+        @Option(help: "Parallel connections per file.") var connections = 8
+        @Option(help: "Seconds without data before a connection is restarted.") var stallTimeout: Double = 30
+        @Option(help: "Bearer token for the source's host (default for hf://: $HF_TOKEN). Never stored.") var token: String?
+        @Flag(help: "Replace an existing entry of the same name that holds other files.") var force = false
+        @OptionGroup var options: StoreOptions
+
+        func validate() throws {
+            guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
+            guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
+        }
+
+        func run() async throws {
+            let store = try options.openStore()
+            var configuration = ModelDownloader.Configuration()
+            configuration.connections = connections
+            configuration.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
+            let downloader: ModelDownloader
+            let request: PullRequest
+            do throws(TransferError) {
+                downloader = try ModelDownloader(store: store, configuration: configuration)
+                let hfToken = source.hasPrefix("hf://") ? ProcessInfo.processInfo.environment["HF_TOKEN"] : nil
+                let weightsHash: ExpectedHash? = if let sha256 { try ExpectedHash(sha256: sha256, source: .user) } else { nil }
+                let projectorHash: ExpectedHash? = if let projectorSHA256 {
+                    try ExpectedHash(sha256: projectorSHA256, source: .user)
+                } else { nil }
+                request = PullRequest(source: source, projector: projector, name: name, app: app, sha256: weightsHash,
+                                      projectorSHA256: projectorHash, token: token ?? hfToken, replace: force)
+            } catch {
+                throw fail(error)
+            }
+            let display = PullDisplay(json: options.json)
+            let outcome: Result<ImportResult, TransferError>
+            do throws(TransferError) {
+                outcome = .success(try await downloader.pull(request) { display.show($0) })
+            } catch {
+                outcome = .failure(error)
+            }
+            await downloader.shutdown()
+            switch outcome {
+            case .success(let result): display.finish(result)
+            case .failure(let error): throw fail(error)
+            }
+        }
+
+        private func fail(_ error: TransferError) -> ExitCode {
+            Output.error(error.message)
+            return ExitCode(error.exitCode)
+        }
+    }
+
+    struct Jobs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List interrupted or running downloads; pull the same source again to resume one.")
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let store = try options.openStore()
+            do throws(TransferError) {
+                let downloader = try ModelDownloader(store: store)
+                let jobs = try downloader.jobs()
+                await downloader.shutdown()
+                options.emit(jobs) {
+                    guard !jobs.isEmpty else { return print("No downloads in progress.") }
+                    Output.table(["SOURCE", "DONE", "SIZE", "STATE", "UPDATED"], jobs.map { job in
+                        let percent = job.totalBytes == 0 ? 100 : Int(Double(job.completedBytes) / Double(job.totalBytes) * 100)
+                        return [job.source, "\(percent)%", ByteCount.format(job.totalBytes),
+                                job.finished ? "downloaded" : "partial", Output.age(job.updatedAt)]
+                    })
+                }
+            } catch {
+                Output.error(error.message)
+                throw ExitCode(error.exitCode)
+            }
+        }
+    }
+}
+
+extension TransferError {
+    /// Process exit code (listed in `depot --help`).
+    var exitCode: Int32 {
+        switch code {
+        case .invalidSource, .unverified: 2
+        case .checksumMismatch: 5
+        case .diskFull: 6
+        case .rejected: 10
+        case .unreachable: 11
+        case .unsupportedServer: 12
+        case .cancelled: 130
+        case .store: storeError?.exitCode ?? 1
+        case .io: 1
+        }
+    }
+}

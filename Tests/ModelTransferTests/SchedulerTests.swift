@@ -1,0 +1,98 @@
+import Testing
+@testable import ModelTransfer
+
+@Suite struct IntervalSetTests {
+    @Test func insertMergesAndGapsComplement() {
+        var set = IntervalSet([10..<20, 30..<40])
+        set.insert(20..<25)
+        set.insert(0..<5)
+        #expect(set.ranges == [0..<5, 10..<25, 30..<40])
+        set.insert(4..<31)
+        #expect(set.ranges == [0..<40])
+        #expect(set.contiguousPrefix == 40)
+        #expect(IntervalSet([5..<10]).gaps(upTo: 20) == [0..<5, 10..<20])
+        #expect(IntervalSet([5..<10]).contiguousPrefix == 0)
+        set.remove(10..<15)
+        #expect(set.ranges == [0..<10, 15..<40])
+        #expect(set.count == 35)
+    }
+}
+
+@Suite struct RangeSchedulerTests {
+    @Test func splitsForEveryConnectionAndResumesOnlyTheGaps() {
+        let scheduler = RangeScheduler(size: 1000, completed: IntervalSet([0..<100]), connections: 3,
+                                       minimumSplit: 10, checkpointBytes: 1 << 20)
+        var taken: [Range<UInt64>] = []
+        for worker in 0..<3 { taken.append(scheduler.take(worker: worker)!) }
+        #expect(taken.first?.lowerBound == 100, "the lowest range first, so hashing can start")
+        #expect(IntervalSet(taken).ranges == [100..<1000])
+        #expect(scheduler.writtenBytes == 100)
+    }
+
+    @Test func anIdleConnectionStealsHalfOfTheLargestRange() {
+        let scheduler = RangeScheduler(size: 1000, completed: IntervalSet(), connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1 << 20)
+        #expect(scheduler.take(worker: 0) == 0..<1000)
+        #expect(scheduler.claim(worker: 0, offset: 0, length: 200) == 200)
+        _ = scheduler.recordWritten(0..<200)
+        #expect(scheduler.take(worker: 1) == 600..<1000)
+        // Worker 0's range now ends at 600: a chunk running past it is cut there.
+        #expect(scheduler.claim(worker: 0, offset: 200, length: 500) == 400)
+        #expect(scheduler.isFinished(worker: 0))
+        #expect(scheduler.claim(worker: 0, offset: 600, length: 10) == 0)
+    }
+
+    @Test func aFailedConnectionGivesItsRestBack() {
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet(), connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1 << 20)
+        _ = scheduler.take(worker: 0)
+        _ = scheduler.claim(worker: 0, offset: 0, length: 30)
+        scheduler.release(worker: 0)
+        #expect(scheduler.take(worker: 1) == 30..<100)
+    }
+
+    @Test func smallRangesAreNotStolen() {
+        let scheduler = RangeScheduler(size: 15, completed: IntervalSet(), connections: 4,
+                                       minimumSplit: 10, checkpointBytes: 1 << 20)
+        #expect(scheduler.take(worker: 0) == 0..<15)
+        #expect(scheduler.take(worker: 1) == nil)
+    }
+
+    @Test func checkpointsFallDueByBytes() {
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet(), connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 50)
+        #expect(!scheduler.recordWritten(0..<30))
+        #expect(scheduler.recordWritten(30..<60))
+        scheduler.checkpointTaken()
+        #expect(!scheduler.recordWritten(60..<70))
+    }
+}
+
+@Suite struct SourceTests {
+    @Test func redactionRemovesCredentials() {
+        let url = "https://user:hunter2@cdn.example.com/m/q4.gguf?X-Amz-Signature=abc&X-Amz-Credential=k&token=t&sig=s&keep=1#frag"
+        #expect(Redaction.redact(url) == "https://cdn.example.com/m/q4.gguf?keep=1")
+        #expect(Redaction.redact("https://h/f.gguf?hf_token=x&Expires=1&Signature=y&Key-Pair-Id=z") == "https://h/f.gguf")
+        #expect(Redaction.scrub("failed with sesame123 here", secrets: ["sesame123"]) == "failed with <redacted> here")
+    }
+
+    @Test func huggingFaceReferences() throws {
+        let source = try TransferSource("hf://Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF@v1.0/sub/q4_k_m.gguf",
+                                        huggingFaceEndpoint: "https://huggingface.co")
+        #expect(source.url.absoluteString == "https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/resolve/v1.0/sub/q4_k_m.gguf")
+        #expect(source.filename == "q4_k_m.gguf")
+        #expect(source.isHuggingFace)
+        #expect(try TransferSource("hf://a/b/c.gguf", huggingFaceEndpoint: "http://127.0.0.1:9").url.absoluteString
+                == "http://127.0.0.1:9/a/b/resolve/main/c.gguf")
+    }
+
+    @Test(arguments: ["ftp://x/y.gguf", "hf://only-owner", "hf://a/b/../c.gguf", "not a url", "/local/file.gguf", "https://"])
+    func badSources(text: String) {
+        #expect(throws: TransferError.self) { try TransferSource(text, huggingFaceEndpoint: "https://huggingface.co") }
+    }
+
+    @Test func expectedHashesAreChecked() throws {
+        #expect(throws: TransferError.self) { try ExpectedHash(sha256: "abc", source: .user) }
+        #expect(try ExpectedHash(sha256: String(repeating: "AB", count: 32), source: .user).sha256 == String(repeating: "ab", count: 32))
+    }
+}
