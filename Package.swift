@@ -50,8 +50,9 @@ let package = Package(
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF"]),
-        .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF"]),
-        .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "GGUF"]),
+        .target(name: "DepotTestSupport", path: "Tests/Support"),
+        .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "GGUF", "DepotTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
-func freePort() -> Int {
+public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -21,7 +21,7 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
+public func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -40,13 +40,13 @@ func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
 }
 
 /// A real nginx (Debian's package) serving `root` on an ephemeral loopback port.
-final class Nginx {
-    let root: String
-    let port: Int
+public final class Nginx {
+    public let root: String
+    public let port: Int
     let directory: String
     private let process = Process()
 
-    init(root: String) throws {
+    public init(root: String) throws {
         self.root = root
         directory = root + "-nginx"
         port = freePort()
@@ -82,16 +82,16 @@ final class Nginx {
         guard waitForPort(port) else { throw ServerFailure(message: "nginx did not start on port \(port)") }
     }
 
-    func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
+    public func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
 
     /// Body bytes nginx sent for requests whose line contains `name`.
-    func bytesServed(_ name: String) -> UInt64 {
+    public func bytesServed(_ name: String) -> UInt64 {
         accessLog().filter { $0.contains(name) }.compactMap { line in
             line.split(separator: " ").dropFirst(4).first.flatMap { UInt64($0) }
         }.reduce(0, +)
     }
 
-    func requests(_ name: String) -> [String] { accessLog().filter { $0.contains(name) } }
+    public func requests(_ name: String) -> [String] { accessLog().filter { $0.contains(name) } }
 
     private func accessLog() -> [String] {
         ((try? String(contentsOfFile: directory + "/logs/access.log", encoding: .utf8)) ?? "")
@@ -99,33 +99,33 @@ final class Nginx {
     }
 
     /// SIGKILL: a child started from a test thread may inherit a mask that blocks SIGTERM.
-    func stop() {
+    public func stop() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }
 
 /// `Tests/Fixtures/fault_server.py`: a server that misbehaves on purpose.
-final class FaultServer {
-    struct Request: Decodable {
-        let method: String
-        let path: String
-        let host: String
-        let range: String?
-        let authorization: Bool
-        let status: Int
-        let sent: Int
+public final class FaultServer {
+    public struct Request: Decodable {
+        public let method: String
+        public let path: String
+        public let host: String
+        public let range: String?
+        public let authorization: Bool
+        public let status: Int
+        public let sent: Int
     }
 
-    let root: String
-    let port: Int
+    public let root: String
+    public let port: Int
     private let log: String
     private let process = Process()
 
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/fault_server.py").path
 
-    init(root: String) throws {
+    public init(root: String) throws {
         self.root = root
         log = root + "-requests.jsonl"
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -140,22 +140,23 @@ final class FaultServer {
         self.port = port
     }
 
-    func url(_ fault: String, _ name: String) -> String { "http://127.0.0.1:\(port)/\(fault)/\(name)" }
+    public func url(_ fault: String, _ name: String) -> String { "http://127.0.0.1:\(port)/\(fault)/\(name)" }
 
-    var requests: [Request] {
+    public var requests: [Request] {
         ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             try? JSONDecoder().decode(Request.self, from: Data($0.utf8))
         }
     }
 
     /// SIGKILL: a child started from a test thread may inherit a mask that blocks SIGTERM.
-    func stop() {
+    public func stop() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }
 
-struct ServerFailure: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
+public struct ServerFailure: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
 }
