@@ -71,8 +71,8 @@ sqlite3 "$S/depot.sqlite" <<'SQL'
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
 INSERT INTO model (name, status, sourceURL, license, createdAt, lastUsedAt)
   SELECT 'bulk:m' || i, status, sourceURL, license, createdAt, createdAt FROM n, model WHERE name = 'bench:seed';
-INSERT INTO modelFile (modelId, role, shardIndex, blobDigest, size, originalFilename, sourceURL, facts)
-  SELECT m.id, f.role, 0, f.blobDigest, f.size, f.originalFilename, f.sourceURL, f.facts
+INSERT INTO modelFile (modelId, role, shardIndex, blobDigest, size, originalFilename, sourceURL, facts, hashSource)
+  SELECT m.id, f.role, 0, f.blobDigest, f.size, f.originalFilename, f.sourceURL, f.facts, f.hashSource
   FROM model m, modelFile f WHERE m.name LIKE 'bulk:%' AND f.modelId = (SELECT id FROM model WHERE name = 'bench:seed');
 SQL
 entries=$("$DEPOT" list --json --store "$S" | grep -c '"name" : "bulk:\|"name" : "bench:seed"' || true)

@@ -60,8 +60,8 @@ struct FileDownload: Sendable {
             progress.stage(.checkingCache, file: role)
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
 
-            let job = try prepareJob(remote, expected: expectedHash)
-            let partial = try await PartialFile(path: job.partialPath)
+            let (job, isNew) = try prepareJob(remote, expected: expectedHash)
+            guard let partial = try await PartialFile.open(path: job.partialPath, create: isNew) else { continue }
             // While we waited for the file lock, another process may have finished this download.
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
             guard let (current, durable) = try journal.job(forSource: source.redacted), current.id == job.id else { continue }
@@ -110,12 +110,12 @@ struct FileDownload: Sendable {
                                            hashSource: expected.source), jobID: nil)
     }
 
-    /// The journal's job when it holds the same version of the file, else a fresh one.
-    private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> TransferJobRecord {
+    /// The journal's job when it holds the same version of the file, else a fresh one (true).
+    private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> (TransferJobRecord, Bool) {
         if let (job, _) = try journal.job(forSource: source.redacted) {
             let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
             if sameVersion && job.expectedSHA256 == expected?.sha256 && FileManager.default.fileExists(atPath: job.partialPath) {
-                return job
+                return (job, false)
             }
             unlink(job.partialPath)
         }
@@ -125,7 +125,7 @@ struct FileDownload: Sendable {
                                     size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
                                     expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
         try journal.startJob(job)
-        return job
+        return (job, true)
     }
 
     private func check(_ digest: String, against expected: ExpectedHash?, partial: PartialFile, jobID: String) throws {

@@ -12,13 +12,20 @@ final class PartialFile: @unchecked Sendable {
     let path: String
     let descriptor: Int32
 
-    /// Opens (creating if needed) and locks `path`; waits while another process holds the lock.
-    init(path: String) async throws(TransferError) {
-        self.path = path
-        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    /// Opens and locks `path`, creating it for a new job; waits while another process holds the
+    /// lock. Nil when an existing job's file is gone (another process finished it meanwhile).
+    static func open(path: String, create: Bool) async throws(TransferError) -> PartialFile? {
+        let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
         guard descriptor >= 0 else {
-            throw TransferError(.io, "cannot create the partial file \(path): \(String(cString: strerror(errno)))")
+            if !create && errno == ENOENT { return nil }
+            throw TransferError(.io, "cannot open the partial file \(path): \(String(cString: strerror(errno)))")
         }
+        return try await PartialFile(path: path, descriptor: descriptor)
+    }
+
+    private init(path: String, descriptor: Int32) async throws(TransferError) {
+        self.path = path
+        self.descriptor = descriptor
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             // Another depot process is fetching this very file; wait for it rather than race it.
             do { try await Task.sleep(for: .milliseconds(200)) } catch {
