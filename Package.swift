@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "ModelStore", targets: ["ModelStore"]),
         .library(name: "ModelTransfer", targets: ["ModelTransfer"]),
+        .library(name: "ModelCatalog", targets: ["ModelCatalog"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     dependencies: [
@@ -39,12 +40,22 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .target(
+            name: "ModelCatalog",
+            dependencies: [
+                "ModelStore",
+                "ModelTransfer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "depot",
             dependencies: [
                 "GGUF",
                 "ModelStore",
                 "ModelTransfer",
+                "ModelCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +63,7 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF"]),
         .target(name: "DepotTestSupport", path: "Tests/Support"),
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "ModelTransfer", "ModelStore", "DepotTestSupport"]),
         .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "GGUF", "DepotTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -83,6 +83,9 @@ public final class ModelDownloader: Sendable {
         http.timeout = .init(connect: .seconds(15))
         http.connectionPool = .init(idleTimeout: .seconds(60),
                                     concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.connections))
+        // Our own retry loop (with back-off and a limit) handles refused connections; the
+        // client's hidden retries would otherwise wait out every deadline.
+        http.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
     }
 

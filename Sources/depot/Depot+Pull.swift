@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelCatalog
 import ModelStore
 import ModelTransfer
 
@@ -8,12 +9,13 @@ extension Depot {
         static let configuration = CommandConfiguration(
             abstract: "Download a model (and its projector) into the store, verified and resumable.",
             discussion: """
-                SOURCE is an http(s) URL or hf://owner/repo[@revision]/file.gguf. An interrupted pull \
+                SOURCE is an http(s) URL, hf://owner/repo[@revision]/file.gguf, or a catalog model id \
+                (verified against the catalog's SHA-256). An interrupted pull \
                 resumes where it stopped when run again. The entry appears only once every file \
                 matches its SHA-256 (from --sha256 or the server); with neither it is marked unverified.
                 """)
 
-        @Argument(help: "URL or hf:// reference of the GGUF weights.") var source: String
+        @Argument(help: "URL, hf:// reference or catalog id of the GGUF weights.") var source: String
         @Option(help: "URL or hf:// reference of the multimodal projector.") var projector: String?
         @Option(help: "Entry name, family:tag (default: from the file name and quantization).") var name: String?
         @Option(help: "App that uses this model from now on.") var app: String?
@@ -23,7 +25,11 @@ extension Depot {
         @Option(help: "Seconds without data before a connection is restarted.") var stallTimeout: Double = 30
         @Option(help: "Bearer token for the source's host (default for hf://: $HF_TOKEN). Never stored.") var token: String?
         @Flag(help: "Replace an existing entry of the same name that holds other files.") var force = false
+        @Flag(help: "Download a catalog model that has no SHA-256 (it is recorded as unverified).") var allowUnverified = false
+        @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
+
+        var isCatalogID: Bool { !source.contains("://") }
 
         func validate() throws {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
@@ -36,7 +42,8 @@ extension Depot {
             configuration.connections = connections
             configuration.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
             let downloader: ModelDownloader
-            let request: PullRequest
+            var request: PullRequest
+            let entry: CatalogEntry? = isCatalogID ? try await catalogEntry(store) : nil
             do throws(TransferError) {
                 downloader = try ModelDownloader(store: store, configuration: configuration)
                 let hfToken = source.hasPrefix("hf://") ? ProcessInfo.processInfo.environment["HF_TOKEN"] : nil
@@ -48,6 +55,16 @@ extension Depot {
                                       projectorSHA256: projectorHash, token: token ?? hfToken, replace: force)
             } catch {
                 throw fail(error)
+            }
+            if let entry {
+                do throws(CatalogError) {
+                    request = try entry.pullRequest(app: app, token: token, allowUnverified: allowUnverified, replace: force)
+                    if let name { request.name = name }
+                } catch {
+                    await downloader.shutdown()
+                    Output.error(error.message)
+                    throw ExitCode(error.exitCode)
+                }
             }
             let display = PullDisplay(json: options.json)
             let outcome: Result<ImportResult, TransferError>
@@ -61,6 +78,15 @@ extension Depot {
             case .success(let result): display.finish(result)
             case .failure(let error): throw fail(error)
             }
+        }
+
+        private func catalogEntry(_ store: ModelStore) async throws(ExitCode) -> CatalogEntry {
+            let snapshot = try await catalog.load(into: store)
+            guard let entry = snapshot.catalog.entry(source) else {
+                Output.error("'\(source)' is neither a URL, an hf:// reference nor a model in the catalog (\(snapshot.source)); `depot catalog list` shows what it offers")
+                throw ExitCode(3)
+            }
+            return entry
         }
 
         private func fail(_ error: TransferError) -> ExitCode {

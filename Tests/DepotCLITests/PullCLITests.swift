@@ -95,3 +95,52 @@ func sha256sum(_ path: String) throws -> String {
     process.waitUntilExit()
     return String(String(decoding: data, as: UTF8.self).prefix(64))
 }
+
+@Suite(.serialized) struct CatalogCLITests {
+    @Test func pullByCatalogIDIsVerifiedAgainstTheCatalog() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        try FileManager.default.createDirectory(atPath: workspace.path + "/www", withIntermediateDirectories: true)
+        let file = try workspace.bigModel("www/m.gguf", megabytes: 2)
+        let digest = try sha256sum(file)
+        let nginx = try Nginx(root: workspace.path + "/www")
+        defer { nginx.stop() }
+        let entries = [
+            ("tiny:q8", "all", 512, digest, "m.gguf"), ("nochecksum:x", "all", 512, nil, "m.gguf"),
+            ("phone:x", "ios", 512, digest, "m.gguf"), ("huge:x", "linux", 10_000_000, digest, "m.gguf"),
+        ].map { id, platform, memory, sha, name -> String in
+            """
+            {"modelId": "\(id)", "displayName": "\(id)", "paramSize": 0.002, "quantization": "I8", "fileSizeBytes": 2097248,
+             "downloadUrl": "\(nginx.url(name))", \(sha.map { "\"checksumSha256\": \"\($0)\"," } ?? "")
+             "platform": "\(platform)", "languages": [], "minMemoryMB": \(memory)}
+            """
+        }
+        try Data("{\"version\": 1, \"models\": [\(entries.joined(separator: ","))]}".utf8)
+            .write(to: URL(fileURLWithPath: workspace.path + "/www/catalog.json"))
+        let catalog = ["--catalog", nginx.url("catalog.json")]
+
+        let listed = try workspace.depot.run(["catalog", "list"] + catalog)
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains("tiny:q8") && listed.stdout.contains("nochecksum:x"))
+        #expect(!listed.stdout.contains("phone:x") && !listed.stdout.contains("huge:x"), "filtered for this device")
+        #expect(try workspace.depot.run(["catalog", "list", "--all"] + catalog).stdout.contains("huge:x"))
+
+        let pulled = try workspace.depot.run(["pull", "tiny:q8"] + catalog)
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        let entry = try workspace.depot.json(ModelEntry.self, ["show", "tiny:q8"])
+        #expect(entry.weights?.hashSource == .catalog)
+        #expect(entry.weights?.sha256 == digest)
+
+        let refused = try workspace.depot.run(["pull", "nochecksum:x"] + catalog)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("--allow-unverified"))
+        #expect(try workspace.depot.run(["pull", "nochecksum:x", "--allow-unverified"] + catalog).status == 0)
+        #expect(try workspace.depot.run(["pull", "nosuch:model"] + catalog).status == 3)
+
+        nginx.stop()
+        let offline = try workspace.depot.run(["catalog", "list"])
+        #expect(offline.status == 0)
+        #expect(offline.stdout.contains("tiny:q8"))
+        #expect(offline.stderr.contains("stale"))
+    }
+}

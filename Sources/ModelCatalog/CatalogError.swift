@@ -1,0 +1,16 @@
+/// Why a catalog could not be used, with what to do next.
+public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case unreachable, invalid, unsupportedVersion, notFound, unverified, noCatalog
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

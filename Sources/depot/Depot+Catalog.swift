@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import ModelCatalog
+import ModelStore
+
+/// Where the catalog comes from: `--catalog`, else `$DEPOT_CATALOG`, else the cached copy's address.
+struct CatalogOptions: ParsableArguments {
+    @Option(help: "Catalog URL or file (default: $DEPOT_CATALOG, else the last one used).") var catalog: String?
+
+    var source: String? {
+        catalog ?? ProcessInfo.processInfo.environment["DEPOT_CATALOG"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func load(into store: ModelStore) async throws(ExitCode) -> CatalogSnapshot {
+        do {
+            let snapshot = try await CatalogCache(storeRoot: store.root).load(source)
+            if snapshot.isStale {
+                Output.error("using the catalog cached \(Output.age(snapshot.fetchedAt)) (stale): \(snapshot.staleReason ?? "")")
+            }
+            return snapshot
+        } catch {
+            Output.error(error.message)
+            throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+extension CatalogError {
+    var exitCode: Int32 {
+        switch code {
+        case .notFound: 3
+        case .unreachable: 11
+        case .invalid, .unsupportedVersion, .unverified, .noCatalog: 2
+        }
+    }
+}
+
+extension Depot {
+    struct CatalogCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "catalog", abstract: "Browse the model catalog.", subcommands: [List.self, Show.self])
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List catalog models that fit this device (platform and memory); --all for every one.")
+
+            @Flag(help: "Include models for other platforms or with more memory than this device has.") var all = false
+            @Option(help: "Platform to filter for (default: this device's).") var platform: String?
+            @Option(help: "Memory in MB to filter for (default: this device's).") var memoryMb: UInt64?
+            @OptionGroup var catalog: CatalogOptions
+            @OptionGroup var options: StoreOptions
+
+            struct Listing: Codable {
+                var source: String
+                var fetchedAt: Date
+                var stale: Bool
+                var models: [CatalogEntry]
+            }
+
+            func run() async throws {
+                let store = try options.openStore()
+                let snapshot = try await catalog.load(into: store)
+                let current = DeviceProfile.current
+                let device = DeviceProfile(platform: platform ?? current.platform, memoryMB: memoryMb ?? current.memoryMB)
+                let models = snapshot.catalog.models.filter { all || $0.fits(device) }
+                let installed = Set((try? store.listModels())?.map(\.name) ?? [])
+                options.emit(Listing(source: snapshot.source, fetchedAt: snapshot.fetchedAt, stale: snapshot.isStale, models: models)) {
+                    Output.table(["ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "PLATFORM", "STATE"], models.map { entry in
+                        [entry.modelId, "\(entry.paramSize)B", entry.quantization, ByteCount.format(entry.fileSizeBytes),
+                         "\(entry.minMemoryMB) MB", entry.platform,
+                         installed.contains(entry.modelId) ? "installed" : entry.checksumSha256 == nil ? "no checksum" : "available"]
+                    })
+                    print("\(models.count) of \(snapshot.catalog.models.count) models\(all ? "" : " fit \(device.platform) with \(device.memoryMB) MB"); catalog from \(snapshot.source), fetched \(Output.age(snapshot.fetchedAt))\(snapshot.isStale ? " (stale)" : "")")
+                }
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show one catalog model.")
+
+            @Argument(help: "Catalog model id.") var id: String
+            @OptionGroup var catalog: CatalogOptions
+            @OptionGroup var options: StoreOptions
+
+            func run() async throws {
+                let store = try options.openStore()
+                let snapshot = try await catalog.load(into: store)
+                guard let entry = snapshot.catalog.entry(id) else {
+                    Output.error("the catalog has no model '\(id)'; `depot catalog list --all` shows them all")
+                    throw ExitCode(3)
+                }
+                options.emit(entry) {
+                    let lines: [(String, String)] = [
+                        ("id", entry.modelId), ("name", entry.displayName), ("parameters", "\(entry.paramSize)B"),
+                        ("quantization", entry.quantization), ("size", ByteCount.format(entry.fileSizeBytes)),
+                        ("memory", "\(entry.minMemoryMB) MB"), ("platform", entry.platform),
+                        ("languages", entry.languages.joined(separator: ", ")), ("license", entry.license ?? "unknown"),
+                        ("download", entry.downloadUrl), ("sha256", entry.checksumSha256 ?? "none (needs --allow-unverified)"),
+                        ("projector", entry.projector?.url ?? "none"), ("mirrors", (entry.mirrors ?? []).joined(separator: ", ")),
+                        ("pieces", entry.pieces.map { "\($0.sha256.count) of \(ByteCount.format($0.pieceSize))" } ?? "none"),
+                    ]
+                    for (label, value) in lines { print((label + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+                }
+            }
+        }
+    }
+}
