@@ -57,6 +57,8 @@ public final class ModelDownloader: Sendable {
         public var checkpointBytesPerConnection: UInt64 = 4 << 20
         /// Ranges smaller than twice this are not split further.
         public var minimumSplitBytes: UInt64 = 1 << 20
+        /// Where `hf://` references resolve (`$HF_ENDPOINT`, else https://huggingface.co).
+        public var huggingFaceEndpoint = TransferSource.huggingFaceEndpoint()
 
         /// The defaults.
         public init() {}
@@ -143,7 +145,7 @@ public final class ModelDownloader: Sendable {
 
     private func download(_ role: FileRole, _ text: String, expected: ExpectedHash?, token: String?,
                           _ progress: ProgressReporter) throws(TransferError) -> FileDownload {
-        let source = try TransferSource(text)
+        let source = try TransferSource(text, huggingFaceEndpoint: configuration.huggingFaceEndpoint)
         let fetcher = HTTPFetcher(client: client, source: source, token: token, stallTimeout: configuration.stallTimeout)
         return FileDownload(role: role, source: source, expected: expected, fetcher: fetcher, journal: journal,
                             store: store, configuration: configuration, progress: progress)

@@ -17,6 +17,9 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /slow/F        sends at about 4 MB/s
   /missing/F     404
   /auth/F        401 unless "Authorization: Bearer sesame"
+  /hf/OWNER/REPO/resolve/REV/F   like the Hugging Face Hub for a gated repo: 401 without the
+                 token, else 302 to http://localhost:PORT/ok/F with X-Linked-Etag (the SHA-256)
+                 and X-Linked-Size
 Every request is logged to LOG as one JSON line: method, path, host, range, whether an
 Authorization header came, status and body bytes sent.
 """
@@ -55,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) != 2:
             return self.fail(404)
         fault, name = parts
+        if fault == "hf":
+            name = name.split("/")[-1]
         path = os.path.join(ROOT, name)
         gets = count((fault, name, "GET")) if not head else counts.get((fault, name, "GET"), 0)
         requests = count((fault, name))
@@ -64,6 +69,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.fail(401)
         if fault == "5xx" and requests <= 4:
             return self.fail(503)
+        if fault == "hf":
+            if self.headers.get("Authorization") != "Bearer sesame":
+                return self.fail(401)
+            data = open(path, "rb").read()
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/ok/{name}")
+            self.send_header("X-Linked-Etag", '"%s"' % hashlib.sha256(data).hexdigest())
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self.record(302, 0)
         if fault in ("redirect", "samehost"):
             port = self.server.server_address[1]
             target = f"http://localhost:{port}/ok/{name}" if fault == "redirect" else f"/ok/{name}"

@@ -77,6 +77,26 @@ import Testing
         await downloader.shutdown()
     }
 
+    @Test func huggingFaceReferencesAreVerifiedAgainstThePublishedSHA256() async throws {
+        let scratch = TransferScratch()
+        defer { scratch.remove() }
+        let digest = try scratch.model("qwen-q4_k_m.gguf", megabytes: 1)
+        let server = try FaultServer(root: scratch.served)
+        defer { server.stop() }
+        var configuration = TransferScratch.fastConfiguration
+        configuration.huggingFaceEndpoint = "http://127.0.0.1:\(server.port)/hf"
+        let downloader = try scratch.downloader(configuration)
+        let gated = await transferError { _ = try await downloader.pull(PullRequest(source: "hf://owner/repo/qwen-q4_k_m.gguf")) }
+        #expect(gated?.code == .rejected)
+        let result = try await downloader.pull(PullRequest(source: "hf://owner/repo@main/qwen-q4_k_m.gguf", token: "sesame"))
+        #expect(result.entry.weights?.hashSource == .server)
+        #expect(result.entry.weights?.sha256 == digest)
+        #expect(result.entry.sourceURL == "hf://owner/repo@main/qwen-q4_k_m.gguf")
+        let cdn = server.requests.filter { $0.host.hasPrefix("localhost") }
+        #expect(!cdn.isEmpty && cdn.allSatisfy { !$0.authorization }, "the token stays with the Hub")
+        await downloader.shutdown()
+    }
+
     @Test func refusalsAreClearAndFinal() async throws {
         let scratch = TransferScratch()
         defer { scratch.remove() }
