@@ -111,6 +111,7 @@ public final class ModelDownloader: Sendable {
                      progress sink: @escaping @Sendable (TransferProgress) -> Void = { _ in }) async throws(TransferError) -> ImportResult {
         let progress = ProgressReporter(sink)
         let secrets = [request.token].compactMap { $0 }
+            + [request.source, request.projector].compactMap { $0 }.flatMap(Redaction.secrets(in:))
         do {
             if let name = request.name { try ModelName.validate(name) }
             if let app = request.app { try AppID.validate(app) }

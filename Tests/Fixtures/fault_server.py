@@ -15,6 +15,8 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /redirect/F    302 to http://localhost:PORT/ok/F (another host name)
   /samehost/F    302 to /ok/F on this host
   /slow/F        sends at about 4 MB/s
+  /novalidators/F       no ETag, no Last-Modified (ranges still served)
+  /novalidatorsdrop/F   the same, and the first 2 bodies are cut halfway
   /missing/F     404
   /auth/F        401 unless "Authorization: Bearer sesame"
   /hf/OWNER/REPO/resolve/REV/F   like the Hugging Face Hub for a gated repo: 401 without the
@@ -107,8 +109,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
-        self.send_header("Last-Modified", "Mon, 0%d Nov 2026 10:00:00 GMT" % version)
+        if not fault.startswith("novalidators"):
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", "Mon, 0%d Nov 2026 10:00:00 GMT" % version)
         declared = len(body)
         if fault == "lielength" and not head and gets <= 2:
             declared = len(body) + 4096
@@ -120,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.record(status, 0)
         sent = 0
         try:
-            if fault == "drop" and gets <= 3:
+            if (fault == "drop" and gets <= 3) or (fault == "novalidatorsdrop" and gets <= 2):
                 half = len(body) // 2
                 self.wfile.write(body[:half])
                 sent = half

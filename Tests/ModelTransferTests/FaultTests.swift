@@ -22,6 +22,22 @@ import Testing
         await downloader.shutdown()
     }
 
+    @Test(arguments: ["novalidators", "novalidatorsdrop"])
+    func withoutValidatorsTheFileComesWholeInOneResponse(fault: String) async throws {
+        let scratch = TransferScratch()
+        defer { scratch.remove() }
+        let digest = try scratch.model("m.gguf", megabytes: 2)
+        let server = try FaultServer(root: scratch.served)
+        defer { server.stop() }
+        let downloader = try scratch.downloader()
+        let result = try await downloader.pull(PullRequest(source: server.url(fault, "m.gguf")))
+        #expect(result.entry.weights?.sha256 == digest)
+        let gets = server.requests.filter { $0.method == "GET" }
+        #expect(gets.allSatisfy { $0.range == nil }, "no ranges: pieces could come from different versions")
+        #expect(gets.count == (fault == "novalidators" ? 1 : 3))
+        await downloader.shutdown()
+    }
+
     @Test func anETagChangeMidDownloadNeverSplicesTwoVersions() async throws {
         let scratch = TransferScratch()
         defer { scratch.remove() }

@@ -73,7 +73,9 @@ struct FileDownload: Sendable {
                 return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
                                                    hashSource: hashSource), jobID: job.id)
             }
-            let useRanges = rangesWork && remote.acceptsRanges
+            // Without a validator, pieces fetched at different times could come from different
+            // versions: such a file is fetched whole, in one response, and never resumed.
+            let useRanges = rangesWork && remote.acceptsRanges && remote.rangeValidator != nil
             let resumeFrom = useRanges ? durable : IntervalSet()
             try partial.reserve(remote.size)
             progress.setResumed(resumeFrom.count, for: role)
@@ -87,16 +89,22 @@ struct FileDownload: Sendable {
             } catch let failure as FetchFailure {
                 // The server's file is not the one the partial holds, or ranges do not work:
                 // throw the partial away and start clean, never splicing two versions.
+                var limit = 3
                 switch failure {
                 case .rangeIgnored: rangesWork = false
                 case .remoteChanged: break
+                case .wholeFileInterrupted: limit = configuration.maximumAttempts
                 default: throw failure
                 }
                 try discard(job.id, partial: partial)
                 restarts += 1
-                guard restarts <= 3 else {
+                guard restarts <= limit else {
+                    if case .wholeFileInterrupted(let reason) = failure {
+                        throw TransferError(.unreachable, "\(reason); the server cannot resume this file, and \(restarts) whole attempts failed")
+                    }
                     throw TransferError(.unreachable, "\(source.redacted) kept changing while it was downloaded; try again later")
                 }
+                if case .wholeFileInterrupted = failure { try await Task.sleep(for: configuration.backoff(attempt: restarts)) }
                 remote = try await probe()
             }
         }
@@ -192,6 +200,8 @@ struct FileDownload: Sendable {
                     throw FetchFailure.transient("the server ended the response before the range was complete")
                 }
                 failures = 0
+            } catch FetchFailure.transient(let reason) where !useRanges {
+                throw FetchFailure.wholeFileInterrupted(reason)
             } catch FetchFailure.transient(let reason) {
                 scheduler.release(worker: worker)
                 failures = received.value > 0 ? 1 : failures + 1
@@ -245,8 +255,11 @@ struct FileDownload: Sendable {
 /// Flushes the partial file, then records what is written in the journal: after a kill, the
 /// journal never claims bytes that were not on disk.
 final class Checkpoint: @unchecked Sendable {
-    // `lock` serialises checkpoints from several connections.
+    // `lock` serialises checkpoints from several connections and guards `flushFailed`.
     private let lock = NSLock()
+    /// After a failed flush the kernel may report success for the same lost pages next time,
+    /// so nothing more is ever recorded for this run.
+    private var flushFailed = false
     let scheduler: RangeScheduler
     let partial: PartialFile
     let journal: TransferJournal
@@ -261,9 +274,13 @@ final class Checkpoint: @unchecked Sendable {
 
     func take() throws {
         try lock.withLock {
+            guard !flushFailed else { return }
             let written = scheduler.writtenRanges
             scheduler.checkpointTaken()
-            try partial.sync()
+            do { try partial.sync() } catch {
+                flushFailed = true
+                throw error
+            }
             try journal.recordRanges(written, of: jobID)
         }
     }

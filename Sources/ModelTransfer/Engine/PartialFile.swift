@@ -29,7 +29,7 @@ final class PartialFile: @unchecked Sendable {
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             // Another depot process is fetching this very file; wait for it rather than race it.
             do { try await Task.sleep(for: .milliseconds(200)) } catch {
-                close(descriptor)
+                // deinit closes the descriptor.
                 throw TransferError(.cancelled, "cancelled while waiting for another download of the same file")
             }
         }

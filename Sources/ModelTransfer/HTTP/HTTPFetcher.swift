@@ -35,6 +35,9 @@ struct HTTPFetcher: Sendable {
         guard let size else {
             throw .fatal(TransferError(.unsupportedServer, "the server does not say how large \(source.redacted) is, so it cannot be verified or resumed"))
         }
+        guard size <= UInt64(Int64.max) else {
+            throw .fatal(TransferError(.unsupportedServer, "the server claims \(source.redacted) is \(size) bytes, which no file can be"))
+        }
         let acceptsRanges = response.head.status == .partialContent
             || headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true
         return RemoteFile(url: response.url, size: size, etag: headers.first(name: "ETag"),
@@ -56,28 +59,28 @@ struct HTTPFetcher: Sendable {
             throw .remoteChanged("the server no longer has the requested bytes of \(source.redacted)")
         }
         try Self.check(status, url: source.redacted, allowPartial: true)
+        // Whatever the status, the bytes must come from the version the partial holds.
+        let answer = response.head.headers
+        let changed = { (name: String, known: String?) -> Bool in
+            guard let known, let now = answer.first(name: name) else { return false }
+            return now != known
+        }
+        if changed("ETag", remote.etag) || changed("Last-Modified", remote.lastModified) {
+            throw .remoteChanged("\(source.redacted) changed on the server while downloading")
+        }
         var offset: UInt64 = 0
-        if let range {
-            if status == .ok {
-                if range.lowerBound == 0 && range.upperBound == remote.size {
-                    // The whole file was asked for: a 200 is fine if it is still the same version.
-                    if let etag = remote.etag, let now = response.head.headers.first(name: "ETag"), now != etag {
-                        throw .remoteChanged("\(source.redacted) changed on the server (ETag \(etag) → \(now))")
-                    }
-                } else if let validator, let now = response.head.headers.first(name: "ETag") ?? response.head.headers.first(name: "Last-Modified"),
-                          now != validator {
-                    // If-Range failed: the server sent the new version whole.
-                    throw .remoteChanged("\(source.redacted) changed on the server while downloading")
-                } else {
-                    throw .rangeIgnored
-                }
-            } else {
-                guard let contentRange = response.head.headers.first(name: "Content-Range"),
-                      Self.startFromContentRange(contentRange) == range.lowerBound else {
-                    throw .transient("the server sent a different byte range than asked for")
-                }
-                offset = range.lowerBound
+        if status == .partialContent {
+            guard let range, let contentRange = answer.first(name: "Content-Range"),
+                  Self.startFromContentRange(contentRange) == range.lowerBound else {
+                throw .transient("the server sent a different byte range than asked for")
             }
+            guard Self.totalFromContentRange(contentRange) == remote.size else {
+                throw .remoteChanged("\(source.redacted) changed size on the server while downloading")
+            }
+            offset = range.lowerBound
+        } else if let range, !(range.lowerBound == 0 && range.upperBound == remote.size) {
+            // A 200 with the same validators to a range request: ranges are not honoured.
+            throw .rangeIgnored
         }
         try await stream(response.body, from: offset, consume: consume)
     }
@@ -201,8 +204,9 @@ struct HTTPFetcher: Sendable {
         return UInt64(spec[..<dash])
     }
 
+    /// The client's errors name conditions, not URLs; secrets in messages are scrubbed by the caller.
     static func describe(_ error: Error) -> String {
-        Redaction.redact("\(error)")
+        "\(error)"
     }
 }
 

@@ -33,6 +33,8 @@ enum FetchFailure: Error {
     case transient(String)
     /// The file on the server is not the version the partial holds: start over.
     case remoteChanged(String)
+    /// A whole-file transfer (no ranges) broke off: it can only start over from byte 0.
+    case wholeFileInterrupted(String)
     /// The server answered a range request with the whole file.
     case rangeIgnored
     /// Retrying cannot help.

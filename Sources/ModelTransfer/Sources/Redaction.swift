@@ -33,6 +33,13 @@ public enum Redaction {
         return components.string ?? "<unparseable URL>"
     }
 
+    /// The credential values in a URL (password, user, secret query values), to scrub from text.
+    public static func secrets(in url: String) -> [String] {
+        guard let components = URLComponents(string: url) else { return [] }
+        let query = (components.queryItems ?? []).filter { isSecretParameter($0.name) }.compactMap(\.value)
+        return [components.password, components.user].compactMap { $0 } + query
+    }
+
     /// `text` with every occurrence of each secret replaced; for messages that may quote input.
     public static func scrub(_ text: String, secrets: [String]) -> String {
         secrets.filter { $0.count >= 4 }.reduce(text) { $0.replacingOccurrences(of: $1, with: "<redacted>") }

@@ -21,6 +21,9 @@ public struct TransferSource: Sendable, Equatable {
     /// Parses `https://…`, `http://…` or `hf://owner/repo[@revision]/path/file.gguf`.
     public init(_ text: String, huggingFaceEndpoint: String = TransferSource.huggingFaceEndpoint()) throws(TransferError) {
         if text.hasPrefix("hf://") {
+            guard !text.contains("?") && !text.contains("#") else {
+                throw TransferError(.invalidSource, "hf:// references take no query or fragment; pass a token with --token or HF_TOKEN")
+            }
             let rest = text.dropFirst("hf://".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard rest.count >= 3, !rest[0].isEmpty, !rest[1].isEmpty, rest.dropFirst(2).allSatisfy({ !$0.isEmpty && $0 != ".." }) else {
                 throw TransferError(.invalidSource, "'\(Redaction.redact(text))' is not of the form hf://owner/repo[@revision]/path/file.gguf")
