@@ -28,7 +28,6 @@ struct CatalogOptions: ParsableArguments {
 extension CatalogError {
     var exitCode: Int32 {
         switch code {
-        case .notFound: 3
         case .unreachable: 11
         case .invalid, .unsupportedVersion, .unverified, .noCatalog: 2
         }

@@ -126,7 +126,7 @@ extension TransferError {
     /// Process exit code (listed in `depot --help`).
     var exitCode: Int32 {
         switch code {
-        case .invalidSource, .unverified: 2
+        case .invalidSource: 2
         case .checksumMismatch: 5
         case .diskFull: 6
         case .rejected: 10

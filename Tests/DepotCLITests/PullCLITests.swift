@@ -84,17 +84,6 @@ import Glibc
     }
 }
 
-func sha256sum(_ path: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(String(decoding: data, as: UTF8.self).prefix(64))
-}
 
 @Suite(.serialized) struct CatalogCLITests {
     @Test func pullByCatalogIDIsVerifiedAgainstTheCatalog() throws {

@@ -1,3 +1,4 @@
+import DepotTestSupport
 import Foundation
 import GGUF
 import ModelStore
@@ -60,18 +61,6 @@ final class TestClock: @unchecked Sendable {
     func advance(_ seconds: TimeInterval) { lock.withLock { current += seconds } }
 }
 
-/// SHA-256 by an independent implementation (coreutils).
-func sha256sum(_ path: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(String(decoding: data, as: UTF8.self).prefix(64))
-}
 
 func linkCount(_ path: String) -> Int {
     var info = stat()

@@ -65,17 +65,6 @@ struct TransferScratch {
     }
 }
 
-func sha256sum(_ path: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(String(decoding: data, as: UTF8.self).prefix(64))
-}
 
 /// Waits until the downloader's journal shows part of a download on disk, then cancels `task`.
 func interrupt<T>(_ task: Task<T, Error>, whenJournalOf downloader: ModelDownloader) async throws {

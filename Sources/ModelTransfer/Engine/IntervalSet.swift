@@ -30,15 +30,6 @@ struct IntervalSet: Sendable, Equatable {
         ranges = result
     }
 
-    /// Removes `range` (a piece that failed verification).
-    mutating func remove(_ range: Range<UInt64>) {
-        ranges = ranges.flatMap { existing -> [Range<UInt64>] in
-            guard existing.overlaps(range) else { return [existing] }
-            return [existing.lowerBound..<max(existing.lowerBound, range.lowerBound),
-                    min(existing.upperBound, range.upperBound)..<existing.upperBound].filter { !$0.isEmpty }
-        }
-    }
-
     /// End of the run of bytes starting at 0.
     var contiguousPrefix: UInt64 { ranges.first.map { $0.lowerBound == 0 ? $0.upperBound : 0 } ?? 0 }
 
@@ -52,9 +43,5 @@ struct IntervalSet: Sendable, Equatable {
         }
         if position < size { gaps.append(position..<size) }
         return gaps
-    }
-
-    func contains(_ range: Range<UInt64>) -> Bool {
-        ranges.contains { $0.lowerBound <= range.lowerBound && range.upperBound <= $0.upperBound }
     }
 }

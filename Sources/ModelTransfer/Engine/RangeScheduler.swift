@@ -40,7 +40,6 @@ final class RangeScheduler: @unchecked Sendable {
     var contiguousPrefix: UInt64 { lock.withLock { written.contiguousPrefix } }
     /// What is written, for a checkpoint.
     var writtenRanges: IntervalSet { lock.withLock { written } }
-    var isComplete: Bool { lock.withLock { written.contiguousPrefix >= size } }
 
     /// The next range for `worker`: a pending one (lowest first, so the hash can start), else
     /// the upper half of the largest range another connection is still fetching.

@@ -12,8 +12,6 @@ public struct TransferError: Error, Sendable, Equatable, CustomStringConvertible
         case unreachable
         /// The bytes did not match the expected SHA-256.
         case checksumMismatch
-        /// No expected hash, and unverified downloads were not allowed.
-        case unverified
         /// The server does not give a size, so the download cannot be checked or resumed.
         case unsupportedServer
         /// Not enough free space for the remaining bytes.
