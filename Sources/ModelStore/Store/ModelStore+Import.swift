@@ -74,7 +74,11 @@ extension ModelStore {
             for file in staged where !knownDigests.contains(file.digest) && !placed.contains(file.digest) {
                 let path = database.blobPath(file.digest)
                 guard let temporaryPath = file.temporaryPath else {
-                    throw StoreError(.io, "the stored copy of \(file.source.path) vanished during the import; try again")
+                    // The source was this blob's other link, and another process deleted the
+                    // blob meanwhile: the source still holds the bytes, so link it back.
+                    try relink(file, to: path)
+                    placed.append(file.digest)
+                    continue
                 }
                 guard rename(temporaryPath, path) == 0 else {
                     throw StoreError(.io, "cannot move \(file.source.path) into the store: \(systemMessage()); try again")
@@ -158,6 +162,17 @@ extension ModelStore {
             } else {
                 try blob.insert(db)
             }
+        }
+    }
+
+    /// Links an already-hashed source into the blob path, if it is still the file hashed.
+    private func relink(_ file: StagedFile, to path: String) throws(StoreError) {
+        guard linkat(AT_FDCWD, file.source.realPath, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 else {
+            throw StoreError(.io, "cannot link \(file.source.path) into the store: \(systemMessage()); try again")
+        }
+        guard let linked = try FileStatus.of(path), linked.sameContents(as: file.source.status) else {
+            unlink(path)
+            throw StoreError(.sourceChanged, "\(file.source.path) changed while it was being imported; try again")
         }
     }
 
