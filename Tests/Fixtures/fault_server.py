@@ -17,6 +17,8 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /slow/F        sends at about 4 MB/s
   /novalidators/F       no ETag, no Last-Modified (ranges still served)
   /novalidatorsdrop/F   the same, and the first 2 bodies are cut halfway
+  /expiring/F    302 to http://localhost:PORT/signed/F?exp=K, a fresh K each time; a signed
+                 address serves 2 GETs and then answers 403, as an expired CDN URL does
   /missing/F     404
   /auth/F        401 unless "Authorization: Bearer sesame"
   /hf/OWNER/REPO/resolve/REV/F   like the Hugging Face Hub for a gated repo: 401 without the
@@ -71,6 +73,19 @@ class Handler(BaseHTTPRequestHandler):
             return self.fail(401)
         if fault == "5xx" and requests <= 4:
             return self.fail(503)
+        if fault == "expiring":
+            token = count(("token", name))
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/signed/{name}?exp={token}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self.record(302, 0)
+        if fault == "signed":
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            token = int(query.get("exp", ["0"])[0])
+            uses = count(("signed", name, token)) if not head else 0
+            if token < 1 or uses > 2:
+                return self.fail(403)
         if fault == "hf":
             if self.headers.get("Authorization") != "Bearer sesame":
                 return self.fail(401)

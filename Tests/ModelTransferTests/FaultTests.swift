@@ -38,6 +38,23 @@ import Testing
         await downloader.shutdown()
     }
 
+    @Test func anExpiredSignedAddressIsRenewedWithoutLosingTheDownload() async throws {
+        let scratch = TransferScratch()
+        defer { scratch.remove() }
+        let digest = try scratch.model("m.gguf", megabytes: 3)
+        let server = try FaultServer(root: scratch.served)
+        defer { server.stop() }
+        let downloader = try scratch.downloader()
+        let result = try await downloader.pull(PullRequest(source: server.url("expiring", "m.gguf"),
+                                                           sha256: try ExpectedHash(sha256: digest, source: .user)))
+        #expect(try sha256sum(result.entry.weights!.path) == digest)
+        let refused = server.requests.filter { $0.status == 403 }
+        #expect(!refused.isEmpty, "some signed addresses expired during the download")
+        let served = server.requests.filter { $0.path.hasPrefix("/signed/") }.reduce(0) { $0 + $1.sent }
+        #expect(served <= 3 * (1 << 20) + 64 * 1024 + 4 * 256 * 1024, "expiry cost at most what was in flight, not a restart")
+        await downloader.shutdown()
+    }
+
     @Test func anETagChangeMidDownloadNeverSplicesTwoVersions() async throws {
         let scratch = TransferScratch()
         defer { scratch.remove() }

@@ -156,11 +156,12 @@ struct FileDownload: Sendable {
                                        minimumSplit: configuration.minimumSplitBytes,
                                        checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(connections))
         let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
+        let address = CurrentAddress(remote)
         do {
             let digest = try await withThrowingTaskGroup(of: String?.self) { group in
                 for worker in 0..<connections {
                     group.addTask {
-                        try await work(worker, remote: remote, partial: partial, scheduler: scheduler,
+                        try await work(worker, address: address, partial: partial, scheduler: scheduler,
                                        checkpoint: checkpoint, useRanges: useRanges)
                         return nil
                     }
@@ -180,12 +181,13 @@ struct FileDownload: Sendable {
     }
 
     /// One connection: takes ranges until none are left, retrying with back-off.
-    private func work(_ worker: Int, remote: RemoteFile, partial: PartialFile, scheduler: RangeScheduler,
+    private func work(_ worker: Int, address: CurrentAddress, partial: PartialFile, scheduler: RangeScheduler,
                       checkpoint: Checkpoint, useRanges: Bool) async throws {
         var failures = 0
         let role = self.role, progress = self.progress
         while let range = scheduler.take(worker: worker) {
             let received = ByteCounter()
+            let remote = await address.remote
             do {
                 try await fetcher.fetch(remote, range: useRanges ? range : nil, validator: remote.rangeValidator) { offset, chunk in
                     let allowed = scheduler.claim(worker: worker, offset: offset, length: chunk.readableBytes)
@@ -200,6 +202,13 @@ struct FileDownload: Sendable {
                     throw FetchFailure.transient("the server ended the response before the range was complete")
                 }
                 failures = 0
+            } catch FetchFailure.addressExpired(let failed) {
+                scheduler.release(worker: worker)
+                failures += 1
+                guard failures <= configuration.maximumAttempts else {
+                    throw TransferError(.rejected, "the download address for \(source.redacted) keeps being refused; the partial download is kept: pull again to resume")
+                }
+                _ = try await address.refresh(after: failed, using: fetcher)
             } catch FetchFailure.transient(let reason) where !useRanges {
                 throw FetchFailure.wholeFileInterrupted(reason)
             } catch FetchFailure.transient(let reason) {

@@ -55,6 +55,9 @@ struct HTTPFetcher: Sendable {
         if let validator, range != nil { headers["If-Range"] = validator }
         let response = try await send(method: .GET, url: remote.url, headers: headers) { _ in }
         let status = response.head.status
+        if [401, 403, 410].contains(status.code) && !Self.sameOrigin(response.url, source.url) {
+            throw .addressExpired(remote.url)
+        }
         if status == .rangeNotSatisfiable {
             throw .remoteChanged("the server no longer has the requested bytes of \(source.redacted)")
         }

@@ -27,6 +27,26 @@ struct RemoteFile: Sendable, Equatable {
     }
 }
 
+/// The address ranges are fetched from. A signed CDN address can expire during a long
+/// download; the first connection to notice asks the origin for a fresh one, and the others
+/// pick it up, while the partial file and its journal stay as they are.
+actor CurrentAddress {
+    private(set) var remote: RemoteFile
+
+    init(_ remote: RemoteFile) { self.remote = remote }
+
+    /// A fresh address after `failed` was refused, unless another connection already got one.
+    func refresh(after failed: URL, using fetcher: HTTPFetcher) async throws -> RemoteFile {
+        guard remote.url == failed else { return remote }
+        let fresh = try await fetcher.probe()
+        guard fresh.isSameVersion(as: (remote.size, remote.etag, remote.lastModified)) else {
+            throw FetchFailure.remoteChanged("\(fetcher.source.redacted) changed on the server while downloading")
+        }
+        remote = fresh
+        return fresh
+    }
+}
+
 /// Why one request failed, as the retry loop needs to know it.
 enum FetchFailure: Error {
     /// Worth retrying after a back-off: network errors, 5xx, 408, 429, stalls, short bodies.
@@ -35,6 +55,8 @@ enum FetchFailure: Error {
     case remoteChanged(String)
     /// A whole-file transfer (no ranges) broke off: it can only start over from byte 0.
     case wholeFileInterrupted(String)
+    /// The redirected (signed) address stopped being accepted: ask the origin for a fresh one.
+    case addressExpired(URL)
     /// The server answered a range request with the whole file.
     case rangeIgnored
     /// Retrying cannot help.
