@@ -4,11 +4,15 @@ import ModelStore
 /// Printing for people (tables, sizes, ages) and for scripts (JSON).
 enum Output {
     static func json<T: Encodable>(_ value: T) {
+        print(jsonText(value, pretty: true))
+    }
+
+    /// Sorted keys and ISO 8601 dates, so output is stable for scripts; one line unless `pretty`.
+    static func jsonText<T: Encodable>(_ value: T, pretty: Bool) -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        let data = try! encoder.encode(value)
-        print(String(decoding: data, as: UTF8.self))
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
     static func error(_ message: String) {

@@ -18,7 +18,7 @@ final class PullDisplay: @unchecked Sendable {
 
     func show(_ progress: TransferProgress) {
         lock.withLock {
-            if json { return Self.printLine(Self.encode(progress)) }
+            if json { return Self.printLine(Output.jsonText(progress, pretty: false)) }
             let stageChanged = progress.stage != lastStage
             lastStage = progress.stage
             if progress.stage == .downloading, terminal {
@@ -34,7 +34,7 @@ final class PullDisplay: @unchecked Sendable {
     func finish(_ result: ImportResult) {
         lock.withLock {
             if json {
-                Self.printLine(Self.encode(result))
+                Self.printLine(Output.jsonText(result, pretty: false))
                 return
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
@@ -59,13 +59,6 @@ final class PullDisplay: @unchecked Sendable {
 
     static func duration(_ seconds: Int) -> String {
         seconds >= 3600 ? "\(seconds / 3600)h\(seconds % 3600 / 60)m" : seconds >= 60 ? "\(seconds / 60)m\(seconds % 60)s" : "\(seconds)s"
-    }
-
-    static func encode<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 
     static func printLine(_ line: String) {

@@ -1,3 +1,4 @@
+import DepotTestSupport
 import Foundation
 import Testing
 import ModelStore
@@ -88,7 +89,7 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
         try expectConsistent(workspace)
     }
 
-    @Test(.enabled(if: tmpfsAvailable(), "needs permission to mount a tmpfs"))
+    @Test(.enabled(if: SmallDisk.available, "needs permission to mount a tmpfs"))
     func fullDiskAndFileSizeLimitFailCleanly() throws {
         let workspace = Workspace()
         defer { workspace.remove() }
@@ -96,10 +97,9 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
         let small = try workspace.model("small.gguf")
 
         // A real full disk: the store on a 4 MB tmpfs.
-        let disk = workspace.path + "/disk"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        #expect(mount("tmpfs", disk, "tmpfs", 0, "size=4m") == 0)
-        defer { umount(disk) }
+        let smallDisk = try #require(SmallDisk(megabytes: 4))
+        defer { smallDisk.remove() }
+        let disk = smallDisk.path
         let onDisk = DepotProcess(store: disk + "/store")
         #expect(try onDisk.run(["import", small, "--name", "small:x"]).status == 0)
         let full = try onDisk.run(["import", big, "--name", "big:x"])
@@ -121,13 +121,4 @@ func expectConsistent(_ workspace: Workspace, sourceLocation: SourceLocation = #
         #expect(workspace.files(in: "tmp").isEmpty)
         try expectConsistent(workspace)
     }
-}
-
-func tmpfsAvailable() -> Bool {
-    let probe = "/tmp/depot-probe-\(getpid())-\(UUID().uuidString.prefix(6))"
-    mkdir(probe, 0o755)
-    defer { rmdir(probe) }
-    guard mount("tmpfs", probe, "tmpfs", 0, "size=1m") == 0 else { return false }
-    umount(probe)
-    return true
 }

@@ -1,30 +1,8 @@
+import DepotTestSupport
 import Foundation
 import GGUF
 import Testing
 @testable import ModelStore
-
-/// A small tmpfs the test mounts itself (the machines run tests as root), unmounted by `remove()`.
-struct SmallDisk {
-    let path: String
-
-    init?(megabytes: Int, readOnly: Bool = false) {
-        path = "/tmp/depot-disk-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let options = "size=\(megabytes)m" + (readOnly ? ",ro" : "")
-        guard mount("tmpfs", path, "tmpfs", 0, options) == 0 else { return nil }
-    }
-
-    func remove() {
-        umount(path)
-        rmdir(path)
-    }
-
-    static var available: Bool {
-        guard let probe = SmallDisk(megabytes: 1) else { return false }
-        probe.remove()
-        return true
-    }
-}
 
 @Suite struct FailureTests {
     @Test(.enabled(if: SmallDisk.available, "needs permission to mount a tmpfs"))

@@ -198,10 +198,9 @@ import Testing
         let scratch = TransferScratch()
         defer { scratch.remove() }
         try scratch.model("m.gguf", megabytes: 6)
-        let disk = scratch.path + "/disk"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        try #require(mount("tmpfs", disk, "tmpfs", 0, "size=3m") == 0, "needs permission to mount a tmpfs")
-        defer { umount(disk) }
+        let smallDisk = try #require(SmallDisk(megabytes: 3), "needs permission to mount a tmpfs")
+        defer { smallDisk.remove() }
+        let disk = smallDisk.path
         let server = try FaultServer(root: scratch.served)
         defer { server.stop() }
         let downloader = try ModelDownloader(store: try ModelStore(root: disk + "/store"), configuration: TransferScratch.fastConfiguration)

@@ -173,3 +173,26 @@ public func sha256sum(_ path: String) throws -> String {
     process.waitUntilExit()
     return String(String(decoding: data, as: UTF8.self).prefix(64))
 }
+
+/// A small tmpfs the test mounts itself (the machines run tests as root), unmounted by `remove()`.
+public struct SmallDisk {
+    public let path: String
+
+    public init?(megabytes: Int, readOnly: Bool = false) {
+        path = "/tmp/depot-disk-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let options = "size=\(megabytes)m" + (readOnly ? ",ro" : "")
+        guard mount("tmpfs", path, "tmpfs", 0, options) == 0 else { return nil }
+    }
+
+    public func remove() {
+        umount(path)
+        rmdir(path)
+    }
+
+    public static var available: Bool {
+        guard let probe = SmallDisk(megabytes: 1) else { return false }
+        probe.remove()
+        return true
+    }
+}
