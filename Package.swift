@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "DepotTestSupport", path: "Tests/Support"),
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "ModelTransfer", "ModelStore", "DepotTestSupport"]),
-        .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "ModelTransfer", "GGUF", "DepotTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,8 +17,8 @@ extension CatalogEntry {
             let projectorHash: ExpectedHash? = if let hash = projector?.checksumSha256 {
                 try ExpectedHash(sha256: hash, source: .catalog)
             } else { nil }
-            return PullRequest(source: downloadUrl, projector: projector?.url, name: modelId, app: app, sha256: weights,
-                               projectorSHA256: projectorHash, token: token, replace: replace)
+            return PullRequest(source: downloadUrl, mirrors: mirrors ?? [], projector: projector?.url, name: modelId, app: app,
+                               sha256: weights, pieces: pieces, projectorSHA256: projectorHash, token: token, replace: replace)
         } catch {
             throw CatalogError(.invalid, error.message)
         }

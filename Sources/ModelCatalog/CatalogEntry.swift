@@ -1,4 +1,5 @@
 import Foundation
+import ModelTransfer
 
 /// A curated list of models with what is needed to fetch and verify them (EdgeCoder's catalog
 /// fields, plus projector, mirrors, license and a piece manifest).
@@ -44,12 +45,6 @@ public struct CatalogFile: Codable, Sendable, Equatable {
     public var url: String
     public var sizeBytes: UInt64
     public var checksumSha256: String?
-}
-
-/// SHA-256 of each fixed-size piece of the weights, so a bad piece can be told apart.
-public struct PieceManifest: Codable, Sendable, Equatable {
-    public var pieceSize: UInt64
-    public var sha256: [String]
 }
 
 /// What this device is, for filtering.

@@ -4,39 +4,6 @@ import GGUF
 import ModelStore
 import NIOCore
 
-/// What to pull: a model's weights and, for multimodal models, its projector, as one entry.
-public struct PullRequest: Sendable {
-    /// `https://…` or `hf://owner/repo[@revision]/file.gguf`.
-    public var source: String
-    /// The projector's source, if the model has one.
-    public var projector: String?
-    /// Entry name; derived from the file name and quantization when nil.
-    public var name: String?
-    /// App that uses the entry from now on.
-    public var app: String?
-    /// Expected SHA-256 of the weights, when the caller knows it.
-    public var sha256: ExpectedHash?
-    /// Expected SHA-256 of the projector.
-    public var projectorSHA256: ExpectedHash?
-    /// Bearer token for the source's own host; never stored or logged.
-    public var token: String?
-    /// Replace an entry of the same name with other files.
-    public var replace: Bool
-
-    /// A request with no expectations beyond the source.
-    public init(source: String, projector: String? = nil, name: String? = nil, app: String? = nil,
-                sha256: ExpectedHash? = nil, projectorSHA256: ExpectedHash? = nil, token: String? = nil, replace: Bool = false) {
-        self.source = source
-        self.projector = projector
-        self.name = name
-        self.app = app
-        self.sha256 = sha256
-        self.projectorSHA256 = projectorSHA256
-        self.token = token
-        self.replace = replace
-    }
-}
-
 /// Downloads models into a store: resumable after any interruption, in parallel ranges,
 /// verified before anything becomes visible. Owns one HTTP client; call `shutdown()`.
 public final class ModelDownloader: Sendable {
@@ -55,6 +22,8 @@ public final class ModelDownloader: Sendable {
         /// Bytes per connection between journal checkpoints: at most this much per connection is
         /// fetched again after a kill.
         public var checkpointBytesPerConnection: UInt64 = 4 << 20
+        /// Times one piece may fail its manifest hash before the download stops.
+        public var pieceAttempts = 3
         /// Ranges smaller than twice this are not split further.
         public var minimumSplitBytes: UInt64 = 1 << 20
         /// Where `hf://` references resolve (`$HF_ENDPOINT`, else https://huggingface.co).
@@ -107,49 +76,132 @@ public final class ModelDownloader: Sendable {
     /// Downloads the request's files and records them as one entry, which becomes visible
     /// only when every file is complete and matches its expected hash (or, with no expected
     /// hash, is recorded as unverified).
+    ///
+    /// The pull is a persisted job. If another process is already pulling the same files,
+    /// this one waits for it and reports its progress. Another process (or this one's
+    /// controller) may pause the job (the partial is kept) or cancel it (nothing is kept).
     public func pull(_ request: PullRequest,
                      progress sink: @escaping @Sendable (TransferProgress) -> Void = { _ in }) async throws(TransferError) -> ImportResult {
         let progress = ProgressReporter(sink)
         let secrets = [request.token].compactMap { $0 }
-            + [request.source, request.projector].compactMap { $0 }.flatMap(Redaction.secrets(in:))
+            + ([request.source, request.projector].compactMap { $0 } + request.mirrors).flatMap(Redaction.secrets(in:))
+        var jobID: String?
         do {
             if let name = request.name { try ModelName.validate(name) }
             if let app = request.app { try AppID.validate(app) }
             progress.stage(.resolving)
-            var downloads = [try download(.weights, request.source, expected: request.sha256, token: request.token, progress)]
+            var files = [try mirrored(.weights, [request.source] + request.mirrors, expected: request.sha256,
+                                      pieces: request.pieces, token: request.token, progress)]
             if let projector = request.projector {
-                downloads.append(try download(.projector, projector, expected: request.projectorSHA256, token: request.token, progress))
+                files.append(try mirrored(.projector, [projector], expected: request.projectorSHA256, pieces: nil,
+                                          token: request.token, progress))
             }
-            var probes: [RemoteFile] = []
-            for download in downloads { probes.append(try await download.probe()) }
-            var results: [FileDownload.Result] = []
-            for (download, remote) in zip(downloads, probes) { results.append(try await download.run(remote)) }
+            let id = try journal.claimPull(request).id
+            jobID = id
+            progress.setJob(id)
+            let result = try await obeyingControls(of: id) { [self, files] in
+                var probes: [(Int, RemoteFile)] = []
+                for file in files { probes.append(try await file.probe()) }
+                var results: [FileDownload.Result] = []
+                for (file, (index, remote)) in zip(files, probes) { results.append(try await file.run(from: index, remote)) }
 
-            progress.stage(.verifying)
-            let files = results.map(\.file)
-            let name = try request.name ?? ModelName.derive(fromFilename: downloads[0].source.filename,
-                                                            quantization: GGUFReader.read(path: files[0].path).facts.quantization)
-            let result = try store.recordDownload(files, name: name, app: request.app, replace: request.replace)
-            for finished in results {
-                // A partial left behind held bytes the store already had.
-                if finished.file.path.hasPrefix(store.temporaryDirectoryPath + "/") { unlink(finished.file.path) }
-                if let jobID = finished.jobID { try journal.removeJob(jobID) }
+                progress.stage(.verifying)
+                let paths = results.map(\.file)
+                let name = try request.name ?? ModelName.derive(fromFilename: files[0].downloads[0].source.filename,
+                                                                quantization: GGUFReader.read(path: paths[0].path).facts.quantization)
+                let result = try store.recordDownload(paths, name: name, app: request.app, replace: request.replace)
+                for finished in results {
+                    // A partial left behind held bytes the store already had.
+                    if finished.file.path.hasPrefix(store.temporaryDirectoryPath + "/") { unlink(finished.file.path) }
+                    if let fileJob = finished.jobID { try journal.removeJob(fileJob) }
+                }
+                return result
             }
+            try journal.removePull(id)
             progress.stage(.ready)
             return result
         } catch {
-            let failure = Self.transferError(error, secrets: secrets)
+            var failure = Self.transferError(error, secrets: secrets)
+            if let jobID { failure = settle(jobID, request: request, after: failure) }
             progress.stage(failure.code == .cancelled ? .cancelled : .failed, message: failure.message)
             throw failure
         }
     }
 
-    private func download(_ role: FileRole, _ text: String, expected: ExpectedHash?, token: String?,
-                          _ progress: ProgressReporter) throws(TransferError) -> FileDownload {
-        let source = try TransferSource(text, huggingFaceEndpoint: configuration.huggingFaceEndpoint)
-        let fetcher = HTTPFetcher(client: client, source: source, token: token, stallTimeout: configuration.stallTimeout)
-        return FileDownload(role: role, source: source, expected: expected, fetcher: fetcher, journal: journal,
-                            store: store, configuration: configuration, progress: progress)
+    /// Runs `body` while watching the job's state in the journal: a pause or cancel asked for
+    /// by any process stops it.
+    private func obeyingControls<T: Sendable>(of jobID: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask { [journal] in
+                while true {
+                    try await Task.sleep(for: .milliseconds(100))
+                    guard let job = try journal.pullRecord(jobID) else { continue }
+                    switch PullJob.State(rawValue: job.state) {
+                    case .paused?: throw TransferError(.paused, "")
+                    case .cancelled?: throw TransferError(.cancelled, "")
+                    default:
+                        // The process that ran the job died; this one, waiting for it, carries on.
+                        if let owner = job.ownerPID, !processIsAlive(owner) {
+                            try journal.setPullState(jobID, .running, owner: getpid())
+                        }
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// Records how a job ended and says so: a cancelled job leaves nothing behind, a paused or
+    /// failed one keeps its partial files for a later resume.
+    private func settle(_ jobID: String, request: PullRequest, after failure: TransferError) -> TransferError {
+        let state = (try? journal.pullRecord(jobID)).flatMap { $0.flatMap { PullJob.State(rawValue: $0.state) } }
+        switch state {
+        case .cancelled?:
+            discardFiles(of: request)
+            try? journal.removePull(jobID)
+            return TransferError(.cancelled, "the download was cancelled; nothing of it is kept")
+        case .paused?:
+            return TransferError(.paused, "the download is paused; its partial files are kept. Resume it with `depot jobs resume \(jobID)` or by pulling again")
+        default:
+            if failure.code == .cancelled {
+                return TransferError(.cancelled, "the download was interrupted; its partial files are kept. Resume it with `depot jobs resume \(jobID)` or by pulling again")
+            }
+            // A job with nothing left to resume (say, a checksum mismatch discarded it) ends here.
+            let kept = request.fileKeys.contains { key in ((try? journal.job(forKey: key)) ?? nil) != nil }
+            if kept { try? journal.setPullState(jobID, .failed, message: failure.message) } else { try? journal.removePull(jobID) }
+            return failure
+        }
+    }
+
+    /// Deletes the partial files and journal entries of a request's files.
+    func discardFiles(of request: PullRequest) {
+        for key in request.fileKeys {
+            guard let (job, _) = try? journal.job(forKey: key) else { continue }
+            unlink(job.partialPath)
+            try? journal.removeJob(job.id)
+        }
+    }
+
+    /// One file of a pull with the addresses to try for it, primary first.
+    private func mirrored(_ role: FileRole, _ sources: [String], expected: ExpectedHash?, pieces: PieceManifest?, token: String?,
+                          _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
+        let key = PullRequest.fileKey(sources[0], expected: expected)
+        var downloads: [FileDownload] = []
+        for text in sources {
+            let source = try TransferSource(text, huggingFaceEndpoint: configuration.huggingFaceEndpoint)
+            // The token belongs to the primary source's host only; mirrors are other hosts.
+            let fetcher = HTTPFetcher(client: client, source: source, token: downloads.isEmpty ? token : nil,
+                                      stallTimeout: configuration.stallTimeout)
+            downloads.append(FileDownload(role: role, source: source, key: downloads.isEmpty ? key : PullRequest.fileKey(text, expected: expected),
+                                          expected: expected, pieces: pieces, fetcher: fetcher, journal: journal,
+                                          store: store, configuration: configuration, progress: progress))
+        }
+        return MirroredDownload(downloads: downloads, progress: progress)
     }
 
     /// Every failure as a TransferError whose message holds no secret.
@@ -162,7 +214,7 @@ public final class ModelDownloader: Sendable {
         case FetchFailure.transient(let reason): TransferError(.unreachable, reason)
         case FetchFailure.remoteChanged(let reason): TransferError(.unreachable, reason)
         case FetchFailure.rangeIgnored: TransferError(.unsupportedServer, "the server ignores byte ranges")
-        case is CancellationError: TransferError(.cancelled, "the download was cancelled; the partial file is kept for the next pull")
+        case is CancellationError: TransferError(.cancelled, "the download was interrupted; the partial file is kept for the next pull")
         default: TransferError(.io, "\(error)")
         }
         let scrubbed = Redaction.scrub(error.message, secrets: secrets)
@@ -180,26 +232,55 @@ final class ShutdownFlag: @unchecked Sendable {
     func set() -> Bool { lock.withLock { defer { done = true }; return !done } }
 }
 
-/// A persisted download as `depot jobs` shows it.
-public struct TransferJobSummary: Sendable, Codable {
-    /// The source, redacted.
-    public var source: String
-    /// Size of the file.
-    public var totalBytes: UInt64
-    /// Bytes safely on disk.
-    public var completedBytes: UInt64
-    /// Whether every byte is there and hashed (waiting to be recorded).
-    public var finished: Bool
-    /// When it last made progress.
-    public var updatedAt: Date
-}
-
 extension ModelDownloader {
-    /// Downloads that were interrupted or are running; `pull` of the same source resumes them.
-    public func jobs() throws(TransferError) -> [TransferJobSummary] {
-        try journal.allJobs().map { job, done in
-            TransferJobSummary(source: job.sourceKey, totalBytes: UInt64(job.size), completedBytes: done,
-                               finished: job.sha256 != nil, updatedAt: Date(timeIntervalSince1970: job.updatedAt))
+    /// Pull jobs that are running, paused, interrupted or failed; a finished job is removed.
+    public func jobs() throws(TransferError) -> [PullJob] { try journal.pullJobs() }
+
+    /// The job with this id (or unique id prefix).
+    public func job(_ id: String) throws(TransferError) -> PullJob {
+        let matches = try jobs().filter { $0.id.hasPrefix(id.lowercased()) }
+        guard matches.count == 1, !id.isEmpty else {
+            throw TransferError(.notFound, matches.isEmpty ? "no download job '\(id)'; `depot jobs` lists them"
+                                                          : "'\(id)' matches \(matches.count) jobs; give more of the id")
         }
+        return matches[0]
+    }
+
+    /// Asks the process running the job to stop and keep its partial files; a job nobody runs
+    /// is simply marked paused. `pull` or `resume` continues it.
+    public func pause(_ id: String) throws(TransferError) {
+        let job = try job(id)
+        guard job.state != .cancelled else { throw TransferError(.conflict, "job \(job.id) is being cancelled") }
+        try journal.setPullState(job.id, .paused)
+    }
+
+    /// Pulls a job's stored request again. Its token was never stored: pass it again if the
+    /// source needs one.
+    public func resume(_ id: String, token: String? = nil,
+                       progress: @escaping @Sendable (TransferProgress) -> Void = { _ in }) async throws(TransferError) -> ImportResult {
+        var request = try job(id).request
+        request.token = token
+        return try await pull(request, progress: progress)
+    }
+
+    /// Cancels a job and deletes everything it downloaded. A running job is stopped by its
+    /// process (waited for up to `timeout`); otherwise the files are removed here.
+    public func cancel(_ id: String, timeout: Duration = .seconds(30)) async throws(TransferError) {
+        let job = try job(id)
+        try journal.setPullState(job.id, .cancelled)
+        guard job.state == .running else {
+            discardFiles(of: job.request)
+            try journal.removePull(job.id)
+            return
+        }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let record = try journal.pullRecord(job.id) else { return }
+            if !(record.ownerPID.map(processIsAlive) ?? false) { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        // Its process died or did not answer: clean up from here.
+        discardFiles(of: job.request)
+        try journal.removePull(job.id)
     }
 }

@@ -16,6 +16,8 @@ extension Depot {
                 """)
 
         @Argument(help: "URL, hf:// reference or catalog id of the GGUF weights.") var source: String
+        @Option(name: .customLong("mirror"), help: "Another address of the same weights, tried when the source fails (repeatable).")
+        var mirrors: [String] = []
         @Option(help: "URL or hf:// reference of the multimodal projector.") var projector: String?
         @Option(help: "Entry name, family:tag (default: from the file name and quantization).") var name: String?
         @Option(help: "App that uses this model from now on.") var app: String?
@@ -51,7 +53,7 @@ extension Depot {
                 let projectorHash: ExpectedHash? = if let projectorSHA256 {
                     try ExpectedHash(sha256: projectorSHA256, source: .user)
                 } else { nil }
-                request = PullRequest(source: source, projector: projector, name: name, app: app, sha256: weightsHash,
+                request = PullRequest(source: source, mirrors: mirrors, projector: projector, name: name, app: app, sha256: weightsHash,
                                       projectorSHA256: projectorHash, token: token ?? hfToken, replace: force)
             } catch {
                 throw fail(error)
@@ -60,23 +62,15 @@ extension Depot {
                 do throws(CatalogError) {
                     request = try entry.pullRequest(app: app, token: token, allowUnverified: allowUnverified, replace: force)
                     if let name { request.name = name }
+                    request.mirrors += mirrors
                 } catch {
                     await downloader.shutdown()
                     Output.error(error.message)
                     throw ExitCode(error.exitCode)
                 }
             }
-            let display = PullDisplay(json: options.json)
-            let outcome: Result<ImportResult, TransferError>
-            do throws(TransferError) {
-                outcome = .success(try await downloader.pull(request) { display.show($0) })
-            } catch {
-                outcome = .failure(error)
-            }
-            await downloader.shutdown()
-            switch outcome {
-            case .success(let result): display.finish(result)
-            case .failure(let error): throw fail(error)
+            try await PullDisplay.run(downloader, json: options.json) { display throws(TransferError) in
+                try await downloader.pull(request) { display.show($0) }
             }
         }
 
@@ -94,32 +88,6 @@ extension Depot {
             return ExitCode(error.exitCode)
         }
     }
-
-    struct Jobs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List interrupted or running downloads; pull the same source again to resume one.")
-
-        @OptionGroup var options: StoreOptions
-
-        func run() async throws {
-            let store = try options.openStore()
-            do throws(TransferError) {
-                let downloader = try ModelDownloader(store: store)
-                let jobs = try downloader.jobs()
-                await downloader.shutdown()
-                options.emit(jobs) {
-                    guard !jobs.isEmpty else { return print("No downloads in progress.") }
-                    Output.table(["SOURCE", "DONE", "SIZE", "STATE", "UPDATED"], jobs.map { job in
-                        let percent = job.totalBytes == 0 ? 100 : Int(Double(job.completedBytes) / Double(job.totalBytes) * 100)
-                        return [job.source, "\(percent)%", ByteCount.format(job.totalBytes),
-                                job.finished ? "downloaded" : "partial", Output.age(job.updatedAt)]
-                    })
-                }
-            } catch {
-                Output.error(error.message)
-                throw ExitCode(error.exitCode)
-            }
-        }
-    }
 }
 
 extension TransferError {
@@ -133,6 +101,9 @@ extension TransferError {
         case .unreachable: 11
         case .unsupportedServer: 12
         case .cancelled: 130
+        case .paused: 13
+        case .notFound: 3
+        case .conflict: 4
         case .store: storeError?.exitCode ?? 1
         case .io: 1
         }

@@ -14,7 +14,7 @@ struct Depot: AsyncParsableCommand {
             every command takes --store to use another. Exit codes: 0 ok, 1 failure, 2 bad input, \
             3 not found, 4 conflict (in use or already exists), 5 corrupt or checksum mismatch, 6 disk full, \
             7 store not writable, 10 refused by the server, 11 server unreachable (partial download kept), \
-            12 server cannot serve a verifiable download, 130 cancelled.
+            12 server cannot serve a verifiable download, 13 paused (partial kept), 130 cancelled or interrupted.
             """,
         subcommands: [List.self, Show.self, Pull.self, Import.self, Use.self, Release.self, Validate.self,
                       Delete.self, Prune.self, GC.self, Jobs.self, CatalogCommand.self]

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import ModelStore
 import ModelTransfer
@@ -13,20 +14,47 @@ final class PullDisplay: @unchecked Sendable {
     private let json: Bool
     private let terminal = isatty(STDERR_FILENO) == 1
     private var lastStage: TransferProgress.Stage?
+    private var lastShared = false
 
     init(json: Bool) { self.json = json }
+
+    /// Runs a pull (or resume) with this display, shuts the downloader down, and exits with the
+    /// error's code on failure.
+    static func run(_ downloader: ModelDownloader, json: Bool,
+                    _ pull: (PullDisplay) async throws(TransferError) -> ImportResult) async throws {
+        let display = PullDisplay(json: json)
+        let outcome: Result<ImportResult, TransferError>
+        do throws(TransferError) {
+            outcome = .success(try await pull(display))
+        } catch {
+            outcome = .failure(error)
+        }
+        await downloader.shutdown()
+        switch outcome {
+        case .success(let result): display.finish(result)
+        case .failure(let error):
+            Output.error(error.message)
+            throw ExitCode(error.exitCode)
+        }
+    }
 
     func show(_ progress: TransferProgress) {
         lock.withLock {
             if json { return Self.printLine(Output.jsonText(progress, pretty: false)) }
-            let stageChanged = progress.stage != lastStage
+            let stageChanged = progress.stage != lastStage || progress.sharedTransfer != lastShared
             lastStage = progress.stage
+            lastShared = progress.sharedTransfer
+            if let note = progress.message, progress.stage == .downloading || progress.stage == .resolving {
+                if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                FileHandle.standardError.write(Data("\(note)\n".utf8))
+            }
             if progress.stage == .downloading, terminal {
                 FileHandle.standardError.write(Data(("\r" + Self.bar(progress) + "\u{1B}[K").utf8))
             } else if stageChanged {
                 if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 let file = progress.file.map { " \($0.rawValue)" } ?? ""
-                FileHandle.standardError.write(Data("\(progress.stage.rawValue)\(file)\n".utf8))
+                let shared = progress.sharedTransfer ? " (another process is downloading it; waiting for it)" : ""
+                FileHandle.standardError.write(Data("\(progress.stage.rawValue)\(file)\(shared)\n".utf8))
             }
         }
     }

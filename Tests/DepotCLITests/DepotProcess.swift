@@ -36,6 +36,30 @@ struct DepotProcess {
         return Outcome(status: process.terminationStatus, stdout: out.contents(), stderr: err.contents())
     }
 
+    /// A `depot` process running in the background.
+    final class Running {
+        let process = Process()
+        private let out: OutputFile, err: OutputFile
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: DepotProcess.binary)
+            process.arguments = arguments
+            out = try OutputFile()
+            err = try OutputFile()
+            process.standardOutput = out.handle
+            process.standardError = err.handle
+            try process.run()
+        }
+
+        func wait() -> Outcome {
+            process.waitUntilExit()
+            return Outcome(status: process.terminationStatus, stdout: out.contents(), stderr: err.contents())
+        }
+    }
+
+    /// Starts `depot ARGS --store STORE` without waiting for it.
+    func start(_ arguments: [String]) throws -> Running { try Running(arguments + ["--store", store]) }
+
     /// Runs a command that must succeed and decodes its `--json` output.
     func json<T: Decodable>(_ type: T.Type, _ arguments: [String]) throws -> T {
         let outcome = try run(arguments + ["--json"])

@@ -12,6 +12,7 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /stall/F       the first body sends 64 KiB and then hangs for 60 s
   /lielength/F   the first 2 bodies declare more bytes than they send, then close
   /corrupt/F     byte 1000 of every body that covers it is flipped
+  /corruptonce/F the middle byte is flipped in the first body that covers it only
   /redirect/F    302 to http://localhost:PORT/ok/F (another host name)
   /samehost/F    302 to /ok/F on this host
   /slow/F        sends at about 4 MB/s
@@ -121,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         body = bytearray(data[start:end])
         if fault == "corrupt" and start <= 1000 < end:
             body[1000 - start] ^= 0xFF
+        middle = len(data) // 2
+        if fault == "corruptonce" and not head and start <= middle < end and count(("corrupted", name)) == 1:
+            body[middle - start] ^= 0xFF
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")

@@ -112,11 +112,16 @@ import Testing
 
 final class StageRecorder: @unchecked Sendable {
     // Guarded by `lock`; progress arrives from several connections.
-    private var recorded: [TransferProgress.Stage] = []
+    private var recorded: [TransferProgress] = []
     private let lock = NSLock()
 
     var record: @Sendable (TransferProgress) -> Void {
-        { progress in self.lock.withLock { if self.recorded.last != progress.stage { self.recorded.append(progress.stage) } } }
+        { progress in self.lock.withLock { self.recorded.append(progress) } }
     }
-    var stages: [TransferProgress.Stage] { lock.withLock { recorded } }
+    var snapshots: [TransferProgress] { lock.withLock { recorded } }
+    /// Each stage once, in the order first reached after the previous one.
+    var stages: [TransferProgress.Stage] {
+        snapshots.map(\.stage).reduce(into: []) { stages, stage in if stages.last != stage { stages.append(stage) } }
+    }
+    var messages: [String] { snapshots.compactMap(\.message) }
 }

@@ -59,10 +59,35 @@ import Testing
     @Test func checkpointsFallDueByBytes() {
         let scheduler = RangeScheduler(size: 100, completed: IntervalSet(), connections: 1,
                                        minimumSplit: 10, checkpointBytes: 50)
-        #expect(!scheduler.recordWritten(0..<30))
-        #expect(scheduler.recordWritten(30..<60))
+        #expect(!scheduler.recordWritten(0..<30).checkpointDue)
+        #expect(scheduler.recordWritten(30..<60).checkpointDue)
         scheduler.checkpointTaken()
-        #expect(!scheduler.recordWritten(60..<70))
+        #expect(!scheduler.recordWritten(60..<70).checkpointDue)
+    }
+
+    @Test func withPiecesOnlyCheckedPiecesCountAndABadOneIsPendingAgain() {
+        let manifest = PieceManifest(pieceSize: 40, sha256: Array(repeating: String(repeating: "0", count: 64), count: 3))
+        // The journal's 0..<50 holds one whole piece; the ten bytes of the next do not count.
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet([0..<50]), pieces: manifest, connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1000)
+        #expect(scheduler.checkpointRanges == IntervalSet([0..<40]))
+        #expect(scheduler.take(worker: 0) == 40..<100)
+        #expect(scheduler.claim(worker: 0, offset: 40, length: 60) == 60)
+        #expect(scheduler.recordWritten(40..<70).completedPieces == [])
+        #expect(scheduler.recordWritten(70..<100).completedPieces == [1, 2])
+        #expect(scheduler.contiguousPrefix == 40, "unchecked pieces are not hashed yet")
+        scheduler.pieceChecked(1, good: true)
+        #expect(scheduler.pieceChecked(2, good: false) == 1)
+        #expect(scheduler.contiguousPrefix == 80)
+        #expect(scheduler.checkpointRanges == IntervalSet([0..<80]))
+        #expect(scheduler.take(worker: 0) == 80..<100, "the bad piece is fetched again")
+    }
+
+    @Test func intervalSetsRemoveAndCover() {
+        var set = IntervalSet([0..<100])
+        set.remove(20..<30)
+        #expect(set == IntervalSet([0..<20, 30..<100]))
+        #expect(set.covers(30..<100) && !set.covers(10..<40))
     }
 }
 

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// An expected SHA-256 and what vouches for it.
-public struct ExpectedHash: Sendable, Equatable {
+public struct ExpectedHash: Sendable, Equatable, Codable {
     /// Lowercase hex.
     public var sha256: String
     /// Where it came from.
@@ -30,17 +30,23 @@ public struct ExpectedHash: Sendable, Equatable {
 struct FileDownload: Sendable {
     let role: FileRole
     let source: TransferSource
+    /// The journal's name for the file (`PullRequest.fileKey`).
+    let key: String
     let expected: ExpectedHash?
+    let pieces: PieceManifest?
     let fetcher: HTTPFetcher
     let journal: TransferJournal
     let store: ModelStore
     let configuration: ModelDownloader.Configuration
     let progress: ProgressReporter
 
-    /// A finished file and the journal job to remove once the store has recorded it.
+    /// A finished file and the journal job to remove once the store has recorded it. Holds
+    /// the partial file's lock until then, so a process waiting for the same file finds it
+    /// in the store rather than half-moved.
     struct Result: Sendable {
         let file: DownloadedFile
         let jobID: String?
+        var partial: PartialFile? = nil
     }
 
     func probe() async throws -> RemoteFile {
@@ -55,23 +61,26 @@ struct FileDownload: Sendable {
         var rangesWork = true
         while true {
             let expectedHash = try expected ?? remote.publishedSHA256.map { try ExpectedHash(sha256: $0, source: .server) }
+            try pieces?.check(fileSize: remote.size, source: source.redacted)
             let origin = FileOrigin(sourceURL: source.redacted, originalFilename: source.filename,
                                     etag: remote.etag, lastModified: remote.lastModified)
             progress.stage(.checkingCache, file: role)
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
 
             let (job, isNew) = try prepareJob(remote, expected: expectedHash)
-            guard let partial = try await PartialFile.open(path: job.partialPath, create: isNew) else { continue }
+            guard let partial = try await PartialFile.open(path: job.partialPath, create: isNew, whileWaiting: showSharedProgress)
+            else { continue }
+            progress.shared(false)
             // While we waited for the file lock, another process may have finished this download.
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
-            guard let (current, durable) = try journal.job(forSource: source.redacted), current.id == job.id else { continue }
+            guard let (current, durable) = try journal.job(forKey: key), current.id == job.id else { continue }
             let hashSource = expectedHash?.source ?? .firstDownload
 
             if let digest = current.sha256, partial.currentSize == remote.size {
                 try check(digest, against: expectedHash, partial: partial, jobID: job.id)
                 progress.setResumed(remote.size, for: role)
                 return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
-                                                   hashSource: hashSource), jobID: job.id)
+                                                   hashSource: hashSource), jobID: job.id, partial: partial)
             }
             // Without a validator, pieces fetched at different times could come from different
             // versions: such a file is fetched whole, in one response, and never resumed.
@@ -85,7 +94,7 @@ struct FileDownload: Sendable {
                 try journal.recordFinished(job.id, sha256: digest)
                 try check(digest, against: expectedHash, partial: partial, jobID: job.id)
                 return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
-                                                   hashSource: hashSource), jobID: job.id)
+                                                   hashSource: hashSource), jobID: job.id, partial: partial)
             } catch let failure as FetchFailure {
                 // The server's file is not the one the partial holds, or ranges do not work:
                 // throw the partial away and start clean, never splicing two versions.
@@ -110,6 +119,12 @@ struct FileDownload: Sendable {
         }
     }
 
+    /// While another process downloads this file, shows its progress from the journal.
+    private func showSharedProgress() {
+        progress.shared(true)
+        if let (_, done) = try? journal.progress(forKey: key) ?? (0, 0) { progress.setCompleted(done, for: role) }
+    }
+
     /// A stored blob with the expected bytes makes the download unnecessary.
     private func cachedFile(_ expected: ExpectedHash?, origin: FileOrigin, size: UInt64) throws -> Result? {
         guard let expected, let path = try store.storedBlobPath(sha256: expected.sha256) else { return nil }
@@ -119,16 +134,21 @@ struct FileDownload: Sendable {
     }
 
     /// The journal's job when it holds the same version of the file, else a fresh one (true).
+    /// A partial whose bytes are pinned by a hash known in advance continues from any address
+    /// of them (a mirror); the hash check at the end catches an address that lied.
     private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> (TransferJobRecord, Bool) {
-        if let (job, _) = try journal.job(forSource: source.redacted) {
+        if let (job, _) = try journal.job(forKey: key) {
             let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
-            if sameVersion && job.expectedSHA256 == expected?.sha256 && FileManager.default.fileExists(atPath: job.partialPath) {
+            let movedToMirror = job.source != source.redacted && self.expected != nil && UInt64(job.size) == remote.size
+            if (sameVersion || movedToMirror) && job.expectedSHA256 == expected?.sha256
+                && FileManager.default.fileExists(atPath: job.partialPath) {
+                if movedToMirror { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
                 return (job, false)
             }
             unlink(job.partialPath)
         }
         let now = Date().timeIntervalSince1970
-        let job = TransferJobRecord(id: UUID().uuidString, sourceKey: source.redacted,
+        let job = TransferJobRecord(id: UUID().uuidString, sourceKey: key, source: source.redacted,
                                     partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
                                     size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
                                     expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
@@ -152,7 +172,7 @@ struct FileDownload: Sendable {
     private func transfer(_ remote: RemoteFile, into partial: PartialFile, resuming done: IntervalSet,
                           jobID: String, useRanges: Bool) async throws -> String {
         let connections = useRanges ? max(1, configuration.connections) : 1
-        let scheduler = RangeScheduler(size: remote.size, completed: done, connections: connections,
+        let scheduler = RangeScheduler(size: remote.size, completed: done, pieces: pieces, connections: connections,
                                        minimumSplit: configuration.minimumSplitBytes,
                                        checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(connections))
         let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
@@ -195,7 +215,9 @@ struct FileDownload: Sendable {
                     try partial.write(chunk, count: allowed, at: offset)
                     received.add(allowed)
                     progress.add(allowed, for: role)
-                    if scheduler.recordWritten(offset..<offset + UInt64(allowed)) { try checkpoint.take() }
+                    let (checkpointDue, completedPieces) = scheduler.recordWritten(offset..<offset + UInt64(allowed))
+                    for piece in completedPieces { try checkPiece(piece, of: partial, scheduler: scheduler) }
+                    if checkpointDue { try checkpoint.take() }
                     return !scheduler.isFinished(worker: worker)
                 }
                 if !scheduler.isFinished(worker: worker) {
@@ -222,6 +244,31 @@ struct FileDownload: Sendable {
                 scheduler.release(worker: worker)
                 throw error
             }
+        }
+    }
+
+    /// Reads a completed piece back and compares it with the manifest; a bad piece goes back
+    /// to be fetched again, up to `pieceAttempts` times.
+    private func checkPiece(_ index: Int, of partial: PartialFile, scheduler: RangeScheduler) throws {
+        guard let pieces else { return }
+        let range = pieces.range(of: index, fileSize: scheduler.size)
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let count = Int(min(UInt64(buffer.count), range.upperBound - position))
+            try partial.read(into: buffer, count: count, at: position)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            position += UInt64(count)
+        }
+        let found = hasher.finalize().hexString
+        let good = found == pieces.sha256[index].lowercased()
+        let failures = scheduler.pieceChecked(index, good: good)
+        guard !good else { return }
+        progress.add(-range.count, for: role)
+        guard failures < configuration.pieceAttempts else {
+            throw TransferError(.checksumMismatch, "piece \(index) (bytes \(range.lowerBound)–\(range.upperBound - 1)) of \(source.redacted) does not match the piece manifest after \(failures) fetches: expected \(pieces.sha256[index]), found \(found). The pieces that matched are kept")
         }
     }
 
@@ -284,7 +331,7 @@ final class Checkpoint: @unchecked Sendable {
     func take() throws {
         try lock.withLock {
             guard !flushFailed else { return }
-            let written = scheduler.writtenRanges
+            let written = scheduler.checkpointRanges
             scheduler.checkpointTaken()
             do { try partial.sync() } catch {
                 flushFailed = true

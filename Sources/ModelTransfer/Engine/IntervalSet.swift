@@ -30,6 +30,19 @@ struct IntervalSet: Sendable, Equatable {
         ranges = result
     }
 
+    /// Takes `range` out, splitting a range that straddles it.
+    mutating func remove(_ range: Range<UInt64>) {
+        ranges = ranges.flatMap { existing -> [Range<UInt64>] in
+            guard existing.overlaps(range) else { return [existing] }
+            return [existing.lowerBound..<range.lowerBound, range.upperBound..<existing.upperBound].filter { !$0.isEmpty }
+        }
+    }
+
+    /// Whether every byte of `range` is covered.
+    func covers(_ range: Range<UInt64>) -> Bool {
+        ranges.contains { $0.lowerBound <= range.lowerBound && range.upperBound <= $0.upperBound }
+    }
+
     /// End of the run of bytes starting at 0.
     var contiguousPrefix: UInt64 { ranges.first.map { $0.lowerBound == 0 ? $0.upperBound : 0 } ?? 0 }
 

@@ -14,19 +14,21 @@ final class PartialFile: @unchecked Sendable {
 
     /// Opens and locks `path`, creating it for a new job; waits while another process holds the
     /// lock. Nil when an existing job's file is gone (another process finished it meanwhile).
-    static func open(path: String, create: Bool) async throws(TransferError) -> PartialFile? {
+    static func open(path: String, create: Bool,
+                     whileWaiting: @Sendable () -> Void = {}) async throws(TransferError) -> PartialFile? {
         let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
         guard descriptor >= 0 else {
             if !create && errno == ENOENT { return nil }
             throw TransferError(.io, "cannot open the partial file \(path): \(String(cString: strerror(errno)))")
         }
-        return try await PartialFile(path: path, descriptor: descriptor)
+        return try await PartialFile(path: path, descriptor: descriptor, whileWaiting: whileWaiting)
     }
 
-    private init(path: String, descriptor: Int32) async throws(TransferError) {
+    private init(path: String, descriptor: Int32, whileWaiting: @Sendable () -> Void) async throws(TransferError) {
         self.path = path
         self.descriptor = descriptor
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            whileWaiting()
             // Another depot process is fetching this very file; wait for it rather than race it.
             do { try await Task.sleep(for: .milliseconds(200)) } catch {
                 // deinit closes the descriptor.

@@ -4,26 +4,44 @@ import Foundation
 /// has been written. A connection that runs out of work takes the upper half of the largest
 /// range still in progress (work stealing), so one slow connection never holds up the end.
 ///
+/// With a piece manifest, bytes count as done only once their piece is checked: a bad piece
+/// goes back to the pending ranges, and the hash and the journal see only checked pieces.
+///
 /// Called for every received chunk, so it is a lock, not an actor: no suspension per chunk.
 final class RangeScheduler: @unchecked Sendable {
     // All state below is guarded by `lock`.
     private var pending: [Range<UInt64>]
     private var assignments: [Int: (next: UInt64, end: UInt64)] = [:]
     private var written: IntervalSet
+    /// Pieces checked good (with a manifest); otherwise the same as `written`.
+    private var verified: IntervalSet
+    /// Pieces being checked now, and how often each was found bad.
+    private var checking: Set<Int> = []
+    private var pieceFailures: [Int: Int] = [:]
     private var writtenSinceCheckpoint: UInt64 = 0
     private let lock = NSLock()
 
     let size: UInt64
+    let pieces: PieceManifest?
     let minimumSplit: UInt64
     let checkpointBytes: UInt64
 
     /// `completed` is what the journal says is already on disk.
-    init(size: UInt64, completed: IntervalSet, connections: Int, minimumSplit: UInt64, checkpointBytes: UInt64) {
+    init(size: UInt64, completed: IntervalSet, pieces: PieceManifest? = nil, connections: Int,
+         minimumSplit: UInt64, checkpointBytes: UInt64) {
         self.size = size
+        self.pieces = pieces
         self.minimumSplit = max(minimumSplit, 1)
         self.checkpointBytes = checkpointBytes
-        written = completed
-        var pieces = completed.gaps(upTo: size)
+        var done = completed
+        if let pieces {
+            // Only whole pieces count: with a manifest the journal records nothing else.
+            let count = PieceManifest.pieceCount(fileSize: size, pieceSize: pieces.pieceSize)
+            done = IntervalSet((0..<count).map { pieces.range(of: $0, fileSize: size) }.filter { completed.covers($0) })
+        }
+        written = done
+        verified = done
+        var pieces = done.gaps(upTo: size)
         // Start with at least one range per connection, splitting the largest gap in half.
         while pieces.count < connections, let largest = pieces.indices.max(by: { pieces[$0].count < pieces[$1].count }),
               UInt64(pieces[largest].count) >= 2 * self.minimumSplit {
@@ -36,10 +54,11 @@ final class RangeScheduler: @unchecked Sendable {
 
     /// Bytes written so far, including what the journal had.
     var writtenBytes: UInt64 { lock.withLock { written.count } }
-    /// End of the contiguous written prefix, which the whole-file hash may read up to.
-    var contiguousPrefix: UInt64 { lock.withLock { written.contiguousPrefix } }
-    /// What is written, for a checkpoint.
-    var writtenRanges: IntervalSet { lock.withLock { written } }
+    /// End of the contiguous prefix the whole-file hash may read: written, and checked when
+    /// there is a manifest.
+    var contiguousPrefix: UInt64 { lock.withLock { (pieces == nil ? written : verified).contiguousPrefix } }
+    /// What a checkpoint may record as done.
+    var checkpointRanges: IntervalSet { lock.withLock { pieces == nil ? written : verified } }
 
     /// The next range for `worker`: a pending one (lowest first, so the hash can start), else
     /// the upper half of the largest range another connection is still fetching.
@@ -80,12 +99,43 @@ final class RangeScheduler: @unchecked Sendable {
         lock.withLock { assignments[worker].map { $0.next >= $0.end } ?? true }
     }
 
-    /// Records written bytes; true when enough accumulated for a checkpoint.
-    func recordWritten(_ range: Range<UInt64>) -> Bool {
+    /// Records written bytes. Returns whether enough accumulated for a checkpoint, and the
+    /// pieces this write completed, which the caller checks and reports to `pieceChecked`.
+    func recordWritten(_ range: Range<UInt64>) -> (checkpointDue: Bool, completedPieces: [Int]) {
         lock.withLock {
             written.insert(range)
             writtenSinceCheckpoint += UInt64(range.count)
-            return writtenSinceCheckpoint >= checkpointBytes
+            var completed: [Int] = []
+            if let pieces, !range.isEmpty {
+                for index in Int(range.lowerBound / pieces.pieceSize)...Int((range.upperBound - 1) / pieces.pieceSize)
+                where !checking.contains(index) {
+                    let piece = pieces.range(of: index, fileSize: size)
+                    if written.covers(piece) && !verified.covers(piece) {
+                        checking.insert(index)
+                        completed.append(index)
+                    }
+                }
+            }
+            return (writtenSinceCheckpoint >= checkpointBytes, completed)
+        }
+    }
+
+    /// The outcome of checking a piece. A bad piece is pending again, lowest first; returns
+    /// how many times this piece has been found bad.
+    @discardableResult
+    func pieceChecked(_ index: Int, good: Bool) -> Int {
+        lock.withLock {
+            guard let pieces else { return 0 }
+            let piece = pieces.range(of: index, fileSize: size)
+            checking.remove(index)
+            if good {
+                verified.insert(piece)
+                return pieceFailures[index, default: 0]
+            }
+            written.remove(piece)
+            pending.insert(piece, at: pending.firstIndex { $0.lowerBound > piece.lowerBound } ?? pending.endIndex)
+            pieceFailures[index, default: 0] += 1
+            return pieceFailures[index]!
         }
     }
 

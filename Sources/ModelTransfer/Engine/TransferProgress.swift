@@ -18,8 +18,15 @@ public struct TransferProgress: Sendable, Codable, Equatable {
     public var totalBytes: UInt64
     /// Download rate since this run started.
     public var bytesPerSecond: Double
-    /// What went wrong, redacted, when failed.
+    /// What went wrong, redacted, when failed; or which mirror took over.
     public var message: String?
+    /// The address the current file comes from, redacted.
+    public var source: String?
+    /// True while another process is downloading this file and this one waits for it (the
+    /// bytes shown are that process's).
+    public var sharedTransfer: Bool = false
+    /// The persisted job, for pausing, resuming or cancelling it.
+    public var jobID: String?
 }
 
 /// Collects progress from parallel connections and passes snapshots on, at most ten a second
@@ -49,6 +56,37 @@ final class ProgressReporter: @unchecked Sendable {
 
     func setTotal(_ total: UInt64, for file: FileRole) { lock.withLock { totals[file] = total } }
 
+    func setJob(_ id: String) { lock.withLock { snapshot.jobID = id } }
+
+    func setSource(_ source: String, note: String? = nil) {
+        let snapshot = lock.withLock {
+            self.snapshot.source = source
+            self.snapshot.message = note
+            return update()
+        }
+        if note != nil { sink(snapshot) }
+    }
+
+    /// Whether another process's download of this file is being waited for.
+    func shared(_ shared: Bool) {
+        let snapshot: TransferProgress? = lock.withLock {
+            guard self.snapshot.sharedTransfer != shared else { return nil }
+            self.snapshot.sharedTransfer = shared
+            return update()
+        }
+        if let snapshot { sink(snapshot) }
+    }
+
+    /// Bytes of `file` on disk as another process reports them through the journal.
+    func setCompleted(_ bytes: UInt64, for file: FileRole) {
+        let snapshot: TransferProgress? = lock.withLock {
+            completed[file] = bytes
+            guard ContinuousClock.now - lastEmitted >= .milliseconds(100) else { return nil }
+            return update()
+        }
+        if let snapshot { sink(snapshot) }
+    }
+
     /// Bytes of `file` on disk as a (re)start begins, from the journal or the store; the rate
     /// counts only what arrives after this.
     func setResumed(_ bytes: UInt64, for file: FileRole) {
@@ -59,9 +97,11 @@ final class ProgressReporter: @unchecked Sendable {
         }
     }
 
+    /// Adds arrived bytes (negative: a bad piece was thrown away).
     func add(_ bytes: Int, for file: FileRole) {
         let snapshot: TransferProgress? = lock.withLock {
-            completed[file, default: 0] += UInt64(bytes)
+            let current = Int64(completed[file, default: 0]) + Int64(bytes)
+            completed[file] = UInt64(max(0, current))
             guard ContinuousClock.now - lastEmitted >= .milliseconds(100) else { return nil }
             return update()
         }

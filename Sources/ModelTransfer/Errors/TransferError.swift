@@ -16,8 +16,14 @@ public struct TransferError: Error, Sendable, Equatable, CustomStringConvertible
         case unsupportedServer
         /// Not enough free space for the remaining bytes.
         case diskFull
-        /// The transfer was cancelled.
+        /// The transfer was cancelled, or interrupted (then its partial files are kept).
         case cancelled
+        /// The job was paused; its partial files are kept.
+        case paused
+        /// No such job.
+        case notFound
+        /// The job is in a state that does not allow this.
+        case conflict
         /// The store refused the result (its own error's code is in the message).
         case store
         /// Reading or writing the partial file failed.

@@ -1,12 +1,15 @@
 import Foundation
 import GRDB
 
-/// A persisted download: which source, which version of it, and where its partial file is.
+/// A persisted file download: which file, which version of it, and where its partial file is.
 struct TransferJobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "transferJob"
     var id: String
-    /// The redacted source URL: identifies the file without any secret.
+    /// What identifies the file: `sha256:<hex>` when its hash is known in advance (so mirrors
+    /// and other URLs of the same bytes continue one partial), else the redacted URL.
     var sourceKey: String
+    /// The redacted URL the bytes came from last.
+    var source: String?
     var partialPath: String
     var size: Int64
     var etag: String?
@@ -71,17 +74,31 @@ struct TransferJournal: Sendable {
                 t.column("end", .integer).notNull()
             }
         }
+        migrator.registerMigration("v2: pull jobs and the URL of each file") { db in
+            try db.alter(table: "transferJob") { t in t.add(column: "source", .text) }
+            try db.execute(sql: "UPDATE transferJob SET source = sourceKey")
+            try db.create(table: "pullJob") { t in
+                t.primaryKey("id", .text)
+                t.column("key", .text).notNull().unique()
+                t.column("request", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("ownerPID", .integer)
+                t.column("message", .text)
+                t.column("createdAt", .double).notNull()
+                t.column("updatedAt", .double).notNull()
+            }
+        }
         return migrator
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(TransferError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(TransferError) -> T {
         do { return try writer.write(body) } catch {
             throw TransferError(.io, "the download journal failed: \(error)")
         }
     }
 
-    /// The job for this source, with its durable ranges, if one exists.
-    func job(forSource key: String) throws(TransferError) -> (TransferJobRecord, IntervalSet)? {
+    /// The job for this file, with its durable ranges, if one exists.
+    func job(forKey key: String) throws(TransferError) -> (TransferJobRecord, IntervalSet)? {
         try write { db in
             guard let job = try TransferJobRecord.filter(TransferJobRecord.Columns.sourceKey == key).fetchOne(db) else { return nil }
             let ranges = try TransferRangeRecord.filter(TransferRangeRecord.Columns.jobId == job.id).fetchAll(db)
@@ -109,6 +126,14 @@ struct TransferJournal: Sendable {
         }
     }
 
+    /// The job continues from another address of the same (hash-pinned) bytes.
+    func moveJob(_ jobID: String, to source: String, etag: String?, lastModified: String?) throws(TransferError) {
+        try write { db in
+            try db.execute(sql: "UPDATE transferJob SET source = ?, etag = ?, lastModified = ? WHERE id = ?",
+                           arguments: [source, etag, lastModified, jobID])
+        }
+    }
+
     func recordFinished(_ jobID: String, sha256: String) throws(TransferError) {
         try write { db in
             try db.execute(sql: "UPDATE transferJob SET sha256 = ?, updatedAt = ? WHERE id = ?",
@@ -120,13 +145,13 @@ struct TransferJournal: Sendable {
         try write { db in _ = try TransferJobRecord.deleteOne(db, key: jobID) }
     }
 
-    /// Every persisted job, newest first.
-    func allJobs() throws(TransferError) -> [(TransferJobRecord, UInt64)] {
+    /// The file job for `key`, and its bytes on disk, for progress shown by another process.
+    func progress(forKey key: String) throws(TransferError) -> (total: UInt64, done: UInt64)? {
         try write { db in
-            try TransferJobRecord.order(sql: "updatedAt DESC").fetchAll(db).map { job in
-                let ranges = try TransferRangeRecord.filter(TransferRangeRecord.Columns.jobId == job.id).fetchAll(db)
-                return (job, ranges.reduce(0) { $0 + UInt64($1.end - $1.start) })
-            }
+            guard let job = try TransferJobRecord.filter(TransferJobRecord.Columns.sourceKey == key).fetchOne(db) else { return nil }
+            let ranges = try TransferRangeRecord.filter(TransferRangeRecord.Columns.jobId == job.id).fetchAll(db)
+            return (UInt64(job.size), job.sha256 != nil ? UInt64(job.size) : ranges.reduce(0) { $0 + UInt64($1.end - $1.start) })
         }
     }
+
 }
