@@ -47,6 +47,7 @@ let package = Package(
                 "ModelTransfer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -57,6 +58,7 @@ let package = Package(
                 "ModelTransfer",
                 "ModelCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),

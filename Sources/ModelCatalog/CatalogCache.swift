@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import ModelTransfer
 import NIOCore
@@ -13,6 +14,8 @@ public struct CatalogSnapshot: Sendable {
     public var isStale: Bool
     /// Why the fresh fetch failed, when stale.
     public var staleReason: String?
+    /// The public key (base64) whose signature was checked; nil for an unsigned catalog.
+    public var signedBy: String?
 }
 
 /// Fetches catalogs (URL or file) and keeps the last good one in the store, so listing
@@ -31,25 +34,37 @@ public struct CatalogCache: Sendable {
         var source: String
         var fetchedAt: Date
         var catalog: Catalog
+        /// The key that had signed it when it was fetched.
+        var signedBy: String?
     }
 
     /// Fetches `source` (when nil, the address the cached copy came from) and caches it; when
-    /// the fetch fails, returns the cached copy of the same catalog marked stale.
-    public func load(_ source: String?) async throws(CatalogError) -> CatalogSnapshot {
+    /// the fetch fails, returns the cached copy of the same catalog marked stale. With a
+    /// `trustedKey`, only a catalog that key signed is accepted, fresh or cached.
+    public func load(_ source: String?, trustedKey: Curve25519.Signing.PublicKey? = nil) async throws(CatalogError) -> CatalogSnapshot {
         let cachedCopy = cached()
         guard let source = source ?? cachedCopy?.source else {
             throw CatalogError(.noCatalog, "no catalog yet: pass --catalog URL (or set DEPOT_CATALOG) once; it is cached for offline use")
         }
         let redacted = source.contains("://") ? Redaction.redact(source) : source
+        let keyText = trustedKey?.rawRepresentation.base64EncodedString()
         do throws(CatalogError) {
-            let catalog = try Catalog.decode(try await fetch(source), source: redacted)
+            let data = try await fetch(source)
+            if let trustedKey {
+                let signature = try? await fetch(CatalogSignature.location(of: source))
+                try CatalogSignature.verify(data, signature: signature, key: trustedKey, source: redacted)
+            }
+            let catalog = try Catalog.decode(data, source: redacted)
             let now = Date()
-            try? save(Stored(source: redacted, fetchedAt: now, catalog: catalog))
-            return CatalogSnapshot(catalog: catalog, source: redacted, fetchedAt: now, isStale: false)
+            try? save(Stored(source: redacted, fetchedAt: now, catalog: catalog, signedBy: keyText))
+            return CatalogSnapshot(catalog: catalog, source: redacted, fetchedAt: now, isStale: false, signedBy: keyText)
         } catch where error.code == .unreachable {
             guard let cachedCopy, cachedCopy.source == redacted else { throw error }
+            if let keyText, cachedCopy.signedBy != keyText {
+                throw CatalogError(.badSignature, "\(error.message); the cached copy was not signed by the configured catalog key, so it is not used")
+            }
             return CatalogSnapshot(catalog: cachedCopy.catalog, source: cachedCopy.source, fetchedAt: cachedCopy.fetchedAt,
-                                   isStale: true, staleReason: error.message)
+                                   isStale: true, staleReason: error.message, signedBy: cachedCopy.signedBy)
         }
     }
 

@@ -1,7 +1,7 @@
 /// Why a catalog could not be used, with what to do next.
 public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        case unreachable, invalid, unsupportedVersion, unverified, noCatalog
+        case unreachable, invalid, unsupportedVersion, unverified, noCatalog, badSignature
     }
 
     public let code: Code

@@ -5,7 +5,7 @@ extension Catalog {
     static let supportedVersion = 1
 
     /// Parses and checks a catalog document; an error names the entry and field at fault.
-    static func decode(_ data: Data, source: String) throws(CatalogError) -> Catalog {
+    public static func decode(_ data: Data, source: String) throws(CatalogError) -> Catalog {
         let catalog: Catalog
         do {
             catalog = try JSONDecoder().decode(Catalog.self, from: data)

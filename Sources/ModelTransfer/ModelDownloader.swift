@@ -123,7 +123,13 @@ public final class ModelDownloader: Sendable {
         } catch {
             var failure = Self.transferError(error, secrets: secrets)
             if let jobID { failure = settle(jobID, request: request, after: failure) }
-            progress.stage(failure.code == .cancelled ? .cancelled : .failed, message: failure.message)
+            // A paused pull is idle again, waiting to be resumed.
+            let stage: TransferProgress.Stage = switch failure.code {
+            case .cancelled: .cancelled
+            case .paused: .idle
+            default: .failed
+            }
+            progress.stage(stage, message: failure.message)
             throw failure
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import ModelCatalog
 import ModelStore
@@ -6,14 +7,20 @@ import ModelStore
 /// Where the catalog comes from: `--catalog`, else `$DEPOT_CATALOG`, else the cached copy's address.
 struct CatalogOptions: ParsableArguments {
     @Option(help: "Catalog URL or file (default: $DEPOT_CATALOG, else the last one used).") var catalog: String?
+    @Option(help: "Base64 Ed25519 public key the catalog must be signed with (default: $DEPOT_CATALOG_KEY).") var catalogKey: String?
 
     var source: String? {
         catalog ?? ProcessInfo.processInfo.environment["DEPOT_CATALOG"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    var key: String? {
+        catalogKey ?? ProcessInfo.processInfo.environment["DEPOT_CATALOG_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     func load(into store: ModelStore) async throws(ExitCode) -> CatalogSnapshot {
         do {
-            let snapshot = try await CatalogCache(storeRoot: store.root).load(source)
+            let trusted = try key.map { text throws(CatalogError) in try CatalogSignature.publicKey(text) }
+            let snapshot = try await CatalogCache(storeRoot: store.root).load(source, trustedKey: trusted)
             if snapshot.isStale {
                 Output.error("using the catalog cached \(Output.age(snapshot.fetchedAt)) (stale): \(snapshot.staleReason ?? "")")
             }
@@ -30,6 +37,7 @@ extension CatalogError {
         switch code {
         case .unreachable: 11
         case .invalid, .unsupportedVersion, .unverified, .noCatalog: 2
+        case .badSignature: 5
         }
     }
 }
@@ -37,7 +45,7 @@ extension CatalogError {
 extension Depot {
     struct CatalogCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "catalog", abstract: "Browse the model catalog.", subcommands: [List.self, Show.self])
+            commandName: "catalog", abstract: "Browse the model catalog.", subcommands: [List.self, Show.self, KeyGen.self, Sign.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -53,6 +61,7 @@ extension Depot {
                 var source: String
                 var fetchedAt: Date
                 var stale: Bool
+                var signedBy: String?
                 var models: [CatalogEntry]
             }
 
@@ -63,13 +72,14 @@ extension Depot {
                 let device = DeviceProfile(platform: platform ?? current.platform, memoryMB: memoryMb ?? current.memoryMB)
                 let models = snapshot.catalog.models.filter { all || $0.fits(device) }
                 let installed = Set((try? store.listModels())?.map(\.name) ?? [])
-                options.emit(Listing(source: snapshot.source, fetchedAt: snapshot.fetchedAt, stale: snapshot.isStale, models: models)) {
+                options.emit(Listing(source: snapshot.source, fetchedAt: snapshot.fetchedAt, stale: snapshot.isStale,
+                                     signedBy: snapshot.signedBy, models: models)) {
                     Output.table(["ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "PLATFORM", "STATE"], models.map { entry in
                         [entry.modelId, "\(entry.paramSize)B", entry.quantization, ByteCount.format(entry.fileSizeBytes),
                          "\(entry.minMemoryMB) MB", entry.platform,
                          installed.contains(entry.modelId) ? "installed" : entry.checksumSha256 == nil ? "no checksum" : "available"]
                     })
-                    print("\(models.count) of \(snapshot.catalog.models.count) models\(all ? "" : " fit \(device.platform) with \(device.memoryMB) MB"); catalog from \(snapshot.source), fetched \(Output.age(snapshot.fetchedAt))\(snapshot.isStale ? " (stale)" : "")")
+                    print("\(models.count) of \(snapshot.catalog.models.count) models\(all ? "" : " fit \(device.platform) with \(device.memoryMB) MB"); catalog from \(snapshot.source), fetched \(Output.age(snapshot.fetchedAt))\(snapshot.isStale ? " (stale)" : "")\(snapshot.signedBy == nil ? ", unsigned" : ", signature checked")")
                 }
             }
         }
@@ -102,5 +112,52 @@ extension Depot {
                 }
             }
         }
-    }
+    
+        struct KeyGen: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "keygen", abstract: "Make an Ed25519 key pair for signing a catalog; prints the public key.")
+            @Argument(help: "File for the private key (base64, mode 0600); must not exist.") var privateKeyFile: String
+
+            func run() throws {
+                let key = Curve25519.Signing.PrivateKey()
+                let descriptor = open(privateKeyFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                guard descriptor >= 0 else {
+                    Output.error("cannot create \(privateKeyFile): \(String(cString: strerror(errno)))")
+                    throw ExitCode(errno == EEXIST ? 4 : 7)
+                }
+                let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+                try handle.write(contentsOf: Data((key.rawRepresentation.base64EncodedString() + "\n").utf8))
+                print(key.publicKey.rawRepresentation.base64EncodedString())
+            }
+        }
+
+        struct Sign: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Sign a catalog file: writes FILE.sig, which devices check with --catalog-key.")
+            @Argument(help: "The catalog JSON file.") var file: String
+            @Option(help: "Private key file made by `depot catalog keygen`.") var keyFile: String
+
+            func run() throws {
+                guard let catalog = FileManager.default.contents(atPath: file) else {
+                    Output.error("cannot read \(file)")
+                    throw ExitCode(3)
+                }
+                guard let keyText = FileManager.default.contents(atPath: keyFile) else {
+                    Output.error("cannot read the key file \(keyFile)")
+                    throw ExitCode(3)
+                }
+                let signature: String
+                do throws(CatalogError) {
+                    _ = try Catalog.decode(catalog, source: file)
+                    let key = try CatalogSignature.privateKey(String(decoding: keyText, as: UTF8.self))
+                    signature = try CatalogSignature.sign(catalog, with: key)
+                } catch {
+                    Output.error(error.message)
+                    throw ExitCode(error.exitCode)
+                }
+                try Data(signature.utf8).write(to: URL(fileURLWithPath: file + ".sig"))
+                print("wrote \(file).sig")
+            }
+        }
+}
 }

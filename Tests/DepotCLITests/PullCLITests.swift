@@ -1,6 +1,7 @@
 import DepotTestSupport
 import Foundation
 import ModelStore
+import ModelTransfer
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -131,5 +132,62 @@ import Glibc
         #expect(offline.status == 0)
         #expect(offline.stdout.contains("tiny:q8"))
         #expect(offline.stderr.contains("stale"))
+    }
+
+    @Test func aSignedCatalogIsCheckedAndATamperedOneRefused() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let www = workspace.path + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        let file = try workspace.bigModel("www/m.gguf", megabytes: 2)
+        let digest = try sha256sum(file)
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let nginx = try Nginx(root: www)
+        defer { nginx.stop() }
+        // Pieces and a mirror from the catalog: the primary address is missing, the mirror serves.
+        let pieces = PieceManifest(of: data, pieceSize: 1 << 20)
+        let piecesJSON = String(decoding: try JSONEncoder().encode(pieces), as: UTF8.self)
+        let catalog = """
+            {"version": 1, "models": [{"modelId": "tiny:q8", "displayName": "Tiny", "paramSize": 0.002, "quantization": "I8",
+             "fileSizeBytes": \(data.count), "downloadUrl": "\(nginx.url("gone/m.gguf"))", "mirrors": ["\(nginx.url("m.gguf"))"],
+             "checksumSha256": "\(digest)", "pieces": \(piecesJSON), "platform": "all", "languages": [], "minMemoryMB": 1}]}
+            """
+        try Data(catalog.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
+        let keygen = try workspace.depot.run(["catalog", "keygen", workspace.path + "/catalog.key"], useStore: false)
+        #expect(keygen.status == 0, "\(keygen.stderr)")
+        let publicKey = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let otherKey = try workspace.depot.run(["catalog", "keygen", workspace.path + "/other.key"], useStore: false)
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try workspace.depot.run(["catalog", "keygen", workspace.path + "/catalog.key"], useStore: false).status == 4,
+                "an existing key is never overwritten")
+        let signed = try workspace.depot.run(["catalog", "sign", www + "/catalog.json", "--key-file", workspace.path + "/catalog.key"],
+                                             useStore: false)
+        #expect(signed.status == 0, "\(signed.stderr)")
+
+        let source = ["--catalog", nginx.url("catalog.json")]
+        let listed = try workspace.depot.run(["catalog", "list", "--catalog-key", publicKey] + source)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(listed.stdout.contains("signature checked"))
+        let pulled = try workspace.depot.run(["pull", "tiny:q8", "--catalog-key", publicKey] + source)
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(pulled.stderr.contains("using mirror"))
+        #expect(try workspace.depot.json(ModelEntry.self, ["show", "tiny:q8"]).weights?.sha256 == digest)
+
+        let wrongKey = try workspace.depot.run(["catalog", "list", "--catalog-key", otherKey] + source)
+        #expect(wrongKey.status == 5)
+        #expect(wrongKey.stderr.contains("not signed by the configured catalog key"))
+        try Data(catalog.replacingOccurrences(of: "Tiny", with: "Evil").utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
+        let tampered = try workspace.depot.run(["catalog", "list", "--catalog-key", publicKey] + source)
+        #expect(tampered.status == 5, "a changed byte breaks the signature")
+        unlink(www + "/catalog.json.sig")
+        let unsigned = try workspace.depot.run(["catalog", "list", "--catalog-key", publicKey] + source)
+        #expect(unsigned.status == 5)
+        #expect(unsigned.stderr.contains("no signature"))
+        #expect(try workspace.depot.run(["catalog", "list", "--catalog-key", "not-a-key"] + source).status == 2)
+        nginx.stop()
+        let offline = try workspace.depot.run(["catalog", "list", "--catalog-key", publicKey])
+        #expect(offline.status == 0, "the cached copy was signed by this key: \(offline.stderr)")
+        #expect(try workspace.depot.run(["catalog", "list", "--catalog-key", otherKey]).status == 5,
+                "and is refused under another key")
     }
 }
