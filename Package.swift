@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// llama.cpp's headers and libraries, built by scripts/setup-llama into a cache it links here.
+let llama = Context.packageDirectory + "/.llama"
+
 let package = Package(
     name: "Depot",
     platforms: [.macOS(.v14)],
@@ -9,6 +12,7 @@ let package = Package(
         .library(name: "ModelStore", targets: ["ModelStore"]),
         .library(name: "ModelTransfer", targets: ["ModelTransfer"]),
         .library(name: "ModelCatalog", targets: ["ModelCatalog"]),
+        .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     dependencies: [
@@ -50,6 +54,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .systemLibrary(name: "CLlama", path: "Sources/CLlama"),
+        .target(
+            name: "ModelRuntime",
+            dependencies: ["CLlama", "GGUF", "ModelStore"],
+            linkerSettings: [.unsafeFlags(["-L", llama + "/lib", "-Xlinker", "-rpath", "-Xlinker", llama + "/lib"])]
+        ),
         .executableTarget(
             name: "depot",
             dependencies: [
@@ -65,6 +75,7 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF", "DepotTestSupport"]),
         .target(name: "DepotTestSupport", path: "Tests/Support"),
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "ModelTransfer", "ModelStore", "DepotTestSupport"]),
         .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "ModelTransfer", "GGUF", "DepotTestSupport"]),
     ],

@@ -62,10 +62,15 @@ public enum TinyModels {
         return writer
     }
 
-    /// A small multimodal projector (clip architecture) with random weights.
-    public static func projector(seed: UInt64 = 7, imageSize: UInt32 = 32, patchSize: UInt32 = 8, width: UInt64 = 32) -> GGUFWriter {
+    /// A small multimodal projector (clip architecture, LLaVA-style "mlp" projector) with random
+    /// weights, which llama.cpp's mtmd loads against a `llama` model whose embedding length is
+    /// `textEmbedding`. The one encoder block is required to load but never run.
+    public static func projector(seed: UInt64 = 7, imageSize: UInt32 = 32, patchSize: UInt32 = 8, width: UInt64 = 32,
+                                 feedForward: UInt64 = 64, textEmbedding: UInt64 = LlamaShape().embedding) -> GGUFWriter {
         var writer = GGUFWriter()
         var random = SplitMix64(seed: seed)
+        func weights(_ dimensions: [UInt64]) -> [Float] { (0..<dimensions.reduce(1, *)).map { _ in random.nextWeight() } }
+        func tensor(_ name: String, _ dimensions: [UInt64]) { try! writer.addTensor(name: name, dimensions: dimensions, floats: weights(dimensions)) }
         writer.set("general.architecture", .string("clip"))
         writer.set("general.type", .string("mmproj"))
         writer.set("general.name", .string("tiny-projector"))
@@ -74,12 +79,24 @@ public enum TinyModels {
         writer.set("clip.vision.image_size", .uint32(imageSize))
         writer.set("clip.vision.patch_size", .uint32(patchSize))
         writer.set("clip.vision.embedding_length", .uint32(UInt32(width)))
+        writer.set("clip.vision.feed_forward_length", .uint32(UInt32(feedForward)))
+        writer.set("clip.vision.projection_dim", .uint32(UInt32(textEmbedding)))
         writer.set("clip.vision.block_count", .uint32(1))
+        writer.set("clip.vision.attention.head_count", .uint32(4))
+        writer.set("clip.vision.attention.layer_norm_epsilon", .float32(1e-6))
+        writer.set("clip.vision.image_mean", .float32s([0.5, 0.5, 0.5]))
+        writer.set("clip.vision.image_std", .float32s([0.5, 0.5, 0.5]))
         let patch = UInt64(patchSize)
-        let patchValues = (0..<patch * patch * 3 * width).map { _ in random.nextWeight() }
-        try! writer.addTensor(name: "v.patch_embd.weight", dimensions: [patch, patch, 3, width], floats: patchValues)
-        let projection = (0..<width * width).map { _ in random.nextWeight() }
-        try! writer.addTensor(name: "mm.0.weight", dimensions: [width, width], floats: projection)
+        let patches = UInt64(imageSize / patchSize) * UInt64(imageSize / patchSize)
+        tensor("v.patch_embd.weight", [patch, patch, 3, width])
+        tensor("v.position_embd.weight", [width, patches])
+        tensor("v.blk.0.attn_out.weight", [width, width])
+        tensor("v.blk.0.ffn_up.weight", [width, feedForward])
+        tensor("v.blk.0.ffn_down.weight", [feedForward, width])
+        tensor("mm.0.weight", [width, width])
+        tensor("mm.0.bias", [width])
+        tensor("mm.2.weight", [width, textEmbedding])
+        tensor("mm.2.bias", [textEmbedding])
         return writer
     }
 

@@ -1,0 +1,201 @@
+import CLlama
+import Foundation
+import GGUF
+
+/// The llama.cpp backend, linked in-process. One context per loaded model, reused across
+/// requests (its memory is cleared between them); calls on one model must not overlap.
+public struct LlamaEngine: InferenceEngine {
+    /// Tokens of context per request (capped by what the model was trained for).
+    public var contextLength: UInt32
+    public var threads: Int32
+
+    public init(contextLength: UInt32 = 4096, threads: Int32 = Int32(min(ProcessInfo.processInfo.activeProcessorCount, 8))) {
+        self.contextLength = contextLength
+        self.threads = threads
+        LlamaLog.install()
+    }
+
+    public func load(_ files: ModelFiles) throws(RuntimeError) -> any LoadedModel {
+        try LlamaModel(files, contextLength: contextLength, threads: threads)
+    }
+}
+
+/// llama.cpp's log goes to a buffer, not stderr: its last error explains a failed load.
+enum LlamaLog {
+    private static let setUp: Void = {
+        let callback: ggml_log_callback = { level, text, _ in
+            guard let text, level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_WARN else { return }
+            LlamaLog.record(String(cString: text))
+        }
+        llama_log_set(callback, nil)
+        mtmd_log_set(callback, nil)
+        llama_backend_init()
+    }()
+    nonisolated(unsafe) private static var lines: [String] = []
+    private static let lock = NSLock()
+
+    static func install() { _ = setUp }
+
+    static func record(_ line: String) {
+        lock.withLock {
+            lines.append(line.trimmingCharacters(in: .whitespacesAndNewlines))
+            if lines.count > 20 { lines.removeFirst(lines.count - 20) }
+        }
+    }
+
+    /// What llama.cpp complained about since the last call.
+    static func take() -> String {
+        lock.withLock {
+            defer { lines.removeAll() }
+            return lines.filter { !$0.isEmpty }.suffix(3).joined(separator: "; ")
+        }
+    }
+}
+
+final class LlamaModel: LoadedModel, @unchecked Sendable {
+    // The pointers are only used by one caller at a time (the runtime serialises requests).
+    private let model: OpaquePointer
+    private let context: OpaquePointer
+    private let vocab: OpaquePointer
+    private let projector: OpaquePointer?
+
+    init(_ files: ModelFiles, contextLength: UInt32, threads: Int32) throws(RuntimeError) {
+        _ = LlamaLog.take()
+        var modelParameters = llama_model_default_params()
+        modelParameters.n_gpu_layers = 0
+        guard let model = llama_model_load_from_file(files.weights, modelParameters) else {
+            throw RuntimeError(.loadFailed, "llama.cpp cannot load \(files.name) from \(files.weights): \(LlamaLog.take())")
+        }
+        var parameters = llama_context_default_params()
+        let trained = UInt32(max(1, llama_model_n_ctx_train(model)))
+        parameters.n_ctx = min(contextLength, trained)
+        parameters.n_batch = parameters.n_ctx
+        parameters.n_threads = threads
+        parameters.n_threads_batch = threads
+        guard let context = llama_init_from_model(model, parameters) else {
+            llama_model_free(model)
+            throw RuntimeError(.loadFailed, "llama.cpp cannot make a context for \(files.name): \(LlamaLog.take())")
+        }
+        var projector: OpaquePointer?
+        if let path = files.projector {
+            do throws(RuntimeError) {
+                try Self.checkProjector(path)
+            } catch {
+                llama_free(context)
+                llama_model_free(model)
+                throw error
+            }
+            var projectorParameters = mtmd_context_params_default()
+            projectorParameters.use_gpu = false
+            projectorParameters.n_threads = threads
+            projector = mtmd_init_from_file(path, model, projectorParameters)
+            if projector == nil {
+                llama_free(context)
+                llama_model_free(model)
+                throw RuntimeError(.loadFailed, "llama.cpp cannot load the projector of \(files.name): \(LlamaLog.take())")
+            }
+        }
+        self.model = model
+        self.context = context
+        self.projector = projector
+        vocab = llama_model_get_vocab(model)
+    }
+
+    deinit {
+        if let projector { mtmd_free(projector) }
+        llama_free(context)
+        llama_model_free(model)
+    }
+
+    /// mtmd crashes the process (rather than failing) on an "mlp" projector that lacks these
+    /// tensors, so a bad download is refused here first.
+    static func checkProjector(_ path: String) throws(RuntimeError) {
+        let file: GGUFFile
+        do { file = try GGUFReader.read(path: path) } catch {
+            throw RuntimeError(.loadFailed, "the projector \(path) is not a readable GGUF file: \(error)")
+        }
+        guard case .string(let type)? = file["clip.projector_type"], type == "mlp" else { return }
+        let names = Set(file.tensors.map(\.name))
+        let required = ["v.patch_embd.weight", "v.position_embd.weight", "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"]
+        let missing = required.filter { !names.contains($0) }
+        guard missing.isEmpty else {
+            throw RuntimeError(.loadFailed, "the projector \(path) lacks the tensors \(missing.joined(separator: ", ")); it cannot be loaded")
+        }
+    }
+
+    func generate(prompt: String, options: GenerationOptions, onPiece: (String) -> Bool) throws(RuntimeError) -> GenerationResult {
+        llama_memory_clear(llama_get_memory(context), true)
+        var tokens = tokenize(prompt, addSpecial: options.addSpecialTokens)
+        let capacity = Int(llama_n_ctx(context))
+        guard tokens.count < capacity else {
+            throw RuntimeError(.promptTooLong, "the prompt has \(tokens.count) tokens; the context holds \(capacity)")
+        }
+        let sampler = makeSampler(options)
+        defer { llama_sampler_free(sampler) }
+
+        let promptStart = ContinuousClock.now
+        let batchSize = Int(llama_n_batch(context))
+        for start in stride(from: 0, to: tokens.count, by: batchSize) {
+            let end = min(start + batchSize, tokens.count)
+            let status = tokens.withUnsafeMutableBufferPointer { buffer in
+                llama_decode(context, llama_batch_get_one(buffer.baseAddress! + start, Int32(end - start)))
+            }
+            guard status == 0 else { throw RuntimeError(.generationFailed, "llama_decode failed (\(status)) on the prompt") }
+        }
+        let promptDuration = ContinuousClock.now - promptStart
+
+        let generationStart = ContinuousClock.now
+        var generated: [Int32] = []
+        var bytes: [UInt8] = []
+        var doneReason = "length"
+        while generated.count < options.maximumTokens && tokens.count + generated.count < capacity {
+            var token = llama_sampler_sample(sampler, context, -1)
+            if llama_vocab_is_eog(vocab, token) {
+                doneReason = "stop"
+                break
+            }
+            generated.append(token)
+            let piece = self.piece(token)
+            bytes += piece
+            if !onPiece(String(decoding: piece, as: UTF8.self)) {
+                doneReason = "stop"
+                break
+            }
+            let status = llama_decode(context, llama_batch_get_one(&token, 1))
+            guard status == 0 else { throw RuntimeError(.generationFailed, "llama_decode failed (\(status)) while generating") }
+        }
+        tokens.removeAll()
+        return GenerationResult(text: String(decoding: bytes, as: UTF8.self), tokens: generated,
+                                promptTokens: Int(capacity > 0 ? tokenize(prompt, addSpecial: options.addSpecialTokens).count : 0),
+                                doneReason: doneReason, promptDuration: promptDuration,
+                                generationDuration: ContinuousClock.now - generationStart)
+    }
+
+    private func tokenize(_ text: String, addSpecial: Bool) -> [llama_token] {
+        let length = Int32(text.utf8.count)
+        let needed = -llama_tokenize(vocab, text, length, nil, 0, addSpecial, false)
+        guard needed > 0 else { return [] }
+        var tokens = [llama_token](repeating: 0, count: Int(needed))
+        let count = llama_tokenize(vocab, text, length, &tokens, needed, addSpecial, false)
+        return Array(tokens.prefix(Int(max(0, count))))
+    }
+
+    private func piece(_ token: llama_token) -> [UInt8] {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = llama_token_to_piece(vocab, token, &buffer, Int32(buffer.count), 0, true)
+        return buffer.prefix(Int(max(0, length))).map { UInt8(bitPattern: $0) }
+    }
+
+    private func makeSampler(_ options: GenerationOptions) -> UnsafeMutablePointer<llama_sampler> {
+        let chain = llama_sampler_chain_init(llama_sampler_chain_default_params())!
+        if options.temperature <= 0 {
+            llama_sampler_chain_add(chain, llama_sampler_init_greedy())
+        } else {
+            llama_sampler_chain_add(chain, llama_sampler_init_top_k(options.topK))
+            llama_sampler_chain_add(chain, llama_sampler_init_top_p(options.topP, 1))
+            llama_sampler_chain_add(chain, llama_sampler_init_temp(options.temperature))
+            llama_sampler_chain_add(chain, llama_sampler_init_dist(options.seed))
+        }
+        return chain
+    }
+}

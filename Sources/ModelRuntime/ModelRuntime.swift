@@ -1,0 +1,227 @@
+import Foundation
+
+/// Where the runtime is. `loading` is EdgeCoder's `currentLoad = -1`: routers skip the device.
+public enum RuntimeState: String, Sendable, Codable {
+    case idle, loading, ready, failed
+}
+
+/// What the runtime reports.
+public struct RuntimeStatus: Sendable, Codable, Equatable {
+    public var state: RuntimeState
+    /// The model in memory (while loading: the one being replaced, if it is still there).
+    public var activeModel: String?
+    public var paramSize: Double?
+    /// The model being loaded.
+    public var loadingModel: String?
+    /// Why the last activation failed.
+    public var error: String?
+    public var lastInferenceAt: Date?
+    public var loadedAt: Date?
+    /// Requests generating right now.
+    public var activeGenerations: Int
+
+    /// EdgeCoder's load figure: -1 while loading, else the running generations.
+    public var currentLoad: Int { state == .loading ? -1 : activeGenerations }
+}
+
+/// What changed, for the agent's heartbeats, LAN announcements and event streams.
+public enum RuntimeEvent: Sendable, Equatable {
+    case stateChanged(RuntimeStatus)
+    /// The model in memory changed (nil: none is loaded).
+    case modelChanged(String?)
+}
+
+/// The outcome of an activation.
+public struct SwapResult: Sendable, Equatable {
+    public var previous: String?
+    public var active: String
+    public var loadDuration: Duration
+}
+
+/// Keeps one model in memory and swaps it on request. A swap waits for running generations,
+/// frees the old model before loading the new one, and falls back to the previous model if
+/// the new one fails. Swaps queue; when several wait, only the latest runs (the others fail
+/// with `superseded`).
+public actor ModelRuntime {
+    /// How long a model stays loaded after its last use: nil keeps it forever, zero unloads
+    /// after each request (Ollama's keep_alive).
+    public var keepAlive: Duration?
+    private let engine: any InferenceEngine
+    private let memory: @Sendable () -> UInt64
+    private var loaded: (files: ModelFiles, model: any LoadedModel)?
+    private var status = RuntimeStatus(state: .idle, activeGenerations: 0)
+    private var latestTicket = 0
+    private var swapChain: Task<Void, Never>?
+    private var generationsDone: [CheckedContinuation<Void, Never>] = []
+    private var unloadTimer: Task<Void, Never>?
+    private var observers: [UUID: AsyncStream<RuntimeEvent>.Continuation] = [:]
+    /// llama.cpp blocks; its calls run here, one at a time, off Swift's cooperative threads.
+    private let queue = DispatchQueue(label: "depot.runtime")
+
+    public init(engine: any InferenceEngine, keepAlive: Duration? = .seconds(300),
+                availableMemory: @escaping @Sendable () -> UInt64 = SystemMemory.availableBytes) {
+        self.engine = engine
+        self.keepAlive = keepAlive
+        memory = availableMemory
+    }
+
+    public var currentStatus: RuntimeStatus { status }
+    public var activeModel: String? { loaded?.files.name }
+
+    /// Events from now on.
+    public func events() -> AsyncStream<RuntimeEvent> {
+        let (stream, continuation) = AsyncStream<RuntimeEvent>.makeStream()
+        let id = UUID()
+        observers[id] = continuation
+        continuation.onTermination = { [weak self] _ in Task { await self?.removeObserver(id) } }
+        return stream
+    }
+
+    private func removeObserver(_ id: UUID) { observers[id] = nil }
+
+    public func setKeepAlive(_ duration: Duration?) {
+        keepAlive = duration
+        scheduleUnload()
+    }
+
+    /// Loads `files`, replacing the model in memory. Returns once it is ready.
+    public func activate(_ files: ModelFiles) async throws(RuntimeError) -> SwapResult {
+        latestTicket += 1
+        let ticket = latestTicket
+        let previousSwap = swapChain
+        let swap = Task { () -> Result<SwapResult, RuntimeError> in
+            await previousSwap?.value
+            return await self.swap(to: files, ticket: ticket)
+        }
+        swapChain = Task { _ = await swap.value }
+        return try await swap.value.get()
+    }
+
+    private func swap(to files: ModelFiles, ticket: Int) async -> Result<SwapResult, RuntimeError> {
+        guard ticket == latestTicket else {
+            return .failure(RuntimeError(.superseded, "a later request to load another model replaced the request for \(files.name)"))
+        }
+        if let loaded, loaded.files == files, status.state == .ready {
+            scheduleUnload()
+            return .success(SwapResult(previous: files.name, active: files.name, loadDuration: .zero))
+        }
+        let previous = loaded?.files
+        let needed = files.requiredMemoryBytes ?? Self.estimatedMemory(files)
+        let available = memory() + (loaded.map { Self.estimatedMemory($0.files) } ?? 0)
+        guard needed <= available else {
+            let message = "\(files.name) needs about \(needed >> 20) MB of memory and only \(available >> 20) MB is free; free memory or choose a smaller model"
+            return .failure(RuntimeError(.insufficientMemory, message))
+        }
+        update { $0.state = .loading; $0.loadingModel = files.name; $0.error = nil }
+        while status.activeGenerations > 0 { await withCheckedContinuation { generationsDone.append($0) } }
+        unloadTimer?.cancel()
+        // One model in memory: the old one goes before the new one loads.
+        loaded = nil
+        let started = ContinuousClock.now
+        switch await load(files) {
+        case .success(let model):
+            loaded = (files, model)
+            let duration = ContinuousClock.now - started
+            update { $0 = RuntimeStatus(state: .ready, activeModel: files.name, paramSize: files.paramSize, lastInferenceAt: $0.lastInferenceAt,
+                                        loadedAt: Date(), activeGenerations: 0) }
+            broadcast(.modelChanged(files.name))
+            scheduleUnload()
+            return .success(SwapResult(previous: previous?.name, active: files.name, loadDuration: duration))
+        case .failure(let error):
+            // Stay usable: put the previous model back if there was one.
+            if let previous, case .success(let model) = await load(previous) {
+                loaded = (previous, model)
+                update { $0 = RuntimeStatus(state: .ready, activeModel: previous.name, paramSize: previous.paramSize,
+                                            error: "\(files.name) failed to load, \(previous.name) is back: \(error.message)",
+                                            lastInferenceAt: $0.lastInferenceAt, loadedAt: Date(), activeGenerations: 0) }
+            } else {
+                update { $0 = RuntimeStatus(state: .failed, error: error.message, lastInferenceAt: $0.lastInferenceAt, activeGenerations: 0) }
+                if previous != nil { broadcast(.modelChanged(nil)) }
+            }
+            return .failure(error)
+        }
+    }
+
+    private func load(_ files: ModelFiles) async -> Result<any LoadedModel, RuntimeError> {
+        let engine = self.engine
+        return await withCheckedContinuation { continuation in
+            queue.async {
+                do throws(RuntimeError) { continuation.resume(returning: .success(try engine.load(files))) } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+    }
+
+    /// Frees the model in memory.
+    public func unload() async {
+        while status.activeGenerations > 0 { await withCheckedContinuation { generationsDone.append($0) } }
+        guard status.state != .loading, loaded != nil else { return }
+        unloadTimer?.cancel()
+        loaded = nil
+        update { $0 = RuntimeStatus(state: .idle, lastInferenceAt: $0.lastInferenceAt, activeGenerations: 0) }
+        broadcast(.modelChanged(nil))
+    }
+
+    /// Generates with the model in memory (`model`, when given, must be the one loaded).
+    public func generate(model name: String? = nil, prompt: String, options: GenerationOptions = GenerationOptions(),
+                         onPiece: @escaping @Sendable (String) -> Bool = { _ in true }) async throws(RuntimeError) -> GenerationResult {
+        guard status.state == .ready, let (files, model) = loaded, name == nil || name == files.name else {
+            let what = name.map { "'\($0)' is not the loaded model" } ?? "no model is loaded"
+            throw RuntimeError(.notLoaded, "\(what) (state: \(status.state.rawValue)\(loaded.map { ", loaded: \($0.files.name)" } ?? ""))")
+        }
+        unloadTimer?.cancel()
+        update { $0.activeGenerations += 1 }
+        let result: Result<GenerationResult, RuntimeError> = await withCheckedContinuation { continuation in
+            queue.async {
+                do throws(RuntimeError) {
+                    continuation.resume(returning: .success(try model.generate(prompt: prompt, options: options, onPiece: onPiece)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        update { $0.activeGenerations -= 1; $0.lastInferenceAt = Date() }
+        if status.activeGenerations == 0 {
+            let waiting = generationsDone
+            generationsDone.removeAll()
+            for waiter in waiting { waiter.resume() }
+        }
+        scheduleUnload()
+        return try result.get()
+    }
+
+    /// Unloads after `keepAlive` without use.
+    private func scheduleUnload() {
+        unloadTimer?.cancel()
+        guard let keepAlive, loaded != nil else { return }
+        unloadTimer = Task { [weak self] in
+            if keepAlive > .zero {
+                do { try await Task.sleep(for: keepAlive) } catch { return }
+            }
+            await self?.unloadIfIdle()
+        }
+    }
+
+    private func unloadIfIdle() async {
+        guard !Task.isCancelled, status.state == .ready, status.activeGenerations == 0 else { return }
+        await unload()
+    }
+
+    private func update(_ change: (inout RuntimeStatus) -> Void) {
+        change(&status)
+        broadcast(.stateChanged(status))
+    }
+
+    private func broadcast(_ event: RuntimeEvent) {
+        for observer in observers.values { observer.yield(event) }
+    }
+
+    /// The files' size plus a margin for context and buffers.
+    static func estimatedMemory(_ files: ModelFiles) -> UInt64 {
+        let sizes = [files.weights, files.projector].compactMap { $0 }.map { path -> UInt64 in
+            ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0) ?? 0
+        }
+        return sizes.reduce(0, +) * 11 / 10 + (64 << 20)
+    }
+}
