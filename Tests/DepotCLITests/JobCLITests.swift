@@ -23,7 +23,7 @@ import Testing
 
         let pull = try workspace.depot.start(["pull", source, "--name", "big:x", "--connections", "1",
                                               "--token", Self.secrets[2], "--json"])
-        let job = try waitForProgress(workspace)
+        let job = try waitForProgress(workspace, of: pull)
         let paused = try workspace.depot.run(["jobs", "pause", String(job.id.prefix(8))])
         #expect(paused.status == 0, "\(paused.stderr)")
         let stopped = pull.wait()
@@ -43,7 +43,7 @@ import Testing
         #expect(try workspace.depot.run(["jobs"]).stdout.contains("No downloads"))
 
         let second = try workspace.depot.start(["pull", nginx.url("slow/other.gguf"), "--connections", "1"])
-        let secondJob = try waitForProgress(workspace)
+        let secondJob = try waitForProgress(workspace, of: second)
         let cancelled = try workspace.depot.run(["jobs", "cancel", secondJob.id])
         #expect(cancelled.status == 0, "\(cancelled.stderr)")
         let ended = second.wait()
@@ -73,7 +73,7 @@ import Testing
         defer { nginx.stop() }
         let arguments = ["pull", nginx.url("slow/big.gguf"), "--sha256", digest, "--connections", "1", "--json"]
         let first = try workspace.depot.start(arguments)
-        _ = try waitForProgress(workspace)
+        _ = try waitForProgress(workspace, of: first)
         let second = try workspace.depot.start(arguments)
         let (one, two) = (first.wait(), second.wait())
         #expect(one.status == 0, "\(one.stderr)")
@@ -84,9 +84,13 @@ import Testing
         #expect(nginx.bytesServed("big.gguf") < 2 * size, "one transfer for both")
     }
 
-    func waitForProgress(_ workspace: Workspace) throws -> PullJob {
-        let deadline = Date().addingTimeInterval(30)
+    func waitForProgress(_ workspace: Workspace, of pull: DepotProcess.Running) throws -> PullJob {
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
+            guard pull.process.isRunning else {
+                let outcome = pull.wait()
+                throw DepotFailure(message: "the pull ended (\(outcome.status)) before it made progress: \(outcome.stderr)")
+            }
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
             let outcome = try workspace.depot.run(["jobs", "--json"])
@@ -96,6 +100,7 @@ import Testing
             }
             usleep(50_000)
         }
-        throw DepotFailure(message: "no download made progress in 30 s")
+        let jobs = try workspace.depot.run(["jobs", "--json"])
+        throw DepotFailure(message: "no download made progress in 60 s; jobs: \(jobs.stdout) \(jobs.stderr)")
     }
 }

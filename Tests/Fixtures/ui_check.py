@@ -58,8 +58,9 @@ ROW = "return [...document.querySelectorAll(arguments[0] + ' tr[data-model]')].f
 NAMES = "return [...document.querySelectorAll(arguments[0] + ' tr[data-model]')].map(r => r.dataset.model);"
 PAGE_STATE = """
 const b = document.getElementById('banner'), p = document.getElementById('picker'), e = document.getElementById('error');
+const text = document.getElementById('error-text') || e;
 return { banner: b && [b.dataset.state, b.dataset.model], picker: p && p.value,
-         error: e && !e.hidden ? e.textContent.trim() : null, connection: (document.getElementById('connection') || {}).textContent,
+         error: e && !e.hidden ? text.textContent.trim() : null, connection: (document.getElementById('connection') || {}).textContent,
          installed: [...document.querySelectorAll('#installed tr[data-model]')].map(r => r.dataset.model),
          available: [...document.querySelectorAll('#available tr[data-model]')].map(r => r.dataset.model) };
 """

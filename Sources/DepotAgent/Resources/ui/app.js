@@ -320,7 +320,11 @@
     if (status.state === "ready" && status.currentLoad > 0) {
       detail += `${detail ? " · " : ""}${status.currentLoad} in flight`;
     }
+    if (status.error && status.state !== "failed") {
+      detail += `${detail ? " · " : ""}last swap failed: ${status.error}`;   // e.g. fell back to the previous model
+    }
     $("banner-detail").textContent = detail;
+    $("banner-detail").classList.toggle("warn", Boolean(status.error));
 
     const inference = $("banner-inference");
     if (status.lastInferenceAt) {
