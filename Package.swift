@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ModelTransfer", targets: ["ModelTransfer"]),
         .library(name: "ModelCatalog", targets: ["ModelCatalog"]),
         .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
+        .library(name: "DepotAgent", targets: ["DepotAgent"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     dependencies: [
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "GGUF"),
@@ -60,6 +64,26 @@ let package = Package(
             dependencies: ["CLlama", "GGUF", "ModelStore"],
             linkerSettings: [.unsafeFlags(["-L", llama + "/lib", "-Xlinker", "-rpath", "-Xlinker", llama + "/lib"])]
         ),
+        .target(
+            name: "DepotAgent",
+            dependencies: [
+                "GGUF",
+                "ModelStore",
+                "ModelTransfer",
+                "ModelCatalog",
+                "ModelRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            // The web UI is compiled into the binary: no files to install beside it.
+            resources: [
+                .embedInCode("Resources/ui/index.html"),
+                .embedInCode("Resources/ui/app.js"),
+                .embedInCode("Resources/ui/style.css"),
+            ]
+        ),
         .executableTarget(
             name: "depot",
             dependencies: [
@@ -67,6 +91,8 @@ let package = Package(
                 "ModelStore",
                 "ModelTransfer",
                 "ModelCatalog",
+                "ModelRuntime",
+                "DepotAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,0 +1,156 @@
+import Foundation
+import ModelCatalog
+import ModelRuntime
+import ModelStore
+import ModelTransfer
+
+/// How `depot serve` runs.
+public struct AgentConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 4302
+    /// Required when binding to anything but loopback; changes then need `Authorization: Bearer`.
+    public var token: String?
+    /// Catalog URL or file (else the store's cached catalog, if any).
+    public var catalog: String?
+    public var catalogKey: String?
+    /// Ollama's keep_alive default: 5 minutes; nil keeps models loaded forever.
+    public var keepAlive: Duration? = .seconds(300)
+    /// The app id the agent records uses under.
+    public var appID = "depot.agent"
+    public var contextLength: UInt32 = 4096
+    public var download = ModelDownloader.Configuration()
+
+    public init() {}
+
+    var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) }
+}
+
+/// The device daemon's state: the store, downloads, the runtime and what they report. The
+/// HTTP routes are thin over this.
+public final class Agent: Sendable {
+    public let configuration: AgentConfiguration
+    public let store: ModelStore
+    let manager: StoreModelManager
+    public let runtime: ModelRuntime
+    let jobs: JobRegistry
+    let events: EventHub
+    let metrics: AgentMetrics
+    public let startedAt = Date()
+
+    public init(store: ModelStore, configuration: AgentConfiguration,
+                engine: any InferenceEngine) throws(AgentError) {
+        guard configuration.isLoopback || configuration.token != nil else {
+            throw AgentError.badRequest("binding to \(configuration.host) exposes the agent to the network; pass --token to require a bearer token")
+        }
+        self.configuration = configuration
+        self.store = store
+        events = EventHub()
+        metrics = AgentMetrics()
+        do { manager = try StoreModelManager(store: store, configuration: configuration.download) } catch { throw AgentError(error) }
+        runtime = ModelRuntime(engine: engine, keepAlive: configuration.keepAlive)
+        jobs = JobRegistry(manager: manager, events: events, metrics: metrics)
+    }
+
+    /// Forwards runtime events to the event stream; runs until cancelled.
+    func relayRuntimeEvents() async {
+        for await event in await runtime.events() {
+            if case .stateChanged = event { events.publish("model", await status()) }
+        }
+    }
+
+    /// Stops downloads (they stay resumable: paused in the journal) and closes connections.
+    public func shutdown() async {
+        await jobs.pauseAll()
+        await manager.shutdown()
+    }
+
+    // MARK: Models
+
+    /// The installed entry, or 404.
+    func installed(_ name: String) throws -> ModelEntry {
+        try ModelName.validate(name)
+        guard let entry = try manager.get(name) else { throw AgentError.notFound("model '\(name)' not found") }
+        return entry
+    }
+
+    /// The catalog, if one is configured or cached; nil when there is none.
+    func catalog() async -> Catalog? {
+        let key = try? configuration.catalogKey.map { text throws(CatalogError) in try CatalogSignature.publicKey(text) }
+        return try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: key ?? nil).catalog
+    }
+
+    /// Loads an installed model, recording the use.
+    func activate(_ entry: ModelEntry) async throws -> SwapResult {
+        guard let weights = entry.weights else { throw AgentError.badRequest("'\(entry.name)' has no weights file") }
+        let files = ModelFiles(name: entry.name, weights: weights.path, projector: entry.projector?.path,
+                               paramSize: entry.facts.map { Double($0.parameterCount) / 1e9 })
+        let started = ContinuousClock.now
+        do {
+            let result = try await runtime.activate(files)
+            metrics.recordSwap(seconds: (ContinuousClock.now - started).seconds, succeeded: true)
+            _ = try? store.useModel(named: entry.name, app: configuration.appID)
+            return result
+        } catch {
+            metrics.recordSwap(seconds: (ContinuousClock.now - started).seconds, succeeded: false)
+            throw error
+        }
+    }
+
+    /// The runtime's state with the download in progress, as `/model/status` reports it.
+    func status() async -> AgentStatus {
+        let runtimeStatus = await runtime.currentStatus
+        return AgentStatus(runtime: runtimeStatus, pull: jobs.currentPull(), uptimeSeconds: Int(Date().timeIntervalSince(startedAt)))
+    }
+}
+
+/// `/model/status`.
+struct AgentStatus: Codable, Sendable {
+    var activeModel: String?
+    var paramSize: Double?
+    var state: String
+    var currentLoad: Int
+    var modelSwapInProgress: Bool
+    var error: String?
+    var lastInferenceAt: Date?
+    var pull: PullStatus?
+    var health: String
+    var uptimeSeconds: Int
+
+    init(runtime: RuntimeStatus, pull: PullStatus?, uptimeSeconds: Int) {
+        activeModel = runtime.activeModel
+        paramSize = runtime.paramSize
+        state = runtime.state.rawValue
+        currentLoad = runtime.currentLoad
+        modelSwapInProgress = runtime.state == .loading
+        error = runtime.error
+        lastInferenceAt = runtime.lastInferenceAt
+        self.pull = pull
+        health = runtime.state == .failed ? "degraded" : "ok"
+        self.uptimeSeconds = uptimeSeconds
+    }
+}
+
+/// A download the agent runs, as status and events show it.
+struct PullStatus: Codable, Sendable {
+    var id: String?
+    var model: String?
+    var stage: String
+    var completedBytes: UInt64
+    var totalBytes: UInt64
+    var message: String?
+
+    init(model: String?, progress: TransferProgress) {
+        id = progress.jobID
+        self.model = model
+        stage = progress.stage.rawValue
+        completedBytes = progress.completedBytes
+        totalBytes = progress.totalBytes
+        message = progress.message
+    }
+
+    var fraction: Double { totalBytes == 0 ? 0 : Double(completedBytes) / Double(totalBytes) }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

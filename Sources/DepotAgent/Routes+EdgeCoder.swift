@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import ModelCatalog
+import ModelStore
+import ModelTransfer
+
+/// EdgeCoder's model API: swap, status, list.
+extension Agent {
+    struct SwapRequest: Decodable { var model: String }
+
+    struct SwapResponse: Codable {
+        var previous: String?
+        var active: String?
+        var status: String
+        var paramSize: Double?
+        var progress: Double?
+    }
+
+    struct ListResponse: Codable {
+        struct Installed: Codable {
+            var name: String
+            var sizeBytes: UInt64
+            var quantization: String?
+            var paramSize: Double?
+            var apps: [String]
+            var active: Bool
+            var verified: Bool
+        }
+        var installed: [Installed]
+        var available: [CatalogEntry]
+    }
+
+    func addEdgeCoderRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/model/status") { _, _ in JSON.response(await self.status()) }
+
+        router.get("/model/list") { _, _ in
+            let active = await self.runtime.activeModel
+            let entries = try self.manager.list()
+            let names = Set(entries.map(\.name))
+            let installed = entries.map { entry in
+                ListResponse.Installed(name: entry.name, sizeBytes: entry.sizeBytes, quantization: entry.facts?.quantization,
+                                       paramSize: entry.facts.map { Double($0.parameterCount) / 1e9 },
+                                       apps: entry.apps.map(\.app), active: entry.name == active, verified: entry.isVerified)
+            }
+            let available = (await self.catalog())?.models.filter { !names.contains($0.modelId) } ?? []
+            return JSON.response(ListResponse(installed: installed, available: available))
+        }
+
+        router.post("/model/swap") { request, context in
+            let body = try await JSON.decode(SwapRequest.self, from: request, context: context)
+            try ModelName.validate(body.model)
+            let previous = await self.runtime.activeModel
+            if let entry = try self.manager.get(body.model) {
+                let result = try await self.activate(entry)
+                let paramSize = await self.runtime.currentStatus.paramSize
+                return JSON.response(SwapResponse(previous: previous, active: result.active, status: "ready", paramSize: paramSize, progress: 1))
+            }
+            if let pulling = self.jobs.pull(of: body.model) {
+                return JSON.response(SwapResponse(previous: previous, active: previous, status: "pulling", paramSize: nil, progress: pulling.fraction))
+            }
+            guard let entry = await self.catalog()?.entry(body.model) else {
+                throw AgentError.notFound("model '\(body.model)' is neither installed nor in the catalog")
+            }
+            let pull: PullRequest
+            do throws(CatalogError) {
+                pull = try entry.pullRequest(app: self.configuration.appID, token: nil, allowUnverified: false, replace: false)
+            } catch {
+                throw AgentError.badRequest(error.message)
+            }
+            // Pull first, then load: the answer comes now, the swap when the download is verified.
+            self.jobs.start(pull, model: body.model) { _ in
+                if let installed = try? self.manager.get(body.model) { _ = try? await self.activate(installed) }
+            }
+            return JSON.response(SwapResponse(previous: previous, active: previous, status: "pulling", paramSize: entry.paramSize, progress: 0))
+        }
+    }
+}

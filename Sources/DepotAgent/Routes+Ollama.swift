@@ -1,0 +1,326 @@
+import Foundation
+import GGUF
+import Hummingbird
+import ModelRuntime
+import ModelStore
+import ModelTransfer
+
+/// The subset of Ollama's API that its clients use to list, pull, inspect, run and delete
+/// models, so existing Ollama tools work against the agent unchanged.
+extension Agent {
+    /// Ollama calls the model `model` (older clients: `name`).
+    struct NamedRequest: Decodable {
+        var model: String
+        var stream: Bool?
+
+        enum CodingKeys: String, CodingKey { case model, name, stream }
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            guard let model = try container.decodeIfPresent(String.self, forKey: .model)
+                ?? container.decodeIfPresent(String.self, forKey: .name) else {
+                throw DecodingError.keyNotFound(CodingKeys.model, .init(codingPath: [], debugDescription: "the model name"))
+            }
+            self.model = model
+            stream = try container.decodeIfPresent(Bool.self, forKey: .stream)
+        }
+    }
+
+    struct CopyRequest: Decodable { var source: String; var destination: String }
+
+    struct GenerateRequest: Decodable {
+        struct Options: Decodable {
+            var num_predict: Int?
+            var temperature: Float?
+            var seed: Int?
+            var top_k: Int32?
+            var top_p: Float?
+        }
+        var model: String
+        var prompt: String?
+        var stream: Bool?
+        var raw: Bool?
+        var options: Options?
+        var keepAlive: KeepAlive?
+
+        enum CodingKeys: String, CodingKey { case model, prompt, stream, raw, options, keepAlive = "keep_alive" }
+    }
+
+    /// `keep_alive`: seconds as a number, or a duration string ("5m", "1h", "30s", "0", "-1").
+    struct KeepAlive: Decodable {
+        /// nil: forever.
+        var duration: Duration?
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let seconds = try? container.decode(Double.self) {
+                duration = seconds < 0 ? nil : .milliseconds(Int64(seconds * 1000))
+                return
+            }
+            let text = try container.decode(String.self).trimmingCharacters(in: .whitespaces)
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+            for (suffix, scale) in units where text.hasSuffix(suffix) {
+                if let value = Double(text.dropLast(suffix.count)) {
+                    duration = value < 0 ? nil : .milliseconds(Int64(value * scale * 1000))
+                    return
+                }
+            }
+            guard let value = Double(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a duration such as 5m, 30s or -1")
+            }
+            duration = value < 0 ? nil : .milliseconds(Int64(value * 1000))
+        }
+    }
+
+    struct Details: Codable {
+        var parent_model = ""
+        var format = "gguf"
+        var family: String
+        var families: [String]
+        var parameter_size: String
+        var quantization_level: String
+    }
+
+    struct TagModel: Codable {
+        var name: String
+        var model: String
+        var modified_at: Date
+        var size: UInt64
+        var digest: String
+        var details: Details
+        var expires_at: Date?
+        var size_vram: UInt64?
+    }
+
+    func details(_ entry: ModelEntry) -> Details {
+        let family = entry.facts?.architecture ?? "unknown"
+        return Details(family: family, families: [family], parameter_size: entry.facts?.parameterLabel ?? "unknown",
+                       quantization_level: entry.facts?.quantization ?? "unknown")
+    }
+
+    func tag(_ entry: ModelEntry, expiresAt: Date? = nil) -> TagModel {
+        TagModel(name: entry.name, model: entry.name, modified_at: entry.lastUsedAt ?? entry.createdAt, size: entry.sizeBytes,
+                 digest: entry.weights?.sha256 ?? "", details: details(entry), expires_at: expiresAt,
+                 size_vram: expiresAt == nil ? nil : 0)
+    }
+
+    func addOllamaRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/api/version") { _, _ in JSON.response(["version": "0.12.0"]) }
+
+        router.get("/api/tags") { _, _ in JSON.response(["models": try self.manager.list().map { self.tag($0) }]) }
+
+        router.get("/api/ps") { _, _ in
+            let status = await self.runtime.currentStatus
+            guard let active = status.activeModel, let entry = try self.manager.get(active) else {
+                return JSON.response(["models": [TagModel]()])
+            }
+            let keepAlive = await self.runtime.keepAlive
+            let since = status.lastInferenceAt ?? status.loadedAt ?? Date()
+            let expires = keepAlive.map { since.addingTimeInterval($0.seconds) } ?? Date.distantFuture
+            return JSON.response(["models": [self.tag(entry, expiresAt: expires)]])
+        }
+
+        router.post("/api/show") { request, context in
+            let body = try await JSON.decode(NamedRequest.self, from: request, context: context)
+            let entry = try self.installed(body.model)
+            return JSON.response(try self.show(entry))
+        }
+
+        router.delete("/api/delete") { request, context in
+            let body = try await JSON.decode(NamedRequest.self, from: request, context: context)
+            let entry = try self.installed(body.model)
+            if await self.runtime.activeModel == entry.name { await self.runtime.unload() }
+            _ = try self.manager.remove(entry.name, app: self.configuration.appID, force: false)
+            return JSON.response([String: String]())
+        }
+
+        router.post("/api/copy") { request, context in
+            let body = try await JSON.decode(CopyRequest.self, from: request, context: context)
+            let entry = try self.installed(body.source)
+            try ModelName.validate(body.destination)
+            guard let weights = entry.weights else { throw AgentError.badRequest("'\(entry.name)' has no weights file") }
+            _ = try self.store.importModel(ImportRequest(weights: weights.path, projector: entry.projector?.path,
+                                                         name: body.destination, replace: true))
+            return JSON.response([String: String]())
+        }
+
+        router.post("/api/pull") { request, context in
+            let body = try await JSON.decode(NamedRequest.self, from: request, context: context)
+            let pull = try await self.pullRequest(for: JobRequest(model: body.model))
+            let controller = self.jobs.start(pull, model: body.model)
+            let updates = controller.updates
+            guard body.stream ?? true else {
+                _ = try await controller.result()
+                return JSON.response(["status": "success"])
+            }
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+                try await writer.write(JSON.line(["status": "pulling manifest"]))
+                var last: TransferProgress?
+                for await progress in updates {
+                    last = progress
+                    if progress.stage == .downloading, let line = Self.pullLine(progress, digest: pull.sha256?.sha256) {
+                        try await writer.write(line)
+                    }
+                }
+                if last?.stage == .ready {
+                    for status in ["verifying sha256 digest", "writing manifest", "success"] {
+                        try await writer.write(JSON.line(["status": status]))
+                    }
+                } else {
+                    try await writer.write(JSON.line(["error": last?.message ?? "the download stopped"]))
+                }
+                try await writer.finish(nil)
+            })
+        }
+
+        router.post("/api/generate") { request, context in
+            let body = try await JSON.decode(GenerateRequest.self, from: request, context: context)
+            return try await self.generate(body)
+        }
+    }
+
+    struct PullProgressLine: Encodable {
+        var status: String
+        var digest: String
+        var total: UInt64
+        var completed: UInt64
+    }
+
+    static func pullLine(_ progress: TransferProgress, digest: String?) -> ByteBuffer? {
+        let digest = "sha256:" + (digest ?? "unknown")
+        return JSON.line(PullProgressLine(status: "pulling \(digest.dropFirst(7).prefix(12))", digest: digest,
+                                          total: progress.totalBytes, completed: progress.completedBytes))
+    }
+
+    struct ShowResponse: Encodable {
+        var license: String
+        var modelfile: String
+        var parameters: String
+        var template: String
+        var details: Details
+        var model_info: [String: JSONValue]
+        var capabilities: [String]
+        var modified_at: Date
+    }
+
+    func show(_ entry: ModelEntry) throws -> ShowResponse {
+        guard let weights = entry.weights else { throw AgentError.badRequest("'\(entry.name)' has no weights file") }
+        let file: GGUFFile
+        do { file = try GGUFReader.read(path: weights.path) } catch {
+            throw AgentError(.internalServerError, "cannot read the GGUF header of \(entry.name): \(error)")
+        }
+        var info: [String: JSONValue] = [:]
+        for (key, value) in file.metadata {
+            // Like Ollama, leave out the tokenizer's long tables.
+            if case .array(let array) = value, array.elements.count > 64 { continue }
+            info[key] = JSONValue(value)
+        }
+        info["general.parameter_count"] = .number(Double(entry.facts?.parameterCount ?? 0))
+        let template: String = if case .string(let text)? = file["tokenizer.chat_template"] { text } else { "" }
+        return ShowResponse(license: entry.license ?? "", modelfile: "# Modelfile generated by depot\nFROM \(weights.path)\n",
+                            parameters: "", template: template, details: details(entry), model_info: info,
+                            capabilities: ["completion"] + (entry.projector != nil ? ["vision"] : []),
+                            modified_at: entry.lastUsedAt ?? entry.createdAt)
+    }
+
+    struct GenerateChunk: Encodable {
+        var model: String
+        var created_at: Date
+        var response: String
+        var done: Bool
+        var done_reason: String?
+        var total_duration: Int64?
+        var load_duration: Int64?
+        var prompt_eval_count: Int?
+        var prompt_eval_duration: Int64?
+        var eval_count: Int?
+        var eval_duration: Int64?
+    }
+
+    func generate(_ body: GenerateRequest) async throws -> Response {
+        let started = ContinuousClock.now
+        let entry = try installed(body.model)
+        if let keepAlive = body.keepAlive { await runtime.setKeepAlive(keepAlive.duration) }
+        let status = await runtime.currentStatus
+        let loadDuration = status.activeModel == entry.name && status.state == .ready ? .zero : try await activate(entry).loadDuration
+        let prompt = body.prompt ?? ""
+        guard !prompt.isEmpty else {
+            // An empty prompt only loads (or, with keep_alive 0, unloads) the model.
+            let unload = body.keepAlive.map { $0.duration == .zero } ?? false
+            if unload { await runtime.unload() }
+            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true,
+                                               done_reason: unload ? "unload" : "load"))
+        }
+        var options = GenerationOptions()
+        if let given = body.options {
+            if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
+            if let value = given.temperature { options.temperature = value }
+            if let value = given.seed { options.seed = UInt32(truncatingIfNeeded: value) }
+            if let value = given.top_k { options.topK = value }
+            if let value = given.top_p { options.topP = value }
+        }
+        let name = entry.name
+        let finish: @Sendable (GenerationResult) -> GenerateChunk = { result in
+            GenerateChunk(model: name, created_at: Date(), response: "", done: true, done_reason: result.doneReason,
+                          total_duration: (ContinuousClock.now - started).nanoseconds, load_duration: loadDuration.nanoseconds,
+                          prompt_eval_count: result.promptTokens, prompt_eval_duration: result.promptDuration.nanoseconds,
+                          eval_count: result.tokens.count, eval_duration: result.generationDuration.nanoseconds)
+        }
+        guard body.stream ?? true else {
+            let result = try await runtime.generate(model: name, prompt: prompt, options: options)
+            metrics.recordGeneration(tokens: result.tokens.count)
+            var chunk = finish(result)
+            chunk.response = result.text
+            return JSON.response(chunk)
+        }
+        let (lines, output) = AsyncStream<ByteBuffer>.makeStream()
+        Task { [runtime, metrics] in
+            do {
+                let result = try await runtime.generate(model: name, prompt: prompt, options: options) { piece in
+                    output.yield(JSON.line(GenerateChunk(model: name, created_at: Date(), response: piece, done: false)))
+                    return true
+                }
+                metrics.recordGeneration(tokens: result.tokens.count)
+                output.yield(JSON.line(finish(result)))
+            } catch {
+                output.yield(JSON.line(["error": "\(error)"]))
+            }
+            output.finish()
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
+
+/// Any JSON value, for GGUF metadata in `/api/show`.
+enum JSONValue: Encodable, Sendable {
+    case string(String), number(Double), bool(Bool), array([JSONValue])
+
+    init(_ value: GGUFValue) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .bool(let flag): self = .bool(flag)
+        case .float32(let number): self = .number(Double(number))
+        case .float64(let number): self = .number(number)
+        case .int8(let v): self = .number(Double(v))
+        case .int16(let v): self = .number(Double(v))
+        case .int32(let v): self = .number(Double(v))
+        case .int64(let v): self = .number(Double(v))
+        case .array(let array): self = .array(array.elements.map(JSONValue.init))
+        default: self = .number(Double(value.unsignedInteger ?? 0))
+        }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .number(let number): try container.encode(number)
+        case .bool(let flag): try container.encode(flag)
+        case .array(let values): try container.encode(values)
+        }
+    }
+}

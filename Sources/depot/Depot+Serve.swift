@@ -1,0 +1,61 @@
+import ArgumentParser
+import DepotAgent
+import Foundation
+import ModelRuntime
+
+extension Depot {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the agent daemon: EdgeCoder /model API, Ollama-compatible /api, download jobs, web UI.",
+            discussion: """
+                Listens on 127.0.0.1:4302 by default. Binding to another address needs --token; every \
+                request that changes something must then carry 'Authorization: Bearer TOKEN'. SIGTERM \
+                or Ctrl-C stops it gracefully: running downloads are paused and resume later.
+                """)
+
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port (0: any free port, printed at start).") var port = 4302
+        @Option(help: "Bearer token required for changes (needed off loopback; default $DEPOT_AGENT_TOKEN).") var token: String?
+        @Option(help: "How long an idle model stays loaded: 5m, 30s, 0 (unload at once) or -1 (forever).") var keepAlive = "5m"
+        @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
+        @OptionGroup var catalog: CatalogOptions
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let store = try options.openStore()
+            var configuration = AgentConfiguration()
+            configuration.host = host
+            configuration.port = port
+            configuration.token = token ?? ProcessInfo.processInfo.environment["DEPOT_AGENT_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            configuration.catalog = catalog.source
+            configuration.catalogKey = catalog.key
+            configuration.contextLength = contextLength
+            guard let keepAliveDuration = Self.duration(keepAlive) else {
+                throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0 or -1")
+            }
+            configuration.keepAlive = keepAliveDuration.value
+            let agent: Agent
+            do {
+                agent = try Agent(store: store, configuration: configuration, engine: LlamaEngine(contextLength: contextLength))
+            } catch {
+                Output.error(error.message)
+                throw ExitCode(2)
+            }
+            let host = self.host
+            try await agent.run { port in
+                // Scripts and tests wait for this line.
+                FileHandle.standardOutput.write(Data("depot agent listening on http://\(host):\(port)\n".utf8))
+            }
+        }
+
+        /// "5m", "30s", "1h", "0", "-1" (forever: nil).
+        static func duration(_ text: String) -> (value: Duration?, Void)? {
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1)]
+            for (suffix, scale) in units where text.hasSuffix(suffix) {
+                guard let number = Double(text.dropLast(suffix.count)) else { continue }
+                return (number < 0 ? nil : .milliseconds(Int64(number * scale * 1000)), ())
+            }
+            return nil
+        }
+    }
+}
