@@ -87,6 +87,7 @@ extension Agent {
             }
         }
         guard let source = body.source else { throw AgentError.badRequest("give 'model' (a catalog id) or 'source' (a URL)") }
+        _ = try TransferSource(source)
         if let name = body.name { try ModelName.validate(name) }
         let hash = try body.sha256.map { hex throws(TransferError) in try ExpectedHash(sha256: hex, source: .user) }
         return PullRequest(source: source, projector: body.projector, name: body.name, app: body.app ?? configuration.appID, sha256: hash)

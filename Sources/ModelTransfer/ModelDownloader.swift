@@ -177,6 +177,8 @@ public final class ModelDownloader: Sendable {
             if failure.code == .cancelled {
                 return TransferError(.cancelled, "the download was interrupted; its partial files are kept. Resume it with `depot jobs resume \(jobID)` or by pulling again")
             }
+            // Bytes that are not a usable model are not worth resuming.
+            if failure.storeError?.code == .notGGUF { discardFiles(of: request) }
             // A job with nothing left to resume (say, a checksum mismatch discarded it) ends here.
             let kept = request.fileKeys.contains { key in ((try? journal.job(forKey: key)) ?? nil) != nil }
             if kept { try? journal.setPullState(jobID, .failed, message: failure.message) } else { try? journal.removePull(jobID) }
@@ -215,7 +217,7 @@ public final class ModelDownloader: Sendable {
         let error: TransferError = switch error {
         case let error as TransferError: error
         case let error as StoreError: TransferError(error)
-        case let error as GGUFError: TransferError(.store, "the downloaded file is not a usable GGUF model: \(error)")
+        case let error as GGUFError: TransferError(StoreError(.notGGUF, "the downloaded file is not a usable GGUF model: \(error)"))
         case FetchFailure.fatal(let error): error
         case FetchFailure.transient(let reason): TransferError(.unreachable, reason)
         case FetchFailure.remoteChanged(let reason): TransferError(.unreachable, reason)

@@ -18,6 +18,7 @@ extension Depot {
         @Option(help: "Bearer token required for changes (needed off loopback; default $DEPOT_AGENT_TOKEN).") var token: String?
         @Option(help: "How long an idle model stays loaded: 5m, 30s, 0 (unload at once) or -1 (forever).") var keepAlive = "5m"
         @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
+        @Option(help: "Parallel connections per download.") var connections = 8
         @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
 
@@ -30,6 +31,8 @@ extension Depot {
             configuration.catalog = catalog.source
             configuration.catalogKey = catalog.key
             configuration.contextLength = contextLength
+            guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
+            configuration.download.connections = connections
             guard let keepAliveDuration = Self.duration(keepAlive) else {
                 throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0 or -1")
             }

@@ -40,6 +40,7 @@ struct DepotProcess {
     final class Running {
         let process = Process()
         private let out: OutputFile, err: OutputFile
+        var stdoutPath: String { out.path }
 
         init(_ arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: DepotProcess.binary)

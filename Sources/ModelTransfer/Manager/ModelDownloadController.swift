@@ -8,6 +8,8 @@ public final class ModelDownloadController: @unchecked Sendable {
     // All mutable state is guarded by `lock`.
     private var latest = TransferProgress(stage: .idle, file: nil, completedBytes: 0, totalBytes: 0, bytesPerSecond: 0)
     private var run: Task<ImportResult, Error>?
+    /// How the last run ended, for `result()` after it.
+    private var outcome: Result<ImportResult, TransferError>?
     private var observers: [UUID: AsyncStream<TransferProgress>.Continuation] = [:]
     private let lock = NSLock()
 
@@ -41,13 +43,14 @@ public final class ModelDownloadController: @unchecked Sendable {
     public func start() {
         lock.withLock {
             guard run == nil else { return }
+            outcome = nil
             run = Task { [self] in
-                do {
+                do throws(TransferError) {
                     let result = try await downloader.pull(request) { self.publish($0) }
-                    finish()
+                    finish(.success(result))
                     return result
                 } catch {
-                    finish()
+                    finish(.failure(error))
                     throw error
                 }
             }
@@ -80,8 +83,11 @@ public final class ModelDownloadController: @unchecked Sendable {
         publish(cancelled)
     }
 
-    /// Waits for the pull (starting it if needed) and returns the stored entry.
+    /// Waits for the pull and returns the stored entry: the running one, else how the last one
+    /// ended, else a new one.
     public func result() async throws(TransferError) -> ImportResult {
+        let (running, ended) = lock.withLock { (run, outcome) }
+        if running == nil, let ended { return try ended.get() }
         start()
         guard let task = lock.withLock({ run }) else { throw TransferError(.cancelled, "the download was stopped") }
         do { return try await task.value } catch let error as TransferError { throw error } catch {
@@ -102,9 +108,10 @@ public final class ModelDownloadController: @unchecked Sendable {
     }
 
     /// The run ended: observers are told, and a later `start()` runs again.
-    private func finish() {
+    private func finish(_ ended: Result<ImportResult, TransferError>) {
         let observers = lock.withLock {
             run = nil
+            outcome = ended
             defer { self.observers.removeAll() }
             return Array(self.observers.values)
         }

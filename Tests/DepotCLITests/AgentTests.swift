@@ -1,0 +1,188 @@
+import DepotTestSupport
+import Foundation
+import GGUF
+import ModelStore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `depot serve` end to end: real llama.cpp with tiny models, nginx as the CDN for catalog
+/// pulls, curl, the `ollama` Python client and headless Chromium as clients.
+@Suite(.serialized) struct AgentTests {
+    /// Two installed tiny models, and a catalog (on nginx) with a third and a slow big one.
+    struct Setup {
+        let workspace = Workspace()
+        let nginx: Nginx
+        var catalog: String { nginx.url("catalog.json") }
+
+        init() throws {
+            let www = workspace.path + "/www"
+            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+            for (name, seed) in [("one", 1), ("two", 2)] {
+                let file = try workspace.model("\(name).gguf", seed: UInt64(seed))
+                let imported = try workspace.depot.run(["import", file, "--name", "tiny:\(name)"])
+                guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
+            }
+            try TinyModels.llama(seed: 3).write(to: www + "/three.gguf")
+            let big = try workspace.bigModel("www/big.gguf", megabytes: 24)
+            let entries = [("tiny:three", www + "/three.gguf", "three.gguf"), ("big:slow", big, "slow/big.gguf")]
+            nginx = try Nginx(root: www)
+            let models = try entries.map { id, path, served in
+                let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! UInt64
+                return """
+                    {"modelId": "\(id)", "displayName": "\(id)", "paramSize": 0.00004, "quantization": "F32", "fileSizeBytes": \(size),
+                     "downloadUrl": "\(nginx.url(served))", "checksumSha256": "\(try sha256sum(path))", "platform": "all",
+                     "languages": ["en"], "minMemoryMB": 1}
+                    """
+            }
+            try Data("{\"version\": 1, \"models\": [\(models.joined(separator: ","))]}".utf8)
+                .write(to: URL(fileURLWithPath: www + "/catalog.json"))
+        }
+
+        func agent(_ arguments: [String] = []) throws -> AgentProcess {
+            try AgentProcess(workspace, arguments: ["--catalog", catalog] + arguments)
+        }
+
+        func remove() {
+            nginx.stop()
+            workspace.remove()
+        }
+    }
+
+    @Test func edgeCoderModelAPI() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+
+        #expect(try agent.get("/model/status").object["state"] as? String == "idle")
+        let first = try agent.post("/model/swap", #"{"model": "tiny:one"}"#)
+        #expect(first.status == 200, "\(first.body)")
+        #expect(first.object["status"] as? String == "ready" && first.object["active"] as? String == "tiny:one")
+        let second = try agent.post("/model/swap", #"{"model": "tiny:two"}"#)
+        #expect(second.object["previous"] as? String == "tiny:one" && second.object["active"] as? String == "tiny:two")
+        let status = try agent.get("/model/status").object
+        #expect(status["activeModel"] as? String == "tiny:two" && status["state"] as? String == "ready")
+        #expect(status["currentLoad"] as? Int == 0)
+
+        let list = try agent.get("/model/list").object
+        let installed = (list["installed"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        let available = (list["available"] as? [[String: Any]] ?? []).compactMap { $0["modelId"] as? String }
+        #expect(installed.sorted() == ["tiny:one", "tiny:two"])
+        #expect(available.sorted() == ["big:slow", "tiny:three"])
+
+        // Not installed but in the catalog: pulled, verified, then loaded.
+        let pulling = try agent.post("/model/swap", #"{"model": "tiny:three"}"#)
+        #expect(pulling.object["status"] as? String == "pulling", "\(pulling.body)")
+        _ = try agent.wait(for: "/model/status") { $0["activeModel"] as? String == "tiny:three" && $0["state"] as? String == "ready" }
+        let entry = try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:three"])
+        #expect(entry.weights?.hashSource == .catalog)
+        #expect(entry.apps.map(\.app) == ["depot.agent"], "activation records the use")
+
+        // Bad input: clear errors, nothing changes.
+        let unknown = try agent.post("/model/swap", #"{"model": "nope:x"}"#)
+        #expect(unknown.status == 404 && (unknown.object["error"] as? String)?.contains("nope:x") == true)
+        #expect(try agent.post("/model/swap", #"{"model": "../etc/passwd"}"#).status == 400)
+        let malformed = try agent.post("/model/swap", #"{"model": "#)
+        #expect(malformed.status == 400 && malformed.object["error"] != nil)
+        let wrongType = try agent.post("/model/swap", #"{"model": 7}"#)
+        #expect(wrongType.status == 400 && (wrongType.object["error"] as? String)?.contains("model") == true)
+        let generateBad = try agent.post("/api/generate", #"{"model": "tiny:one", "options": {"temperature": "hot"}}"#)
+        #expect(generateBad.status == 400 && (generateBad.object["error"] as? String)?.contains("temperature") == true)
+        #expect(try agent.get("/model/status").object["activeModel"] as? String == "tiny:three")
+
+        let metrics = try agent.get("/metrics").body
+        #expect(metrics.contains("depot_swaps_total{result=\"success\"} 3"))
+        #expect(metrics.contains("depot_runtime_state{state=\"ready\"} 1"))
+        #expect(metrics.contains("depot_downloads_total{result=\"success\"} 1"))
+    }
+
+    @Test func theOllamaPythonClientWorksUnchanged() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("ollama_check.py"), agent.base, "tiny:one", "tiny:three"])
+        #expect(check.status == 0, "\(check.stderr)")
+    }
+
+    @Test func theWebUIInHeadlessChromium() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        let check = try run(["python3", fixture("ui_check.py"), agent.base, artifacts + "/web-ui.png", "tiny:one", "tiny:two", "tiny:three"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        #expect(FileManager.default.fileExists(atPath: artifacts + "/web-ui.png"))
+    }
+
+    @Test func jobsSurviveAGracefulShutdownAndResume() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        // One connection at nginx's 4 MB/s: the 24 MB download takes about six seconds.
+        var agent = try setup.agent(["--connections", "1"])
+        defer { agent.stop() }
+        let events = try Process.run(URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-s", "-N", "--max-time", "4", "-o",
+                                                                                          setup.workspace.path + "/events.txt", agent.base + "/events"])
+        let submitted = try agent.post("/jobs", #"{"model": "big:slow"}"#)
+        #expect(submitted.status == 202, "\(submitted.body)")
+        let id = try #require(submitted.object["id"] as? String)
+        _ = try agent.wait(for: "/model/status") { (($0["pull"] as? [String: Any])?["completedBytes"] as? Int ?? 0) > 0 }
+        events.waitUntilExit()
+        let stream = (try? String(contentsOfFile: setup.workspace.path + "/events.txt", encoding: .utf8)) ?? ""
+        #expect(stream.contains("event: model") && stream.contains("event: job"), "\(stream.prefix(500))")
+
+        let stopped = agent.terminate()
+        #expect(stopped.status == 0, "SIGTERM stops it cleanly: \(stopped.stderr)")
+        let jobs = try setup.workspace.depot.run(["jobs"])
+        #expect(jobs.stdout.contains("paused"), "the download is paused, not lost: \(jobs.stdout)")
+
+        agent = try setup.agent(["--connections", "1"])
+        #expect(try agent.post("/jobs/\(id)/resume", "{}").status == 202)
+        _ = try agent.wait(for: "/model/list") { list in
+            (list["installed"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "big:slow" }
+        }
+        #expect(try setup.workspace.depot.run(["jobs"]).stdout.contains("No downloads"))
+
+        // Cancel keeps nothing; an unknown job is a 404.
+        let again = try agent.post("/jobs", #"{"source": "\#(setup.nginx.url("slow/big.gguf"))", "name": "copy:slow"}"#)
+        let againID = try #require(again.object["id"] as? String)
+        #expect(try agent.request("DELETE", "/jobs/\(againID)").status == 200)
+        #expect(setup.workspace.files(in: "tmp").filter { $0.hasSuffix(".partial") }.isEmpty)
+        #expect(try agent.request("DELETE", "/jobs/nosuchjob").status == 404)
+        #expect(try agent.post("/jobs", #"{"model": "nope:x"}"#).status == 404)
+        #expect(try agent.post("/jobs", #"{"source": "ftp://x/y.gguf"}"#).status == 400)
+    }
+
+    @Test func offLoopbackATokenIsRequiredForChanges() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let refused = try setup.workspace.depot.run(["serve", "--host", "0.0.0.0", "--port", "0"])
+        #expect(refused.status == 2 && refused.stderr.contains("--token"))
+        let agent = try setup.agent(["--host", "0.0.0.0", "--token", "s3cret"])
+        defer { agent.stop() }
+        #expect(try agent.get("/model/status").status == 200, "reading needs no token")
+        #expect(try agent.post("/model/swap", #"{"model": "tiny:one"}"#).status == 401)
+        #expect(try agent.post("/model/swap", #"{"model": "tiny:one"}"#, headers: ["Authorization: Bearer wrong"]).status == 401)
+        #expect(try agent.post("/model/swap", #"{"model": "tiny:one"}"#, headers: ["Authorization: Bearer s3cret"]).status == 200)
+    }
+
+    func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/\(name)").standardized.path
+    }
+
+    func run(_ command: [String]) throws -> DepotProcess.Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let out = try OutputFile(), err = try OutputFile()
+        process.standardOutput = out.handle
+        process.standardError = err.handle
+        try process.run()
+        process.waitUntilExit()
+        return DepotProcess.Outcome(status: process.terminationStatus, stdout: out.contents(), stderr: err.contents())
+    }
+}
