@@ -97,6 +97,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Benchmark helper (bench/agent.sh): writes larger random llama models.
+        .executableTarget(name: "make-model", dependencies: ["GGUF"], path: "bench/make-model"),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF", "DepotTestSupport"]),
         .target(name: "DepotTestSupport", path: "Tests/Support"),

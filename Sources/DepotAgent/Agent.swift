@@ -103,8 +103,8 @@ public final class Agent: Sendable {
     }
 }
 
-/// `/model/status`.
-struct AgentStatus: Codable, Sendable {
+/// `/model/status`; every field is present, null when unknown.
+struct AgentStatus: Encodable, Sendable {
     var activeModel: String?
     var paramSize: Double?
     var state: String
@@ -127,6 +127,24 @@ struct AgentStatus: Codable, Sendable {
         self.pull = pull
         health = runtime.state == .failed ? "degraded" : "ok"
         self.uptimeSeconds = uptimeSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case activeModel, paramSize, state, currentLoad, modelSwapInProgress, error, lastInferenceAt, pull, health, uptimeSeconds
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(activeModel, forKey: .activeModel)
+        try container.encode(paramSize, forKey: .paramSize)
+        try container.encode(state, forKey: .state)
+        try container.encode(currentLoad, forKey: .currentLoad)
+        try container.encode(modelSwapInProgress, forKey: .modelSwapInProgress)
+        try container.encode(error, forKey: .error)
+        try container.encode(lastInferenceAt, forKey: .lastInferenceAt)
+        try container.encode(pull, forKey: .pull)
+        try container.encode(health, forKey: .health)
+        try container.encode(uptimeSeconds, forKey: .uptimeSeconds)
     }
 }
 

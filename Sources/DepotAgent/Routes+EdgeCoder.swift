@@ -8,12 +8,24 @@ import ModelTransfer
 extension Agent {
     struct SwapRequest: Decodable { var model: String }
 
-    struct SwapResponse: Codable {
+    struct SwapResponse: Encodable {
         var previous: String?
         var active: String?
         var status: String
         var paramSize: Double?
         var progress: Double?
+
+        // EdgeCoder's clients expect every field, null when unknown.
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(previous, forKey: .previous)
+            try container.encode(active, forKey: .active)
+            try container.encode(status, forKey: .status)
+            try container.encode(paramSize, forKey: .paramSize)
+            try container.encode(progress, forKey: .progress)
+        }
+
+        enum CodingKeys: String, CodingKey { case previous, active, status, paramSize, progress }
     }
 
     struct ListResponse: Codable {

@@ -47,7 +47,7 @@ public final class ModelDownloader: Sendable {
     public init(store: ModelStore, configuration: Configuration = Configuration()) throws(TransferError) {
         self.store = store
         self.configuration = configuration
-        journal = try TransferJournal(path: store.root + "/transfers.sqlite")
+        journal = try TransferJournal(path: store.root + "/transfers.sqlite", lockPath: store.root + "/store.lock")
         var http = HTTPClient.Configuration()
         http.redirectConfiguration = .disallow
         http.httpVersion = .http1Only

@@ -60,6 +60,7 @@ import Glibc
         let first = try agent.post("/model/swap", #"{"model": "tiny:one"}"#)
         #expect(first.status == 200, "\(first.body)")
         #expect(first.object["status"] as? String == "ready" && first.object["active"] as? String == "tiny:one")
+        #expect(first.object["previous"] is NSNull, "every field is present, null when unknown")
         let second = try agent.post("/model/swap", #"{"model": "tiny:two"}"#)
         #expect(second.object["previous"] as? String == "tiny:one" && second.object["active"] as? String == "tiny:two")
         let status = try agent.get("/model/status").object

@@ -84,6 +84,16 @@ import Testing
         #expect(nginx.bytesServed("big.gguf") < 2 * size, "one transfer for both")
     }
 
+    @Test func processesOpeningANewStoreTogetherDoNotRaceItsMigrations() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let processes = try (0..<8).map { _ in try workspace.depot.start(["jobs"]) }
+        for process in processes {
+            let outcome = process.wait()
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+        }
+    }
+
     func waitForProgress(_ workspace: Workspace, of pull: DepotProcess.Running) throws -> PullJob {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {

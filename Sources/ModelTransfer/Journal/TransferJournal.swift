@@ -1,5 +1,8 @@
 import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A persisted file download: which file, which version of it, and where its partial file is.
 struct TransferJobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
@@ -42,9 +45,15 @@ struct TransferRangeRecord: Codable, Sendable, FetchableRecord, PersistableRecor
 struct TransferJournal: Sendable {
     let writer: DatabasePool
 
-    init(path: String) throws(TransferError) {
+    /// Opens and migrates the journal holding the flock on `lockPath` (the store's lock), so two
+    /// processes opening a new or older journal do not both run a migration.
+    init(path: String, lockPath: String) throws(TransferError) {
         var configuration = Configuration()
         configuration.busyMode = .timeout(60)
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw TransferError(.io, "cannot open the store lock \(lockPath): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
         do {
             writer = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(writer)
