@@ -29,7 +29,7 @@ for seed in 1 2; do .build/release/make-model "$WORK/m$seed.gguf" $seed medium; 
 cat "$WORK/m1.gguf" "$WORK/m2.gguf" >/dev/null  # page cache warm for both
 
 start_agent() {
-    "$DEPOT" serve --port 0 --keep-alive -1 > "$WORK/agent.out" 2>"$WORK/agent.err" &
+    "$DEPOT" serve --port 0 --keep-alive never > "$WORK/agent.out" 2>"$WORK/agent.err" &
     AGENT_PID=$!
     for _ in $(seq 200); do grep -q "listening on" "$WORK/agent.out" 2>/dev/null && break; sleep 0.05; done
     PORT=$(grep -o '[0-9]*$' "$WORK/agent.out")

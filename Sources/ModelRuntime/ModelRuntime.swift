@@ -220,7 +220,7 @@ public actor ModelRuntime {
     /// The files' size plus a margin for context and buffers.
     static func estimatedMemory(_ files: ModelFiles) -> UInt64 {
         let sizes = [files.weights, files.projector].compactMap { $0 }.map { path -> UInt64 in
-            ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0) ?? 0
+            (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64 ?? 0) ?? 0
         }
         return sizes.reduce(0, +) * 11 / 10 + (64 << 20)
     }

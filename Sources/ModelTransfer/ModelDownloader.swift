@@ -180,8 +180,8 @@ public final class ModelDownloader: Sendable {
             // Bytes that are not a usable model are not worth resuming.
             if failure.storeError?.code == .notGGUF { discardFiles(of: request) }
             // A job with nothing left to resume (say, a checksum mismatch discarded it) ends here.
-            let kept = request.fileKeys.contains { key in ((try? journal.job(forKey: key)) ?? nil) != nil }
-            if kept { try? journal.setPullState(jobID, .failed, message: failure.message) } else { try? journal.removePull(jobID) }
+            let kept = request.fileKeys.contains { key in (try? journal.job(forKey: key)).flatMap { $0 } != nil }
+            if kept { _ = try? journal.setPullState(jobID, .failed, message: failure.message) } else { try? journal.removePull(jobID) }
             return failure
         }
     }

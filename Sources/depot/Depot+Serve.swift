@@ -16,7 +16,8 @@ extension Depot {
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0: any free port, printed at start).") var port = 4302
         @Option(help: "Bearer token required for changes (needed off loopback; default $DEPOT_AGENT_TOKEN).") var token: String?
-        @Option(help: "How long an idle model stays loaded: 5m, 30s, 0 (unload at once) or -1 (forever).") var keepAlive = "5m"
+        @Option(help: "How long an idle model stays loaded: 5m, 30s, 0 (unload at once), or never (also --keep-alive=-1).")
+        var keepAlive = "5m"
         @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
         @Option(help: "Parallel connections per download.") var connections = 8
         @OptionGroup var catalog: CatalogOptions
@@ -34,7 +35,7 @@ extension Depot {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
             configuration.download.connections = connections
             guard let keepAliveDuration = Self.duration(keepAlive) else {
-                throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0 or -1")
+                throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0, or never")
             }
             configuration.keepAlive = keepAliveDuration.value
             let agent: Agent
@@ -51,8 +52,9 @@ extension Depot {
             }
         }
 
-        /// "5m", "30s", "1h", "0", "-1" (forever: nil).
+        /// "5m", "30s", "1h", "0", "-1" or "never" (forever: nil).
         static func duration(_ text: String) -> (value: Duration?, Void)? {
+            if text == "never" { return (nil, ()) }
             let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1)]
             for (suffix, scale) in units where text.hasSuffix(suffix) {
                 guard let number = Double(text.dropLast(suffix.count)) else { continue }
