@@ -79,16 +79,20 @@ public final class Agent: Sendable {
         return try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: key ?? nil).catalog
     }
 
-    /// Loads an installed model, recording the use.
-    func activate(_ entry: ModelEntry) async throws -> SwapResult {
+    /// Loads an installed model, recording the use for `app` (else the agent's own id). The
+    /// catalog's `minMemoryMB`, when it lists the model, is the memory it needs.
+    func activate(_ entry: ModelEntry, app: String? = nil) async throws -> SwapResult {
         guard let weights = entry.weights else { throw AgentError.badRequest("'\(entry.name)' has no weights file") }
+        if let app { try AppID.validate(app) }
+        let listed = await catalog()?.entry(entry.name)
         let files = ModelFiles(name: entry.name, weights: weights.path, projector: entry.projector?.path,
-                               paramSize: entry.facts.map { Double($0.parameterCount) / 1e9 })
+                               paramSize: listed?.paramSize ?? entry.facts.map { Double($0.parameterCount) / 1e9 },
+                               requiredMemoryBytes: listed.map { $0.minMemoryMB << 20 })
         let started = ContinuousClock.now
         do {
             let result = try await runtime.activate(files)
             metrics.recordSwap(seconds: (ContinuousClock.now - started).seconds, succeeded: true)
-            _ = try? store.useModel(named: entry.name, app: configuration.appID)
+            _ = try? store.useModel(named: entry.name, app: app ?? configuration.appID)
             return result
         } catch {
             metrics.recordSwap(seconds: (ContinuousClock.now - started).seconds, succeeded: false)

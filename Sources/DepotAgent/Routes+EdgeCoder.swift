@@ -6,7 +6,11 @@ import ModelTransfer
 
 /// EdgeCoder's model API: swap, status, list.
 extension Agent {
-    struct SwapRequest: Decodable { var model: String }
+    struct SwapRequest: Decodable {
+        var model: String
+        /// The app asking, whose last use of the model is recorded.
+        var app: String?
+    }
 
     struct SwapResponse: Encodable {
         var previous: String?
@@ -63,7 +67,7 @@ extension Agent {
             try ModelName.validate(body.model)
             let previous = await self.runtime.activeModel
             if let entry = try self.manager.get(body.model) {
-                let result = try await self.activate(entry)
+                let result = try await self.activate(entry, app: body.app)
                 let paramSize = await self.runtime.currentStatus.paramSize
                 return JSON.response(SwapResponse(previous: previous, active: result.active, status: "ready", paramSize: paramSize, progress: 1))
             }
@@ -75,13 +79,13 @@ extension Agent {
             }
             let pull: PullRequest
             do throws(CatalogError) {
-                pull = try entry.pullRequest(app: self.configuration.appID, token: nil, allowUnverified: false, replace: false)
+                pull = try entry.pullRequest(app: body.app ?? self.configuration.appID, token: nil, allowUnverified: false, replace: false)
             } catch {
                 throw AgentError.badRequest(error.message)
             }
             // Pull first, then load: the answer comes now, the swap when the download is verified.
             self.jobs.start(pull, model: body.model) { _ in
-                if let installed = try? self.manager.get(body.model) { _ = try? await self.activate(installed) }
+                if let installed = try? self.manager.get(body.model) { _ = try? await self.activate(installed, app: body.app) }
             }
             return JSON.response(SwapResponse(previous: previous, active: previous, status: "pulling", paramSize: entry.paramSize, progress: 0))
         }

@@ -156,11 +156,17 @@ extension Agent {
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
                 try await writer.write(JSON.line(["status": "pulling manifest"]))
                 var last: TransferProgress?
+                var reported = false
                 for await progress in updates {
                     last = progress
                     if progress.stage == .downloading, let line = Self.pullLine(progress, digest: pull.sha256?.sha256) {
                         try await writer.write(line)
+                        reported = true
                     }
+                }
+                if let last, last.stage == .ready, !reported, let line = Self.pullLine(last, digest: pull.sha256?.sha256) {
+                    // The bytes were already stored: one line saying all of them are there, as Ollama does.
+                    try await writer.write(line)
                 }
                 if last?.stage == .ready {
                     for status in ["verifying sha256 digest", "writing manifest", "success"] {

@@ -25,19 +25,24 @@ import Glibc
                 guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
             }
             try TinyModels.llama(seed: 3).write(to: www + "/three.gguf")
+            try TinyModels.llama(seed: 4).write(to: www + "/huge.gguf")
             let big = try workspace.bigModel("www/big.gguf", megabytes: 24)
-            let entries = [("tiny:three", www + "/three.gguf", "three.gguf"), ("big:slow", big, "slow/big.gguf")]
+            // huge:x claims more memory than any test machine has; it is installed under that name below.
+            let entries = [("tiny:three", www + "/three.gguf", "three.gguf", 1), ("big:slow", big, "slow/big.gguf", 1),
+                           ("huge:x", www + "/huge.gguf", "huge.gguf", 64 << 20)]
             nginx = try Nginx(root: www)
-            let models = try entries.map { id, path, served in
+            let models = try entries.map { id, path, served, memory in
                 let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! UInt64
                 return """
                     {"modelId": "\(id)", "displayName": "\(id)", "paramSize": 0.00004, "quantization": "F32", "fileSizeBytes": \(size),
                      "downloadUrl": "\(nginx.url(served))", "checksumSha256": "\(try sha256sum(path))", "platform": "all",
-                     "languages": ["en"], "minMemoryMB": 1}
+                     "languages": ["en"], "minMemoryMB": \(memory)}
                     """
             }
             try Data("{\"version\": 1, \"models\": [\(models.joined(separator: ","))]}".utf8)
                 .write(to: URL(fileURLWithPath: www + "/catalog.json"))
+            let huge = try workspace.depot.run(["import", www + "/huge.gguf", "--name", "huge:x"])
+            guard huge.status == 0 else { throw DepotFailure(message: huge.stderr) }
         }
 
         func agent(_ arguments: [String] = []) throws -> AgentProcess {
@@ -61,16 +66,18 @@ import Glibc
         #expect(first.status == 200, "\(first.body)")
         #expect(first.object["status"] as? String == "ready" && first.object["active"] as? String == "tiny:one")
         #expect(first.object["previous"] is NSNull, "every field is present, null when unknown")
-        let second = try agent.post("/model/swap", #"{"model": "tiny:two"}"#)
+        let second = try agent.post("/model/swap", #"{"model": "tiny:two", "app": "com.example.chat"}"#)
         #expect(second.object["previous"] as? String == "tiny:one" && second.object["active"] as? String == "tiny:two")
         let status = try agent.get("/model/status").object
         #expect(status["activeModel"] as? String == "tiny:two" && status["state"] as? String == "ready")
         #expect(status["currentLoad"] as? Int == 0)
 
+        #expect(try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:two"]).apps.map(\.app) == ["com.example.chat"],
+                "the asking app's use is recorded")
         let list = try agent.get("/model/list").object
         let installed = (list["installed"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         let available = (list["available"] as? [[String: Any]] ?? []).compactMap { $0["modelId"] as? String }
-        #expect(installed.sorted() == ["tiny:one", "tiny:two"])
+        #expect(installed.sorted() == ["huge:x", "tiny:one", "tiny:two"])
         #expect(available.sorted() == ["big:slow", "tiny:three"])
 
         // Not installed but in the catalog: pulled, verified, then loaded.
@@ -82,6 +89,8 @@ import Glibc
         #expect(entry.apps.map(\.app) == ["depot.agent"], "activation records the use")
 
         // Bad input: clear errors, nothing changes.
+        let tooBig = try agent.post("/model/swap", #"{"model": "huge:x"}"#)
+        #expect(tooBig.status == 507 && (tooBig.object["error"] as? String)?.contains("memory") == true, "\(tooBig.body)")
         let unknown = try agent.post("/model/swap", #"{"model": "nope:x"}"#)
         #expect(unknown.status == 404 && (unknown.object["error"] as? String)?.contains("nope:x") == true)
         #expect(try agent.post("/model/swap", #"{"model": "../etc/passwd"}"#).status == 400)
