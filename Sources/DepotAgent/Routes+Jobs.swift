@@ -16,6 +16,8 @@ extension Agent {
         var sha256: String?
         var projector: String?
         var app: String?
+        /// The source host's token, for this download only: kept in memory, never stored.
+        var token: String?
     }
 
     func addJobRoutes(to router: Router<BasicRequestContext>) {
@@ -90,7 +92,8 @@ extension Agent {
         _ = try TransferSource(source)
         if let name = body.name { try ModelName.validate(name) }
         let hash = try body.sha256.map { hex throws(TransferError) in try ExpectedHash(sha256: hex, source: .user) }
-        return PullRequest(source: source, projector: body.projector, name: body.name, app: body.app ?? configuration.appID, sha256: hash)
+        return PullRequest(source: source, projector: body.projector, name: body.name, app: body.app ?? configuration.appID,
+                           sha256: hash, token: body.token)
     }
 }
 

@@ -43,7 +43,7 @@ import Testing
         #expect(try manager.get("absent:x") == nil)
         let refused: TransferError? = await transferError { _ = try manager.remove("m:x", app: "com.example.a", force: false) }
         #expect(refused?.storeError?.code == .inUse, "app b still uses it")
-        let plan = try manager.prune(toFit: 0, dryRun: true)
+        let plan = try manager.prune(toFit: 0, dryRun: true, app: nil)
         #expect(!plan.removals.isEmpty)
         #expect(try manager.list().count == 2, "a dry run removes nothing")
         _ = try manager.remove("n:x", app: nil, force: false)

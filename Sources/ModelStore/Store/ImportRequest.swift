@@ -46,6 +46,12 @@ public struct ImportResult: Codable, Sendable {
     public var created: Bool
     /// Per file: how it entered the store.
     public var files: [ImportedFile]
+
+    public init(entry: ModelEntry, created: Bool, files: [ImportedFile]) {
+        self.entry = entry
+        self.created = created
+        self.files = files
+    }
 }
 
 /// How one file entered the store.
@@ -60,6 +66,14 @@ public struct ImportedFile: Codable, Sendable {
     public var method: ImportMethod
     /// True when a blob with these bytes was already stored (nothing new was kept).
     public var alreadyStored: Bool
+
+    public init(role: FileRole, sha256: String, size: UInt64, method: ImportMethod, alreadyStored: Bool) {
+        self.role = role
+        self.sha256 = sha256
+        self.size = size
+        self.method = method
+        self.alreadyStored = alreadyStored
+    }
 }
 
 /// How a file's bytes got into the store.

@@ -21,6 +21,8 @@ public struct PrunePlan: Codable, Sendable {
     public var removals: [Removal]
     /// Pinned entries that were never considered.
     public var pinned: [String]
+    /// Entries other apps use, spared when an app prunes (`onBehalfOf`).
+    public var usedByOtherApps: [String] = []
     /// True when nothing was actually removed.
     public var dryRun: Bool
     /// Bytes freed in all.
@@ -50,12 +52,15 @@ public struct PrunePlan: Codable, Sendable {
 
 extension ModelStore {
     /// Removes least-recently-used entries until the store's blobs fit in `maxBytes`, never
-    /// touching an entry any app pinned. With `dryRun`, only reports the plan.
-    public func pruneLeastRecentlyUsed(toFit maxBytes: UInt64, dryRun: Bool = false) throws(StoreError) -> PrunePlan {
+    /// touching an entry any app pinned. When an app prunes (`onBehalfOf`), entries another app
+    /// uses are spared too: one app never silently removes another's model. With `dryRun`, only
+    /// reports the plan.
+    public func pruneLeastRecentlyUsed(toFit maxBytes: UInt64, dryRun: Bool = false,
+                                       onBehalfOf app: String? = nil) throws(StoreError) -> PrunePlan {
         try lock.withLock { () throws(StoreError) in
             var removed: Set<String> = []
             let plan = try database.write { db in
-                let plan = try planPrune(toFit: maxBytes, dryRun: dryRun, db)
+                let plan = try planPrune(toFit: maxBytes, dryRun: dryRun, app: app, db)
                 guard !dryRun else { return plan }
                 for removal in plan.removals {
                     let model = try database.modelRecord(named: removal.name, db)
@@ -68,7 +73,7 @@ extension ModelStore {
         }
     }
 
-    private func planPrune(toFit maxBytes: UInt64, dryRun: Bool, _ db: Database) throws -> PrunePlan {
+    private func planPrune(toFit maxBytes: UInt64, dryRun: Bool, app: String?, _ db: Database) throws -> PrunePlan {
         let entries = try database.entries(for: ModelRecord.fetchAll(db), all: true, db)
         let sizes = try blobSizes(db)
         var users: [String: Int] = [:]
@@ -76,11 +81,13 @@ extension ModelStore {
             for digest in Set(entry.files.map(\.sha256)) { users[digest, default: 0] += 1 }
         }
         let usedBytes = users.keys.reduce(0) { $0 + (sizes[$1] ?? 0) }
-        let candidates = entries.filter { !$0.isPinned }
+        let usedByOthers = { (entry: ModelEntry) in app != nil && entry.apps.contains { $0.app != app } }
+        let candidates = entries.filter { !$0.isPinned && !usedByOthers($0) }
             .map { (entry: $0, lastUse: Self.lastUse(of: $0)) }
             .sorted { ($0.lastUse, $0.entry.name) < ($1.lastUse, $1.entry.name) }
         var plan = PrunePlan(maxBytes: maxBytes, usedBytes: usedBytes,
                              pinned: entries.filter(\.isPinned).map(\.name), dryRun: dryRun)
+        plan.usedByOtherApps = entries.filter { !$0.isPinned && usedByOthers($0) }.map(\.name)
         for (entry, lastUse) in candidates where !plan.fits {
             var reclaimed: UInt64 = 0
             for digest in Set(entry.files.map(\.sha256)) {

@@ -1,6 +1,21 @@
 import Foundation
 import ModelStore
 
+/// What runs a controller's pull: this process's downloader, or the agent daemon.
+public protocol DownloadDriver: Sendable {
+    func pull(_ request: PullRequest, progress: @escaping @Sendable (TransferProgress) -> Void) async throws(TransferError) -> ImportResult
+    func pause(_ jobID: String) async throws(TransferError)
+    func cancel(_ jobID: String) async throws(TransferError)
+    /// Whether the job is still known (paused or interrupted jobs are; finished ones are not).
+    func jobExists(_ jobID: String) async -> Bool
+}
+
+extension ModelDownloader: DownloadDriver {
+    public func cancel(_ jobID: String) async throws(TransferError) { try await cancel(jobID, timeout: .seconds(30)) }
+
+    public func jobExists(_ jobID: String) async -> Bool { (try? job(jobID)) != nil }
+}
+
 /// Drives one pull and publishes snapshots of it (stage, bytes, redacted error), for an app's
 /// progress view. Pause keeps the partial files; cancel deletes them; resume continues.
 /// The job is persisted, so other processes see and may control it too.
@@ -14,11 +29,11 @@ public final class ModelDownloadController: @unchecked Sendable {
     private let lock = NSLock()
 
     public let request: PullRequest
-    let downloader: ModelDownloader
+    let driver: any DownloadDriver
 
-    init(request: PullRequest, downloader: ModelDownloader) {
+    public init(request: PullRequest, driver: any DownloadDriver) {
         self.request = request
-        self.downloader = downloader
+        self.driver = driver
     }
 
     /// The latest snapshot.
@@ -46,7 +61,7 @@ public final class ModelDownloadController: @unchecked Sendable {
             outcome = nil
             run = Task { [self] in
                 do throws(TransferError) {
-                    let result = try await downloader.pull(request) { self.publish($0) }
+                    let result = try await driver.pull(request) { self.publish($0) }
                     finish(.success(result))
                     return result
                 } catch {
@@ -64,19 +79,19 @@ public final class ModelDownloadController: @unchecked Sendable {
     /// files) continues it.
     public func pause() async {
         guard let (task, jobID) = current() else { return }
-        if let jobID { try? downloader.pause(jobID) } else { task.cancel() }
+        if let jobID { try? await driver.pause(jobID) } else { task.cancel() }
         _ = try? await task.value
     }
 
     /// Stops the pull (running or paused) and deletes everything it downloaded.
     public func cancel() async {
         if let (task, jobID) = current() {
-            if let jobID { try? await downloader.cancel(jobID) } else { task.cancel() }
+            if let jobID { try? await driver.cancel(jobID) } else { task.cancel() }
             _ = try? await task.value
         }
         // Stopped before its job was known, or paused: its files are removed from here.
-        guard let jobID = snapshot.jobID, (try? downloader.job(jobID)) != nil else { return }
-        try? await downloader.cancel(jobID)
+        guard let jobID = snapshot.jobID, await driver.jobExists(jobID) else { return }
+        try? await driver.cancel(jobID)
         var cancelled = snapshot
         cancelled.stage = .cancelled
         cancelled.message = "the download was cancelled; nothing of it is kept"

@@ -13,8 +13,9 @@ public protocol ModelDownloadManager: Sendable {
     func get(_ name: String) throws(TransferError) -> ModelEntry?
     /// Removes the model for `app`; refused while another app uses it, unless `force`.
     func remove(_ name: String, app: String?, force: Bool) throws(TransferError) -> DeletionResult
-    /// Removes least recently used models (never pinned ones) until the store fits in `maximumBytes`.
-    func prune(toFit maximumBytes: UInt64, dryRun: Bool) throws(TransferError) -> PrunePlan
+    /// Removes least recently used models until the store fits in `maximumBytes`: never pinned
+    /// ones and, when `app` is given, never one another app uses.
+    func prune(toFit maximumBytes: UInt64, dryRun: Bool, app: String?) throws(TransferError) -> PrunePlan
 }
 
 /// A `ModelDownloadManager` over one store, used directly with the store's file locks (so
@@ -30,7 +31,7 @@ public final class StoreModelManager: ModelDownloadManager {
     }
 
     public func ensure(_ request: PullRequest) -> ModelDownloadController {
-        ModelDownloadController(request: request, downloader: downloader)
+        ModelDownloadController(request: request, driver: downloader)
     }
 
     public func list() throws(TransferError) -> [ModelEntry] {
@@ -45,8 +46,8 @@ public final class StoreModelManager: ModelDownloadManager {
         do { return try store.deleteModel(named: name, app: app, force: force) } catch { throw TransferError(error) }
     }
 
-    public func prune(toFit maximumBytes: UInt64, dryRun: Bool) throws(TransferError) -> PrunePlan {
-        do { return try store.pruneLeastRecentlyUsed(toFit: maximumBytes, dryRun: dryRun) } catch { throw TransferError(error) }
+    public func prune(toFit maximumBytes: UInt64, dryRun: Bool, app: String?) throws(TransferError) -> PrunePlan {
+        do { return try store.pruneLeastRecentlyUsed(toFit: maximumBytes, dryRun: dryRun, onBehalfOf: app) } catch { throw TransferError(error) }
     }
 
     /// Closes the downloader's connections.
