@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
         .library(name: "DepotAgent", targets: ["DepotAgent"]),
         .executable(name: "depot", targets: ["depot"]),
+        .executable(name: "depot-chat-example", targets: ["depot-chat-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
@@ -97,6 +98,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The example app of the README: a chat app that gets its model from Depot.
+        .executableTarget(
+            name: "depot-chat-example",
+            dependencies: ["ModelTransfer", "ModelStore", "ModelRuntime",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/chat"
+        ),
         // Benchmark helper (bench/agent.sh): writes larger random llama models.
         .executableTarget(name: "make-model", dependencies: ["GGUF"], path: "bench/make-model"),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
@@ -105,7 +113,7 @@ let package = Package(
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "ModelTransfer", "ModelStore", "DepotTestSupport"]),
-        .testTarget(name: "DepotCLITests", dependencies: ["depot", "ModelStore", "ModelTransfer", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "DepotCLITests", dependencies: ["depot", "depot-chat-example", "ModelStore", "ModelTransfer", "GGUF", "DepotTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

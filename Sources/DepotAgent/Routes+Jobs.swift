@@ -15,6 +15,7 @@ extension Agent {
         var name: String?
         var sha256: String?
         var projector: String?
+        var projectorSHA256: String?
         var app: String?
         /// The source host's token, for this download only: kept in memory, never stored.
         var token: String?
@@ -92,8 +93,9 @@ extension Agent {
         _ = try TransferSource(source)
         if let name = body.name { try ModelName.validate(name) }
         let hash = try body.sha256.map { hex throws(TransferError) in try ExpectedHash(sha256: hex, source: .user) }
+        let projectorHash = try body.projectorSHA256.map { hex throws(TransferError) in try ExpectedHash(sha256: hex, source: .user) }
         return PullRequest(source: source, projector: body.projector, name: body.name, app: body.app ?? configuration.appID,
-                           sha256: hash, token: body.token)
+                           sha256: hash, projectorSHA256: projectorHash, token: body.token)
     }
 }
 

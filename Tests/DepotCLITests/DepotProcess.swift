@@ -42,9 +42,10 @@ struct DepotProcess {
         private let out: OutputFile, err: OutputFile
         var stdoutPath: String { out.path }
 
-        init(_ arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: DepotProcess.binary)
+        init(_ arguments: [String], binary: String = DepotProcess.binary, environment: [String: String] = [:]) throws {
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             out = try OutputFile()
             err = try OutputFile()
             process.standardOutput = out.handle

@@ -37,6 +37,7 @@ public final class AgentJobClient: DownloadDriver {
         var projector: String?
         var name: String?
         var sha256: String?
+        var projectorSHA256: String?
         var app: String?
         /// Passed per request and kept in the daemon's memory only, like any token.
         var token: String?
@@ -54,7 +55,7 @@ public final class AgentJobClient: DownloadDriver {
         var snapshot = TransferProgress(stage: .resolving, file: .weights, completedBytes: 0, totalBytes: 0, bytesPerSecond: 0)
         progress(snapshot)
         let body = JobBody(source: request.source, projector: request.projector, name: request.name, sha256: request.sha256?.sha256,
-                           app: request.app, token: request.token)
+                           projectorSHA256: request.projectorSHA256?.sha256, app: request.app, token: request.token)
         let submitted = try await send("POST", "/jobs", json: body)
         guard submitted.status == 202, let id = (try? JSONDecoder().decode([String: String].self, from: submitted.body))?["id"],
               !id.isEmpty else {
