@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ModelCatalog", targets: ["ModelCatalog"]),
         .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
         .library(name: "DepotAgent", targets: ["DepotAgent"]),
+        .library(name: "DepotMesh", targets: ["DepotMesh"]),
         .executable(name: "depot", targets: ["depot"]),
         .executable(name: "depot-chat-example", targets: ["depot-chat-example"]),
     ],
@@ -77,12 +78,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The web UI is compiled into the binary: no files to install beside it.
             resources: [
                 .embedInCode("Resources/ui/index.html"),
                 .embedInCode("Resources/ui/app.js"),
                 .embedInCode("Resources/ui/style.css"),
+            ]
+        ),
+        .target(
+            name: "DepotMesh",
+            dependencies: [
+                "DepotAgent",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -94,6 +105,7 @@ let package = Package(
                 "ModelCatalog",
                 "ModelRuntime",
                 "DepotAgent",
+                "DepotMesh",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -19,6 +19,9 @@ public struct AgentConfiguration: Sendable {
     public var appID = "depot.agent"
     public var contextLength: UInt32 = 4096
     public var download = ModelDownloader.Configuration()
+    /// The mesh coordinator to register and heartbeat with.
+    public var coordinator: String?
+    public var heartbeatInterval: Duration = .seconds(15)
 
     public init() {}
 

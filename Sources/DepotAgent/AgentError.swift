@@ -15,8 +15,8 @@ public struct AgentError: Error, Sendable {
         self.message = message
     }
 
-    static func badRequest(_ message: String) -> AgentError { AgentError(.badRequest, message) }
-    static func notFound(_ message: String) -> AgentError { AgentError(.notFound, message) }
+    public static func badRequest(_ message: String) -> AgentError { AgentError(.badRequest, message) }
+    public static func notFound(_ message: String) -> AgentError { AgentError(.notFound, message) }
 
     init(_ error: StoreError) {
         let status: HTTPResponse.Status = switch error.code {
@@ -52,7 +52,7 @@ public struct AgentError: Error, Sendable {
         self.init(status, error.message)
     }
 
-    var response: Response { JSON.response(["error": message], status: status) }
+    public var response: Response { JSON.response(["error": message], status: status) }
 }
 
 extension HTTPResponse.Status {
@@ -60,7 +60,7 @@ extension HTTPResponse.Status {
 }
 
 /// JSON in and out, with errors that name the field at fault.
-enum JSON {
+public enum JSON {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
@@ -68,7 +68,7 @@ enum JSON {
         return encoder
     }()
 
-    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    public static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
@@ -81,7 +81,7 @@ enum JSON {
         return ByteBuffer(bytes: data)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
         guard body.readableBytes > 0 else { throw AgentError.badRequest("the request needs a JSON body") }
@@ -101,8 +101,10 @@ enum JSON {
 
 /// Turns thrown errors into `{"error"}` responses, so no request ever gets an HTML page or
 /// an empty 500.
-struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do { return try await next(request, context) } catch let error as AgentError {
             return error.response
         } catch let error as StoreError {

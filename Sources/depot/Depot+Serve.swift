@@ -20,6 +20,8 @@ extension Depot {
         var keepAlive = "5m"
         @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
         @Option(help: "Parallel connections per download.") var connections = 8
+        @Option(help: "Mesh coordinator to register and heartbeat with (e.g. http://10.0.0.2:4310).") var coordinator: String?
+        @Option(help: "Seconds between heartbeats to the coordinator.") var heartbeatInterval: Double = 15
         @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
 
@@ -34,6 +36,9 @@ extension Depot {
             configuration.contextLength = contextLength
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
             configuration.download.connections = connections
+            configuration.coordinator = coordinator.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
+            configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
             guard let keepAliveDuration = Self.duration(keepAlive) else {
                 throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0, or never")
             }

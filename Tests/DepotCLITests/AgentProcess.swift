@@ -4,14 +4,15 @@ import Foundation
 import Glibc
 #endif
 
-/// `depot serve` on an ephemeral loopback port, and requests to it through curl.
+/// `depot serve` (or `depot coordinator`) on an ephemeral loopback port, and requests to it
+/// through curl.
 final class AgentProcess {
     let running: DepotProcess.Running
     let port: Int
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(_ workspace: Workspace, arguments: [String] = []) throws {
-        running = try workspace.depot.start(["serve", "--port", "0"] + arguments)
+    init(_ workspace: Workspace, command: String = "serve", arguments: [String] = []) throws {
+        running = try workspace.depot.start([command, "--port", "0"] + arguments)
         let deadline = Date().addingTimeInterval(30)
         while true {
             let text = (try? String(contentsOfFile: running.stdoutPath, encoding: .utf8)) ?? ""
@@ -23,7 +24,7 @@ final class AgentProcess {
             guard running.process.isRunning, Date() < deadline else {
                 kill(running.process.processIdentifier, SIGKILL)
                 let outcome = running.wait()
-                throw DepotFailure(message: "depot serve did not start (\(outcome.status)): \(outcome.stderr)")
+                throw DepotFailure(message: "depot \(command) did not start (\(outcome.status)): \(outcome.stderr)")
             }
             usleep(20_000)
         }

@@ -1,0 +1,118 @@
+import DepotAgent
+import Foundation
+import GRDB
+
+/// A coordinator's view of its agents: the latest heartbeat of each, persisted (SQLite) so a
+/// restart keeps it. An agent that missed `missedBeatsUntilOffline` heartbeats is offline: it
+/// stays listed, marked so, but leaves the capability summaries.
+public final class Coordinator: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// The agents' heartbeat interval.
+        public var heartbeatInterval: Duration = .seconds(15)
+        public var missedBeatsUntilOffline = 3
+        public init() {}
+    }
+
+    public struct AgentRow: Codable, Sendable {
+        public var heartbeat: Heartbeat
+        public var lastSeen: Date
+        public var online: Bool
+        /// Available: online and not loading a model.
+        public var available: Bool { online && heartbeat.currentLoad >= 0 && !heartbeat.modelSwapInProgress }
+    }
+
+    public let id: String
+    let configuration: Configuration
+    let database: DatabasePool
+    // The latest heartbeats, guarded by `lock`; the database is written through.
+    private var agents: [String: (heartbeat: Heartbeat, lastSeen: Date)] = [:]
+    private let lock = NSLock()
+
+    /// Opens (or creates) the coordinator's state in `directory`.
+    public init(directory: String, configuration: Configuration = Configuration()) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let idPath = directory + "/coordinator-id"
+        if let text = try? String(contentsOfFile: idPath, encoding: .utf8), !text.isEmpty {
+            id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            id = UUID().uuidString.lowercased()
+            try (id + "\n").write(toFile: idPath, atomically: true, encoding: .utf8)
+        }
+        self.configuration = configuration
+        var options = GRDB.Configuration()
+        options.busyMode = .timeout(10)
+        database = try DatabasePool(path: directory + "/coordinator.sqlite", configuration: options)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "agent") { t in
+                t.primaryKey("id", .text)
+                t.column("heartbeat", .text).notNull()
+                t.column("lastSeen", .double).notNull()
+            }
+        }
+        try migrator.migrate(database)
+        let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT heartbeat, lastSeen FROM agent") }
+        for row in rows {
+            guard let heartbeat = try? JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8)) else { continue }
+            agents[heartbeat.agentId] = (heartbeat, Date(timeIntervalSince1970: row["lastSeen"]))
+        }
+    }
+
+    /// Records a heartbeat (or registration).
+    public func record(_ heartbeat: Heartbeat, at now: Date = Date()) throws {
+        let text = String(decoding: try JSONEncoder().encode(heartbeat), as: UTF8.self)
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)",
+                           arguments: [heartbeat.agentId, text, now.timeIntervalSince1970])
+        }
+        lock.withLock { agents[heartbeat.agentId] = (heartbeat, now) }
+    }
+
+    /// Every agent, online first, newest heartbeat first.
+    public func agentRows(at now: Date = Date()) -> [AgentRow] {
+        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.secondsValue
+        return lock.withLock { Array(agents.values) }
+            .map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: now.timeIntervalSince($0.lastSeen) <= expiry) }
+            .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
+    }
+
+    /// EdgeCoder's capability summary: per model, the available agents running it, their
+    /// parameter capacity and average load. Loading or offline agents do not count.
+    public func summary(at now: Date = Date()) -> CapabilitySummary {
+        var availability: [String: CapabilitySummary.ModelAvailability] = [:]
+        let online = agentRows(at: now).filter(\.online)
+        for row in online where row.available {
+            guard let model = row.heartbeat.activeModel else { continue }
+            var entry = availability[model] ?? .init(agentCount: 0, totalParamCapacity: 0, avgLoad: 0)
+            entry.avgLoad = (entry.avgLoad * Double(entry.agentCount) + Double(row.heartbeat.currentLoad)) / Double(entry.agentCount + 1)
+            entry.agentCount += 1
+            entry.totalParamCapacity += row.heartbeat.activeModelParamSize ?? 0
+            availability[model] = entry
+        }
+        return CapabilitySummary(coordinatorId: id, agentCount: online.count, modelAvailability: availability, timestamp: now)
+    }
+
+    /// The best agent for `model`: available, running it, lowest load.
+    public func route(_ model: String, at now: Date = Date()) -> AgentRow? {
+        agentRows(at: now).filter { $0.available && $0.heartbeat.activeModel == model }
+            .min { ($0.heartbeat.currentLoad, $0.heartbeat.agentId) < ($1.heartbeat.currentLoad, $1.heartbeat.agentId) }
+    }
+}
+
+/// What a coordinator knows, per model (EdgeCoder's `capability_summary`).
+public struct CapabilitySummary: Codable, Sendable, Equatable {
+    public struct ModelAvailability: Codable, Sendable, Equatable {
+        public var agentCount: Int
+        public var totalParamCapacity: Double
+        public var avgLoad: Double
+    }
+
+    public var coordinatorId: String
+    public var agentCount: Int
+    public var modelAvailability: [String: ModelAvailability]
+    public var timestamp: Date
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import DepotMesh
+import Foundation
+
+extension Depot {
+    struct CoordinatorCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "coordinator",
+            abstract: "Run a mesh coordinator: agents register and heartbeat; /mesh/capabilities and /mesh/route answer who runs what.")
+
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port (0: any free port, printed at start).") var port = 4310
+        @Option(help: "Directory for the coordinator's state (default: <store>/coordinator).") var state: String?
+        @Option(help: "The agents' heartbeat interval in seconds; three missed beats make an agent offline.") var heartbeatInterval: Double = 15
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
+            var configuration = Coordinator.Configuration()
+            configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
+            let directory = try state ?? options.openStore().root + "/coordinator"
+            let coordinator: Coordinator
+            do { coordinator = try Coordinator(directory: directory, configuration: configuration) } catch {
+                Output.error("cannot open the coordinator's state in \(directory): \(error)")
+                throw ExitCode(7)
+            }
+            let host = self.host
+            try await coordinator.run(host: host, port: port) { port in
+                FileHandle.standardOutput.write(Data("depot coordinator \(coordinator.id) listening on http://\(host):\(port)\n".utf8))
+            }
+        }
+    }
+}
