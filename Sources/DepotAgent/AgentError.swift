@@ -81,12 +81,13 @@ public enum JSON {
         return ByteBuffer(bytes: data)
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext,
+                                            decoder: JSONDecoder = JSONDecoder()) async throws -> T {
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
         guard body.readableBytes > 0 else { throw AgentError.badRequest("the request needs a JSON body") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: body))
+            return try decoder.decode(T.self, from: Data(buffer: body))
         } catch DecodingError.keyNotFound(let key, _) {
             throw AgentError.badRequest("missing field '\(key.stringValue)'")
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {

@@ -10,6 +10,11 @@ public final class Coordinator: @unchecked Sendable {
         /// The agents' heartbeat interval.
         public var heartbeatInterval: Duration = .seconds(15)
         public var missedBeatsUntilOffline = 3
+        /// Federation peers (coordinator URLs) that get this coordinator's signed summary.
+        public var peers: [String] = []
+        public var gossipInterval: Duration = .seconds(60)
+        /// How many coordinators a summary may cross.
+        public var hopLimit = 4
         public init() {}
     }
 
@@ -22,22 +27,24 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     public let id: String
+    let identity: CoordinatorIdentity
     let configuration: Configuration
     let database: DatabasePool
-    // The latest heartbeats, guarded by `lock`; the database is written through.
+    // Guarded by `lock`; the database is written through.
     private var agents: [String: (heartbeat: Heartbeat, lastSeen: Date)] = [:]
+    private var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
+    private var rejected: [GossipRejection: Int] = [:]
+    private var accepted = 0
     private let lock = NSLock()
+    let relay = GossipRelay()
+    /// The coordinator's public key (base64), which its peers configure.
+    public var publicKey: String { identity.publicKey }
 
     /// Opens (or creates) the coordinator's state in `directory`.
     public init(directory: String, configuration: Configuration = Configuration()) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let idPath = directory + "/coordinator-id"
-        if let text = try? String(contentsOfFile: idPath, encoding: .utf8), !text.isEmpty {
-            id = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            id = UUID().uuidString.lowercased()
-            try (id + "\n").write(toFile: idPath, atomically: true, encoding: .utf8)
-        }
+        identity = try CoordinatorIdentity.load(directory: directory)
+        id = identity.id
         self.configuration = configuration
         var options = GRDB.Configuration()
         options.busyMode = .timeout(10)
@@ -49,8 +56,18 @@ public final class Coordinator: @unchecked Sendable {
                 t.column("heartbeat", .text).notNull()
                 t.column("lastSeen", .double).notNull()
             }
+            try db.create(table: "remoteSummary") { t in
+                t.primaryKey("origin", .text)
+                t.column("message", .text).notNull()
+                t.column("receivedAt", .double).notNull()
+            }
         }
         try migrator.migrate(database)
+        let summaries = try database.read { db in try Row.fetchAll(db, sql: "SELECT message, receivedAt FROM remoteSummary") }
+        for row in summaries {
+            guard let message = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data((row["message"] as String).utf8)) else { continue }
+            remote[message.signed.origin] = (message, Date(timeIntervalSince1970: row["receivedAt"]))
+        }
         let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT heartbeat, lastSeen FROM agent") }
         for row in rows {
             guard let heartbeat = try? JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8)) else { continue }
@@ -96,6 +113,71 @@ public final class Coordinator: @unchecked Sendable {
     public func route(_ model: String, at now: Date = Date()) -> AgentRow? {
         agentRows(at: now).filter { $0.available && $0.heartbeat.activeModel == model }
             .min { ($0.heartbeat.currentLoad, $0.heartbeat.agentId) < ($1.heartbeat.currentLoad, $1.heartbeat.agentId) }
+    }
+}
+
+// MARK: Federation
+
+extension Coordinator {
+    /// This coordinator's summary, signed, for its peers.
+    func outgoing(url: String, at now: Date = Date()) throws -> GossipMessage {
+        try identity.sign(GossipMessage.Signed(protocolVersion: GossipMessage.protocolVersion, type: "capability_summary", origin: id,
+                                               originKey: identity.publicKey, originURL: url,
+                                               sequence: UInt64(now.timeIntervalSince1970 * 1000), sentAt: now, summary: summary(at: now)))
+    }
+
+    /// How old a summary may be before it expires: three gossip rounds.
+    var expiry: Double { 3 * configuration.gossipInterval.secondsValue }
+
+    /// Takes a peer's message: true when it is new (and should be relayed), else the reason it
+    /// was refused. Unsigned, forged, replayed and stale messages are refused and counted.
+    public func receive(_ message: GossipMessage, at now: Date = Date()) -> Result<Bool, GossipRejection> {
+        let verdict: Result<Bool, GossipRejection> = {
+            guard message.signed.protocolVersion == GossipMessage.protocolVersion, message.signed.type == "capability_summary" else {
+                return .failure(.unsupported)
+            }
+            guard message.forgery() == nil else { return .failure(.forged) }
+            guard now.timeIntervalSince(message.signed.sentAt) <= expiry else { return .failure(.stale) }
+            if message.signed.origin == id { return .success(false) }  // our own, come back around
+            return lock.withLock {
+                if let known = remote[message.signed.origin], known.message.signed.sequence >= message.signed.sequence {
+                    return .failure(.replayed)
+                }
+                remote[message.signed.origin] = (message, now)
+                return .success(true)
+            }
+        }()
+        lock.withLock {
+            switch verdict {
+            case .success: accepted += 1
+            case .failure(let reason): rejected[reason, default: 0] += 1
+            }
+        }
+        if case .success(true) = verdict, let text = try? GossipMessage.encoder.encode(message) {
+            try? database.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO remoteSummary (origin, message, receivedAt) VALUES (?, ?, ?)",
+                               arguments: [message.signed.origin, String(decoding: text, as: UTF8.self), now.timeIntervalSince1970])
+            }
+        }
+        return verdict
+    }
+
+    /// Federated summaries that have not expired.
+    func liveRemoteSummaries(at now: Date = Date()) -> [GossipMessage] {
+        lock.withLock { remote.values.map(\.message) }.filter { now.timeIntervalSince($0.signed.sentAt) <= expiry }
+    }
+
+    public struct GossipStats: Codable, Sendable {
+        public var accepted: Int
+        public var rejected: [String: Int]
+        public var knownOrigins: [String]
+    }
+
+    public var gossipStats: GossipStats {
+        lock.withLock {
+            GossipStats(accepted: accepted, rejected: Dictionary(uniqueKeysWithValues: rejected.map { ($0.key.rawValue, $0.value) }),
+                        knownOrigins: remote.keys.sorted())
+        }
     }
 }
 

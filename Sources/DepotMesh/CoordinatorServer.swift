@@ -1,12 +1,16 @@
+import AsyncHTTPClient
 import DepotAgent
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import ServiceLifecycle
 
 extension Coordinator {
     /// One coordinator's entry in `/mesh/capabilities`.
     struct CapabilityMatch: Encodable {
         var coordinatorId: String
+        var url: String?
         var agentCount: Int
         var totalParamCapacity: Double
         var avgLoad: Double
@@ -33,29 +37,129 @@ extension Coordinator {
         router.get("/mesh/agents") { _, _ in JSON.response(self.agentRows()) }
         router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in
-            let summary = self.summary()
-            guard let model = request.uri.queryParameters.get("model") else { return JSON.response([summary]) }
-            let matches = summary.modelAvailability[model].map {
-                [CapabilityMatch(coordinatorId: self.id, agentCount: $0.agentCount, totalParamCapacity: $0.totalParamCapacity,
-                                 avgLoad: $0.avgLoad, ageSeconds: 0, stale: false)]
-            } ?? []
-            return JSON.response(matches)
+            guard let model = request.uri.queryParameters.get("model") else {
+                return JSON.response([self.summary()] + self.liveRemoteSummaries().map(\.signed.summary))
+            }
+            return JSON.response(self.capabilities(model))
         }
         router.get("/mesh/route") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else { throw AgentError.badRequest("give ?model=NAME") }
-            guard let best = self.route(model) else { throw AgentError.notFound("no available agent runs '\(model)'") }
-            return JSON.response(["agentId": best.heartbeat.agentId, "address": best.heartbeat.address,
-                                  "coordinatorId": self.id])
+            if let best = self.route(model) {
+                return JSON.response(["agentId": best.heartbeat.agentId, "address": best.heartbeat.address, "coordinatorId": self.id])
+            }
+            // No local agent fits: the best federated coordinator that has one.
+            guard let remote = self.capabilities(model).first(where: { $0.coordinatorId != self.id }), let url = remote.url else {
+                throw AgentError.notFound("no available agent runs '\(model)' here or at a federated coordinator")
+            }
+            return JSON.response(["coordinatorId": remote.coordinatorId, "coordinatorURL": url])
         }
+        router.post("/mesh/gossip") { request, context in
+            let message = try await JSON.decode(GossipMessage.self, from: request, context: context, decoder: GossipMessage.decoder)
+            switch self.receive(message) {
+            case .success(let fresh):
+                if fresh, message.hops + 1 < self.configuration.hopLimit { self.relay.relay(message) }
+                return JSON.response(["status": fresh ? "accepted" : "known"])
+            case .failure(let reason):
+                return AgentError(reason == .replayed ? .conflict : .badRequest, "gossip refused: \(reason.rawValue)").response
+            }
+        }
+        router.get("/mesh/gossip/stats") { _, _ in JSON.response(self.gossipStats) }
         return router
     }
 
-    /// Serves until SIGTERM or SIGINT; `onListening` gets the bound port.
+    /// This coordinator's and its federated peers' entries for `model`: available agents
+    /// first, then capacity, then load; each with the age of its summary.
+    func capabilities(_ model: String, at now: Date = Date()) -> [CapabilityMatch] {
+        var matches: [CapabilityMatch] = []
+        if let local = summary(at: now).modelAvailability[model] {
+            matches.append(CapabilityMatch(coordinatorId: id, url: relay.ownURL, agentCount: local.agentCount,
+                                           totalParamCapacity: local.totalParamCapacity, avgLoad: local.avgLoad, ageSeconds: 0, stale: false))
+        }
+        for message in liveRemoteSummaries(at: now) {
+            guard let entry = message.signed.summary.modelAvailability[model] else { continue }
+            let age = now.timeIntervalSince(message.signed.sentAt)
+            matches.append(CapabilityMatch(coordinatorId: message.signed.origin, url: message.signed.originURL,
+                                           agentCount: entry.agentCount, totalParamCapacity: entry.totalParamCapacity,
+                                           avgLoad: entry.avgLoad, ageSeconds: age, stale: age > 2 * configuration.gossipInterval.secondsValue))
+        }
+        return matches.sorted {
+            ($1.agentCount, $1.totalParamCapacity, $0.avgLoad) < ($0.agentCount, $0.totalParamCapacity, $1.avgLoad)
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, gossiping to the peers; `onListening` gets the bound port.
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void) async throws {
         var logger = Logger(label: "depot.coordinator")
         logger.logLevel = .warning
         let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "depot-coordinator"),
-                              onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
+                              services: [GossipService(coordinator: self)],
+                              onServerRunning: { channel in
+                                  self.relay.ownURL = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(channel.localAddress?.port ?? 0)"
+                                  await onListening(channel.localAddress?.port ?? 0)
+                              }, logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+/// Sends this coordinator's summary to its peers every gossip interval, and relays what it
+/// learns, from one queue.
+final class GossipRelay: @unchecked Sendable {
+    // Guarded by `lock`.
+    private var url: String?
+    private var continuation: AsyncStream<GossipMessage>.Continuation?
+    private let lock = NSLock()
+    let outbox: AsyncStream<GossipMessage>
+
+    init() {
+        var captured: AsyncStream<GossipMessage>.Continuation?
+        outbox = AsyncStream(bufferingPolicy: .bufferingNewest(256)) { captured = $0 }
+        continuation = captured
+    }
+
+    var ownURL: String? {
+        get { lock.withLock { url } }
+        set { lock.withLock { url = newValue } }
+    }
+
+    /// Queues this coordinator's own message for every peer.
+    func send(_ message: GossipMessage) { lock.withLock { continuation }?.yield(message) }
+
+    /// Queues a peer's message for every peer, one hop further.
+    func relay(_ message: GossipMessage) {
+        var relayed = message
+        relayed.hops += 1
+        send(relayed)
+    }
+}
+
+struct GossipService: Service {
+    let coordinator: Coordinator
+
+    func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { client.shutdown(queue: .global()) { _ in } }
+        let relay = coordinator.relay
+        let ticker = Task {
+            while !Task.isCancelled {
+                if let url = relay.ownURL, let message = try? coordinator.outgoing(url: url) { relay.send(message) }
+                try? await Task.sleep(for: coordinator.configuration.gossipInterval)
+            }
+        }
+        defer { ticker.cancel() }
+        await withGracefulShutdownHandler {
+            for await message in relay.outbox.cancelOnGracefulShutdown() {
+                guard let body = try? GossipMessage.encoder.encode(message) else { continue }
+                for peer in coordinator.configuration.peers {
+                    var request = HTTPClientRequest(url: peer + "/mesh/gossip")
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(bytes: body))
+                    // A peer that is down misses this round; the next round carries the news.
+                    if let response = try? await client.execute(request, timeout: .seconds(5)) {
+                        _ = try? await response.body.collect(upTo: 1 << 20)
+                    }
+                }
+            }
+        } onGracefulShutdown: {}
     }
 }

@@ -12,12 +12,17 @@ extension Depot {
         @Option(help: "Port (0: any free port, printed at start).") var port = 4310
         @Option(help: "Directory for the coordinator's state (default: <store>/coordinator).") var state: String?
         @Option(help: "The agents' heartbeat interval in seconds; three missed beats make an agent offline.") var heartbeatInterval: Double = 15
+        @Option(name: .customLong("peer"), help: "A federation peer's URL to gossip to (repeatable).") var peers: [String] = []
+        @Option(help: "Seconds between signed capability summaries to the peers.") var gossipInterval: Double = 60
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
             guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
             var configuration = Coordinator.Configuration()
             configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
+            guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive") }
+            configuration.gossipInterval = .milliseconds(Int64(gossipInterval * 1000))
+            configuration.peers = peers.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             let directory = try state ?? options.openStore().root + "/coordinator"
             let coordinator: Coordinator
             do { coordinator = try Coordinator(directory: directory, configuration: configuration) } catch {
@@ -26,7 +31,7 @@ extension Depot {
             }
             let host = self.host
             try await coordinator.run(host: host, port: port) { port in
-                FileHandle.standardOutput.write(Data("depot coordinator \(coordinator.id) listening on http://\(host):\(port)\n".utf8))
+                FileHandle.standardOutput.write(Data("depot coordinator \(coordinator.id) key \(coordinator.publicKey) listening on http://\(host):\(port)\n".utf8))
             }
         }
     }

@@ -80,6 +80,48 @@ import Glibc
         #expect(try agents(coordinator).count == 2)
     }
 
+    @Test func aSummaryCrossesAChainOfThreeCoordinatorsAndExpiresWhenItsOriginDies() throws {
+        let place = Workspace()
+        defer { place.remove() }
+        func coordinator(_ name: String, peer: AgentProcess?) throws -> AgentProcess {
+            try AgentProcess(place, command: "coordinator", arguments: [
+                "--state", place.path + "/" + name, "--heartbeat-interval", Self.interval, "--gossip-interval", Self.interval,
+            ] + (peer.map { ["--peer", $0.base] } ?? []))
+        }
+        let far = try coordinator("c", peer: nil)
+        defer { far.stop() }
+        let middle = try coordinator("b", peer: far)
+        defer { middle.stop() }
+        let near = try coordinator("a", peer: middle)
+        defer { near.stop() }
+        let workspace = try agentWorkspace()
+        defer { workspace.remove() }
+        let agent = try AgentProcess(workspace, arguments: ["--coordinator", near.base, "--heartbeat-interval", Self.interval])
+        defer { agent.stop() }
+        #expect(try agent.post("/model/swap", #"{"model": "tiny:two"}"#).status == 200)
+        let swappedAt = Date()
+        let nearID = try #require(try near.get("/mesh/summary").object["coordinatorId"] as? String)
+
+        // Within two gossip rounds (plus a heartbeat), the far end knows a's agent runs tiny:two.
+        try waitUntil(timeout: 2 * 0.5 + 3) {
+            ((try far.get("/mesh/capabilities?model=tiny:two").json as? [[String: Any]]) ?? []).contains {
+                $0["coordinatorId"] as? String == nearID && $0["agentCount"] as? Int == 1
+            }
+        }
+        print("mesh: the far coordinator learned of the swap after \(Date().timeIntervalSince(swappedAt)) s")
+        let route = try far.get("/mesh/route?model=tiny:two").object
+        #expect(route["coordinatorId"] as? String == nearID && route["coordinatorURL"] as? String == near.base,
+                "no local agent fits, so the route names the federated coordinator")
+        #expect((try far.get("/mesh/gossip/stats").object["rejected"] as? [String: Any] ?? [:]).isEmpty)
+
+        // The origin dies: its summary expires at the far end after three rounds.
+        near.stop()
+        try waitUntil(timeout: 3 * 0.5 + 3) {
+            ((try far.get("/mesh/capabilities?model=tiny:two").json as? [[String: Any]]) ?? []).isEmpty
+        }
+        #expect(try far.get("/mesh/route?model=tiny:two").status == 404)
+    }
+
     func waitUntil(timeout: Double = 10, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !(try condition()) {

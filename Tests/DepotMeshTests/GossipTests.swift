@@ -1,0 +1,64 @@
+import DepotAgent
+import Foundation
+import Testing
+@testable import DepotMesh
+
+/// Signed gossip between real coordinators (in-process, real Ed25519 and SQLite).
+@Suite struct GossipTests {
+    let directory = "/tmp/depot-mesh-\(getpid())-\(UUID().uuidString.prefix(8))"
+
+    func coordinator(_ name: String) throws -> Coordinator {
+        var configuration = Coordinator.Configuration()
+        configuration.gossipInterval = .seconds(60)
+        return try Coordinator(directory: directory + "/" + name, configuration: configuration)
+    }
+
+    func heartbeat(_ agent: String, model: String?, load: Int = 0) -> Heartbeat {
+        Heartbeat(agentId: agent, platform: "linux", freeMemoryMB: 1024, address: "http://127.0.0.1:1", activeModel: model,
+                  activeModelParamSize: 1.5, modelSwapInProgress: load < 0, currentLoad: load, installedModels: [])
+    }
+
+    @Test func acceptsSignedNewsAndRefusesForgedReplayedAndStaleMessages() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let origin = try coordinator("a"), receiver = try coordinator("b")
+        try origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
+        let message = try origin.outgoing(url: "http://a")
+        #expect(try receiver.receive(message).get() == true)
+        #expect(receiver.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id])
+
+        #expect(throws: GossipRejection.replayed) { try receiver.receive(message).get() }
+        var tampered = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(1))
+        tampered.signed.summary.modelAvailability["qwen:1.5b"]?.agentCount = 99
+        #expect(throws: GossipRejection.forged) { try receiver.receive(tampered).get() }
+        var impostor = try coordinator("c").outgoing(url: "http://c", at: Date().addingTimeInterval(2))
+        impostor.signed.origin = origin.id  // claims to be a: its key does not make that id
+        #expect(throws: GossipRejection.forged) { try receiver.receive(impostor).get() }
+        var unsigned = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(3))
+        unsigned.signature = ""
+        #expect(throws: GossipRejection.forged) { try receiver.receive(unsigned).get() }
+        let old = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(-4 * 60))
+        #expect(throws: GossipRejection.stale) { try receiver.receive(old).get() }
+        let newer = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(5))
+        #expect(try receiver.receive(newer).get() == true, "a newer sequence from the same origin is news")
+
+        let stats = receiver.gossipStats
+        #expect(stats.accepted == 2)
+        #expect(stats.rejected == ["replayed": 1, "forged": 3, "stale": 1])
+    }
+
+    @Test func summariesSurviveARestartAndExpireAfterThreeRounds() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let origin = try coordinator("a")
+        try origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
+        try origin.record(heartbeat("agent-2", model: "qwen:1.5b", load: -1))
+        let summary = origin.summary()
+        #expect(summary.modelAvailability["qwen:1.5b"]?.agentCount == 1, "a loading agent is not available")
+        #expect(summary.agentCount == 2)
+        _ = try coordinator("b").receive(try origin.outgoing(url: "http://a"))
+        let restarted = try coordinator("b")
+        #expect(restarted.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id], "kept in SQLite")
+        #expect(restarted.capabilities("qwen:1.5b", at: Date().addingTimeInterval(3 * 60 + 1)).isEmpty, "expired after three rounds")
+        let staleSoon = restarted.capabilities("qwen:1.5b", at: Date().addingTimeInterval(2 * 60 + 1))
+        #expect(staleSoon.first?.stale == true, "older than two rounds: still listed, marked stale")
+    }
+}
