@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ModelCatalog
 import ModelRuntime
@@ -36,6 +37,8 @@ public final class Agent: Sendable {
     let manager: StoreModelManager
     public let runtime: ModelRuntime
     let jobs: JobRegistry
+    /// The key the catalog must be signed with, if one is configured.
+    let catalogKey: Curve25519.Signing.PublicKey?
     let events: EventHub
     let metrics: AgentMetrics
     public let startedAt = Date()
@@ -44,6 +47,11 @@ public final class Agent: Sendable {
                 engine: any InferenceEngine) throws(AgentError) {
         guard configuration.isLoopback || configuration.token != nil else {
             throw AgentError.badRequest("binding to \(configuration.host) exposes the agent to the network; pass --token to require a bearer token")
+        }
+        do throws(CatalogError) {
+            catalogKey = try configuration.catalogKey.map { text throws(CatalogError) in try CatalogSignature.publicKey(text) }
+        } catch {
+            throw AgentError.badRequest(error.message)
         }
         self.configuration = configuration
         self.store = store
@@ -78,8 +86,7 @@ public final class Agent: Sendable {
 
     /// The catalog, if one is configured or cached; nil when there is none.
     func catalog() async -> Catalog? {
-        let key = try? configuration.catalogKey.map { text throws(CatalogError) in try CatalogSignature.publicKey(text) }
-        return try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: key ?? nil).catalog
+        try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: catalogKey).catalog
     }
 
     /// Loads an installed model, recording the use for `app` (else the agent's own id). The

@@ -3,6 +3,7 @@ import Hummingbird
 import ModelCatalog
 import ModelStore
 import ModelTransfer
+import ServiceLifecycle
 
 /// Download jobs for apps (hand a download to the daemon and exit), server-sent events,
 /// metrics and the web UI.
@@ -59,7 +60,8 @@ extension Agent {
                 // The current state first, so a new page needs no separate request.
                 let data = (try? JSON.encoder.encode(status)) ?? Data()
                 try await writer.write(ByteBuffer(string: "event: model\ndata: \(String(decoding: data, as: UTF8.self))\n\n"))
-                for await event in stream { try await writer.write(event) }
+                // Ends at shutdown, so an open page never holds SIGTERM up.
+                for await event in stream.cancelOnGracefulShutdown() { try await writer.write(event) }
                 try await writer.finish(nil)
             })
         }

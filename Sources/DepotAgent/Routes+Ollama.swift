@@ -54,21 +54,26 @@ extension Agent {
         init(from decoder: Decoder) throws {
             let container = try decoder.singleValueContainer()
             if let seconds = try? container.decode(Double.self) {
-                duration = seconds < 0 ? nil : .milliseconds(Int64(seconds * 1000))
+                duration = try Self.duration(seconds: seconds, in: container)
                 return
             }
             let text = try container.decode(String.self).trimmingCharacters(in: .whitespaces)
-            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1)]
             for (suffix, scale) in units where text.hasSuffix(suffix) {
                 if let value = Double(text.dropLast(suffix.count)) {
-                    duration = value < 0 ? nil : .milliseconds(Int64(value * scale * 1000))
+                    duration = try Self.duration(seconds: value * scale, in: container)
                     return
                 }
             }
-            guard let value = Double(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a duration such as 5m, 30s or -1")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a duration such as 5m, 30s or -1")
+        }
+
+        /// Negative: forever. Refuses what is not a finite number of seconds a Duration can hold.
+        static func duration(seconds: Double, in container: SingleValueDecodingContainer) throws -> Duration? {
+            guard seconds.isFinite, abs(seconds) < 1e12 else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "keep_alive \(seconds) is out of range")
             }
-            duration = value < 0 ? nil : .milliseconds(Int64(value * 1000))
+            return seconds < 0 ? nil : .milliseconds(Int64(seconds * 1000))
         }
     }
 
@@ -139,8 +144,9 @@ extension Agent {
             let entry = try self.installed(body.source)
             try ModelName.validate(body.destination)
             guard let weights = entry.weights else { throw AgentError.badRequest("'\(entry.name)' has no weights file") }
+            // Never replaces an existing entry: that could remove a model another app uses (409).
             _ = try self.store.importModel(ImportRequest(weights: weights.path, projector: entry.projector?.path,
-                                                         name: body.destination, replace: true))
+                                                         name: body.destination, replace: false))
             return JSON.response([String: String]())
         }
 
@@ -246,16 +252,20 @@ extension Agent {
     func generate(_ body: GenerateRequest) async throws -> Response {
         let started = ContinuousClock.now
         let entry = try installed(body.model)
-        if let keepAlive = body.keepAlive { await runtime.setKeepAlive(keepAlive.duration) }
+        let prompt = body.prompt ?? ""
+        let unloadNow = body.keepAlive.map { $0.duration == .zero } ?? false
+        if prompt.isEmpty && unloadNow {
+            // An empty prompt with keep_alive 0 only unloads the model.
+            if await runtime.activeModel == entry.name { await runtime.unload() }
+            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true, done_reason: "unload"))
+        }
         let status = await runtime.currentStatus
         let loadDuration = status.activeModel == entry.name && status.state == .ready ? .zero : try await activate(entry).loadDuration
-        let prompt = body.prompt ?? ""
+        // keep_alive applies to this request's model from now on (as in Ollama), not to the server's default.
+        let keepAlive = body.keepAlive.map(\.duration)
         guard !prompt.isEmpty else {
-            // An empty prompt only loads (or, with keep_alive 0, unloads) the model.
-            let unload = body.keepAlive.map { $0.duration == .zero } ?? false
-            if unload { await runtime.unload() }
-            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true,
-                                               done_reason: unload ? "unload" : "load"))
+            if let keepAlive { await runtime.keepLoaded(for: keepAlive) }
+            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true, done_reason: "load"))
         }
         var options = GenerationOptions()
         if let given = body.options {
@@ -273,7 +283,7 @@ extension Agent {
                           eval_count: result.tokens.count, eval_duration: result.generationDuration.nanoseconds)
         }
         guard body.stream ?? true else {
-            let result = try await runtime.generate(model: name, prompt: prompt, options: options)
+            let result = try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive)
             metrics.recordGeneration(tokens: result.tokens.count)
             var chunk = finish(result)
             chunk.response = result.text
@@ -282,8 +292,11 @@ extension Agent {
         let (lines, output) = AsyncStream<ByteBuffer>.makeStream()
         Task { [runtime, metrics] in
             do {
-                let result = try await runtime.generate(model: name, prompt: prompt, options: options) { piece in
-                    output.yield(JSON.line(GenerateChunk(model: name, created_at: Date(), response: piece, done: false)))
+                let result = try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive) { piece in
+                    // A client that went away stops the generation.
+                    if case .terminated = output.yield(JSON.line(GenerateChunk(model: name, created_at: Date(), response: piece, done: false))) {
+                        return false
+                    }
                     return true
                 }
                 metrics.recordGeneration(tokens: result.tokens.count)

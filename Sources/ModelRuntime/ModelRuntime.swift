@@ -50,7 +50,8 @@ public actor ModelRuntime {
     private let memory: @Sendable () -> UInt64
     private var loaded: (files: ModelFiles, model: any LoadedModel)?
     private var status = RuntimeStatus(state: .idle, activeGenerations: 0)
-    private var latestTicket = 0
+    /// Counts swap requests; a queued swap runs only if it is still the latest.
+    private(set) var latestTicket = 0
     private var swapChain: Task<Void, Never>?
     private var generationsDone: [CheckedContinuation<Void, Never>] = []
     private var unloadTimer: Task<Void, Never>?
@@ -125,7 +126,8 @@ public actor ModelRuntime {
             update { $0 = RuntimeStatus(state: .ready, activeModel: files.name, paramSize: files.paramSize, lastInferenceAt: $0.lastInferenceAt,
                                         loadedAt: Date(), activeGenerations: 0) }
             broadcast(.modelChanged(files.name))
-            scheduleUnload()
+            // With a zero keep-alive the model goes after its first request, not before it.
+            if keepAlive != .zero { scheduleUnload() }
             return .success(SwapResult(previous: previous?.name, active: files.name, loadDuration: duration))
         case .failure(let error):
             // Stay usable: put the previous model back if there was one.
@@ -164,7 +166,10 @@ public actor ModelRuntime {
     }
 
     /// Generates with the model in memory (`model`, when given, must be the one loaded).
+    /// `keepAlive`, when given, replaces the default for this model's next idle period (Ollama's
+    /// per-request keep_alive): nil keeps the default, `.some(nil)` keeps the model forever.
     public func generate(model name: String? = nil, prompt: String, options: GenerationOptions = GenerationOptions(),
+                         keepAlive: Duration?? = nil,
                          onPiece: @escaping @Sendable (String) -> Bool = { _ in true }) async throws(RuntimeError) -> GenerationResult {
         guard status.state == .ready, let (files, model) = loaded, name == nil || name == files.name else {
             let what = name.map { "'\($0)' is not the loaded model" } ?? "no model is loaded"
@@ -187,13 +192,17 @@ public actor ModelRuntime {
             generationsDone.removeAll()
             for waiter in waiting { waiter.resume() }
         }
-        scheduleUnload()
+        if let keepAlive { scheduleUnload(after: keepAlive) } else { scheduleUnload() }
         return try result.get()
     }
 
-    /// Unloads after `keepAlive` without use.
-    private func scheduleUnload() {
+    /// Keeps the loaded model for `duration` from now (nil: forever), then the default applies again.
+    public func keepLoaded(for duration: Duration?) { scheduleUnload(after: duration) }
+
+    /// Unloads after `keepAlive` (or `duration`) without use.
+    private func scheduleUnload(after duration: Duration?? = nil) {
         unloadTimer?.cancel()
+        let keepAlive = duration ?? self.keepAlive
         guard let keepAlive, loaded != nil else { return }
         unloadTimer = Task { [weak self] in
             if keepAlive > .zero {

@@ -106,6 +106,18 @@ import Glibc
         #expect(metrics.contains("depot_swaps_total{result=\"success\"} 3"))
         #expect(metrics.contains("depot_runtime_state{state=\"ready\"} 1"))
         #expect(metrics.contains("depot_downloads_total{result=\"success\"} 1"))
+
+        // Hostile or odd Ollama input: a clear 400 and the server stays up.
+        #expect(try agent.post("/api/generate", #"{"model": "tiny:one", "keep_alive": 1e19}"#).status == 400)
+        #expect(try agent.post("/api/generate", #"{"model": "tiny:one", "keep_alive": "nan"}"#).status == 400)
+        #expect(try agent.get("/model/status").status == 200, "still serving")
+        // keep_alive 0 loads, answers, then unloads (it does not unload before answering).
+        let once = try agent.post("/api/generate", #"{"model": "tiny:one", "prompt": "hello", "stream": false, "keep_alive": 0, "options": {"num_predict": 3}}"#)
+        #expect(once.status == 200 && once.object["done"] as? Bool == true, "\(once.body)")
+        _ = try agent.wait(for: "/model/status") { $0["activeModel"] is NSNull }
+        // Copying onto an existing name never replaces it (it could be another app's model).
+        #expect(try agent.post("/api/copy", #"{"source": "tiny:one", "destination": "tiny:two"}"#).status == 409)
+        #expect(try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:two"]).apps.map(\.app) == ["com.example.chat"])
     }
 
     @Test func theOllamaPythonClientWorksUnchanged() throws {
@@ -145,6 +157,15 @@ import Glibc
         let stream = (try? String(contentsOfFile: setup.workspace.path + "/events.txt", encoding: .utf8)) ?? ""
         #expect(stream.contains("event: model") && stream.contains("event: job"), "\(stream.prefix(500))")
 
+        // An open event stream (a web UI page) must not hold up a graceful stop.
+        let listener = try Process.run(URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-s", "-N", "--max-time", "60", "-o", "/dev/null",
+                                                                                            agent.base + "/events"])
+        defer { listener.terminate() }
+        usleep(300_000)
+        kill(agent.running.process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(15)
+        while agent.running.process.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!agent.running.process.isRunning, "SIGTERM stops the agent despite an open event stream")
         let stopped = agent.terminate()
         #expect(stopped.status == 0, "SIGTERM stops it cleanly: \(stopped.stderr)")
         let jobs = try setup.workspace.depot.run(["jobs"])
@@ -172,6 +193,8 @@ import Glibc
         defer { setup.remove() }
         let refused = try setup.workspace.depot.run(["serve", "--host", "0.0.0.0", "--port", "0"])
         #expect(refused.status == 2 && refused.stderr.contains("--token"))
+        let badKey = try setup.workspace.depot.run(["serve", "--port", "0", "--catalog-key", "typo"])
+        #expect(badKey.status == 2 && badKey.stderr.contains("Ed25519"), "a bad catalog key is refused, not ignored")
         let agent = try setup.agent(["--host", "0.0.0.0", "--token", "s3cret"])
         defer { agent.stop() }
         #expect(try agent.get("/model/status").status == 200, "reading needs no token")

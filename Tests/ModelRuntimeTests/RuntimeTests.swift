@@ -125,6 +125,8 @@ import Testing
 
         await runtime.setKeepAlive(.zero)
         _ = try await runtime.activate(files)
+        #expect(await runtime.activeModel == files.name, "zero keep-alive unloads after the first request, not before it")
+        _ = try await runtime.generate(prompt: "hello", options: Self.greedy)
         try await waitFor { await runtime.activeModel == nil }
         await runtime.setKeepAlive(nil)
         _ = try await runtime.activate(files)
@@ -134,7 +136,8 @@ import Testing
 
     @Test func aSwapWaitsForTheRunningGenerationAndTheLatestQueuedSwapWins() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let first = try model("first", seed: 1), second = try model("second", seed: 2), third = try model("third", seed: 3)
+        let first = try model("first", seed: 1), second = try model("second", seed: 2)
+        let third = try model("third", seed: 3), fourth = try model("fourth", seed: 4)
         let runtime = ModelRuntime(engine: LlamaEngine(contextLength: 256), keepAlive: nil)
         _ = try await runtime.activate(first)
         var slow = GenerationOptions()
@@ -143,22 +146,28 @@ import Testing
         let reference = try await runtime.generate(prompt: "hello", options: slow)
         let generation = Task {
             try await runtime.generate(prompt: "hello", options: slow) { _ in
-                usleep(3_000)
+                usleep(30_000)
                 return true
             }
         }
         try await waitFor { await runtime.currentStatus.activeGenerations == 1 }
+        // The second swap starts and waits for the generation; the third and fourth queue behind it.
+        let tickets = await runtime.latestTicket
         let toSecond = Task { try await runtime.activate(second) }
         try await waitFor { await runtime.currentStatus.state == .loading }
         let toThird = Task { try await runtime.activate(third) }
+        try await waitFor { await runtime.latestTicket == tickets + 2 }
+        let toFourth = Task { try await runtime.activate(fourth) }
+        try await waitFor { await runtime.latestTicket == tickets + 3 }
+        #expect(await runtime.currentStatus.activeGenerations == 1, "all three asked while the generation ran")
         let generated = try await generation.value
         #expect(generated.tokens == reference.tokens, "the generation ran to its end on its model before the swap")
         #expect(generated.tokens.count > 20)
-        let secondOutcome = await toSecond.result
-        let thirdOutcome = await toThird.result
-        #expect(try thirdOutcome.get().active == third.name)
-        if case .failure(let error as RuntimeError) = secondOutcome { #expect(error.code == .superseded) }
-        #expect(await runtime.activeModel == third.name)
+        #expect(try await toSecond.value.active == second.name)
+        let skipped = await runtimeError { _ = try await toThird.value }
+        #expect(skipped?.code == .superseded, "a queued swap that a later one replaced never loads")
+        #expect(try await toFourth.value.active == fourth.name)
+        #expect(await runtime.activeModel == fourth.name)
     }
 
     func waitFor(_ condition: () async -> Bool) async throws {

@@ -87,14 +87,22 @@ import Testing
                                                progress: notes.record)
         #expect(try sha256sum(result.entry.weights!.path) == digest)
         #expect(notes.messages.contains { $0.contains("using mirror") && $0.contains("/ok/m.gguf") })
-        // A mirror that serves the wrong bytes is passed over too.
-        let other = try scratch.model("other.gguf", megabytes: 1, seed: 9)
-        _ = other
-        let second = try await downloader.pull(PullRequest(source: server.url("ok", "other.gguf"),
-                                                           mirrors: [server.url("ok", "m.gguf")], name: "x:y",
-                                                           sha256: try ExpectedHash(sha256: digest, source: .user)))
-        #expect(second.entry.weights?.sha256 == digest)
         await downloader.shutdown()
+
+        // A mirror that serves the wrong bytes is passed over too (a fresh store: nothing cached).
+        let other = TransferScratch()
+        defer { other.remove() }
+        try other.model("other.gguf", megabytes: 1, seed: 9)
+        try FileManager.default.copyItem(atPath: scratch.served + "/m.gguf", toPath: other.served + "/m.gguf")
+        let otherServer = try FaultServer(root: other.served)
+        defer { otherServer.stop() }
+        let fresh = try other.downloader()
+        let second = try await fresh.pull(PullRequest(source: otherServer.url("ok", "other.gguf"),
+                                                      mirrors: [otherServer.url("ok", "m.gguf")], name: "x:y",
+                                                      sha256: try ExpectedHash(sha256: digest, source: .user)))
+        #expect(second.entry.weights?.sha256 == digest)
+        #expect(otherServer.requests.contains { $0.path.hasPrefix("/ok/other.gguf") && $0.method == "GET" }, "the wrong bytes were fetched and refused")
+        await fresh.shutdown()
     }
 
     @Test func aPartialPinnedByItsHashContinuesFromAnotherAddress() async throws {

@@ -68,7 +68,7 @@ struct FileDownload: Sendable {
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
 
             let (job, isNew) = try prepareJob(remote, expected: expectedHash)
-            guard let partial = try await PartialFile.open(path: job.partialPath, create: isNew, whileWaiting: showSharedProgress)
+            guard let partial = try await PartialFile.open(path: job.partialPath, create: false, whileWaiting: showSharedProgress)
             else { continue }
             progress.shared(false)
             // While we waited for the file lock, another process may have finished this download.
@@ -137,23 +137,19 @@ struct FileDownload: Sendable {
     /// A partial whose bytes are pinned by a hash known in advance continues from any address
     /// of them (a mirror); the hash check at the end catches an address that lied.
     private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> (TransferJobRecord, Bool) {
-        if let (job, _) = try journal.job(forKey: key) {
-            let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
-            let movedToMirror = job.source != source.redacted && self.expected != nil && UInt64(job.size) == remote.size
-            if (sameVersion || movedToMirror) && job.expectedSHA256 == expected?.sha256
-                && FileManager.default.fileExists(atPath: job.partialPath) {
-                if movedToMirror { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
-                return (job, false)
-            }
-            unlink(job.partialPath)
-        }
         let now = Date().timeIntervalSince1970
-        let job = TransferJobRecord(id: UUID().uuidString, sourceKey: key, source: source.redacted,
-                                    partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
-                                    size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
-                                    expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
-        try journal.startJob(job)
-        return (job, true)
+        let fresh = TransferJobRecord(id: UUID().uuidString, sourceKey: key, source: source.redacted,
+                                      partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
+                                      size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
+                                      expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
+        var movedToMirror = false
+        let (job, isNew) = try journal.job(forKey: key, orStart: fresh) { job in
+            let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
+            movedToMirror = job.source != source.redacted && self.expected != nil && UInt64(job.size) == remote.size
+            return (sameVersion || movedToMirror) && job.expectedSHA256 == expected?.sha256
+        }
+        if !isNew && movedToMirror { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
+        return (job, isNew)
     }
 
     private func check(_ digest: String, against expected: ExpectedHash?, partial: PartialFile, jobID: String) throws {

@@ -115,11 +115,25 @@ struct TransferJournal: Sendable {
         }
     }
 
-    /// Creates or replaces the job for a source, with nothing downloaded yet.
-    func startJob(_ job: TransferJobRecord) throws(TransferError) {
+    /// The job for `key` when `reusable` accepts it and its partial file exists; otherwise
+    /// `fresh` replaces it, with its empty partial file made in the same transaction. Two pulls
+    /// (or processes) starting together therefore agree on one job and one partial file. True
+    /// when `fresh` was started.
+    func job(forKey key: String, orStart fresh: TransferJobRecord,
+             reusing reusable: (TransferJobRecord) -> Bool) throws(TransferError) -> (TransferJobRecord, Bool) {
         try write { db in
-            _ = try TransferJobRecord.filter(TransferJobRecord.Columns.sourceKey == job.sourceKey).deleteAll(db)
-            try job.insert(db)
+            if let existing = try TransferJobRecord.filter(TransferJobRecord.Columns.sourceKey == key).fetchOne(db) {
+                if reusable(existing) && FileManager.default.fileExists(atPath: existing.partialPath) { return (existing, false) }
+                unlink(existing.partialPath)
+                _ = try existing.delete(db)
+            }
+            let descriptor = open(fresh.partialPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw TransferError(.io, "cannot create the partial file \(fresh.partialPath): \(String(cString: strerror(errno)))")
+            }
+            close(descriptor)
+            try fresh.insert(db)
+            return (fresh, true)
         }
     }
 
