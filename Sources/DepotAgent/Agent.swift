@@ -42,6 +42,9 @@ public final class Agent: Sendable {
     let events: EventHub
     let metrics: AgentMetrics
     public let startedAt = Date()
+    /// The model the latest `/model/swap` asked for: a pull that finishes loads its model only
+    /// if no later swap asked for another.
+    let desiredModel = LockedValue<String?>(nil)
 
     public init(store: ModelStore, configuration: AgentConfiguration,
                 engine: any InferenceEngine) throws(AgentError) {
@@ -181,6 +184,17 @@ struct PullStatus: Codable, Sendable {
     }
 
     var fraction: Double { totalBytes == 0 ? 0 : Double(completedBytes) / Double(totalBytes) }
+}
+
+/// A value shared between requests.
+final class LockedValue<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    var current: Value {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
 }
 
 extension Duration {

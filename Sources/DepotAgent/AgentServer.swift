@@ -22,33 +22,23 @@ extension Agent {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         var logger = Logger(label: "depot.agent")
         logger.logLevel = .warning
-        let boundPort = BoundPort()
+        let boundPort = LockedValue(0)
         var services: [any Service] = [AgentLifecycle(agent: self)]
         if let coordinator = configuration.coordinator {
             let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
             services.append(HeartbeatService(agent: self, coordinator: coordinator, interval: configuration.heartbeatInterval,
-                                             address: { "http://\(host):\(boundPort.value)" }))
+                                             address: { "http://\(host):\(boundPort.current)" }))
         }
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "depot"),
             services: services,
             onServerRunning: { channel in
-                boundPort.value = channel.localAddress?.port ?? 0
-                await onListening(boundPort.value)
+                boundPort.current = channel.localAddress?.port ?? 0
+                await onListening(boundPort.current)
             },
             logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-    }
-}
-
-/// The port the server bound, once it has.
-final class BoundPort: @unchecked Sendable {
-    private var port = 0
-    private let lock = NSLock()
-    var value: Int {
-        get { lock.withLock { port } }
-        set { lock.withLock { port = newValue } }
     }
 }
 

@@ -65,6 +65,7 @@ extension Agent {
         router.post("/model/swap") { request, context in
             let body = try await JSON.decode(SwapRequest.self, from: request, context: context)
             try ModelName.validate(body.model)
+            self.desiredModel.current = body.model
             let previous = await self.runtime.activeModel
             if let entry = try self.manager.get(body.model) {
                 let result = try await self.activate(entry, app: body.app)
@@ -85,7 +86,8 @@ extension Agent {
             }
             // Pull first, then load: the answer comes now, the swap when the download is verified.
             self.jobs.start(pull, model: body.model) { _ in
-                if let installed = try? self.manager.get(body.model) { _ = try? await self.activate(installed, app: body.app) }
+                guard self.desiredModel.current == body.model, let installed = try? self.manager.get(body.model) else { return }
+                _ = try? await self.activate(installed, app: body.app)
             }
             return JSON.response(SwapResponse(previous: previous, active: previous, status: "pulling", paramSize: entry.paramSize, progress: 0))
         }

@@ -175,6 +175,7 @@ public final class ModelDownloader: Sendable {
             return TransferError(.paused, "the download is paused; its partial files are kept. Resume it with `depot jobs resume \(jobID)` or by pulling again")
         default:
             if failure.code == .cancelled {
+                try? journal.releasePull(jobID)
                 return TransferError(.cancelled, "the download was interrupted; its partial files are kept. Resume it with `depot jobs resume \(jobID)` or by pulling again")
             }
             // Bytes that are not a usable model are not worth resuming.

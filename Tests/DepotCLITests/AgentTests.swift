@@ -115,9 +115,22 @@ import Glibc
         let once = try agent.post("/api/generate", #"{"model": "tiny:one", "prompt": "hello", "stream": false, "keep_alive": 0, "options": {"num_predict": 3}}"#)
         #expect(once.status == 200 && once.object["done"] as? Bool == true, "\(once.body)")
         _ = try agent.wait(for: "/model/status") { $0["activeModel"] is NSNull }
+        // A swap that needs a pull loads its model only if no later swap asked for another.
+        let failuresBefore = try agent.get("/metrics").body.split(separator: "\n").first { $0.hasPrefix("depot_swaps_total{result=\"failure\"}") }
+        #expect(try agent.post("/model/swap", #"{"model": "big:slow"}"#).object["status"] as? String == "pulling")
+        #expect(try agent.post("/model/swap", #"{"model": "tiny:two"}"#).object["status"] as? String == "ready")
+        _ = try agent.wait(for: "/model/list") { list in
+            (list["installed"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "big:slow" }
+        }
+        usleep(500_000)
+        #expect(try agent.get("/model/status").object["activeModel"] as? String == "tiny:two")
+        let failuresAfter = try agent.get("/metrics").body.split(separator: "\n").first { $0.hasPrefix("depot_swaps_total{result=\"failure\"}") }
+        #expect(failuresBefore == failuresAfter, "the finished pull did not try to load over the later swap")
         // Copying onto an existing name never replaces it (it could be another app's model).
+        let twoBefore = try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:two"])
         #expect(try agent.post("/api/copy", #"{"source": "tiny:one", "destination": "tiny:two"}"#).status == 409)
-        #expect(try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:two"]).apps.map(\.app) == ["com.example.chat"])
+        let twoAfter = try setup.workspace.depot.json(ModelEntry.self, ["show", "tiny:two"])
+        #expect(twoAfter.weights?.sha256 == twoBefore.weights?.sha256 && twoAfter.apps.map(\.app) == twoBefore.apps.map(\.app))
     }
 
     @Test func theOllamaPythonClientWorksUnchanged() throws {

@@ -56,7 +56,14 @@ final class ProgressReporter: @unchecked Sendable {
 
     func setTotal(_ total: UInt64, for file: FileRole) { lock.withLock { totals[file] = total } }
 
-    func setJob(_ id: String) { lock.withLock { snapshot.jobID = id } }
+    /// The job is registered: said at once, so a pause or cancel can name it.
+    func setJob(_ id: String) {
+        let snapshot = lock.withLock {
+            self.snapshot.jobID = id
+            return update()
+        }
+        sink(snapshot)
+    }
 
     func setSource(_ source: String, note: String? = nil) {
         let snapshot = lock.withLock {

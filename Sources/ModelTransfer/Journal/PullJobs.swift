@@ -93,6 +93,12 @@ extension TransferJournal {
         }
     }
 
+    /// The job's process gave it up (interrupted): it now reads as interrupted, not running.
+    func releasePull(_ id: String) throws(TransferError) {
+        try write { db in try db.execute(sql: "UPDATE pullJob SET ownerPID = NULL, updatedAt = ? WHERE id = ?",
+                                         arguments: [Date().timeIntervalSince1970, id]) }
+    }
+
     func removePull(_ id: String) throws(TransferError) {
         try write { db in _ = try PullJobRecord.deleteOne(db, key: id) }
     }
