@@ -1,0 +1,103 @@
+import DepotAgent
+import Foundation
+import Testing
+
+/// The nearby capability record and its chunking, exhaustively: the BLE radio cannot be
+/// built on these machines, so the bytes it would carry are tested here.
+@Suite struct NearbyCodecTests {
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            return z ^ (z >> 27)
+        }
+    }
+
+    func randomRecord(_ random: inout Generator) -> NearbyRecord {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789:._-é模")
+        let model = String((0..<Int.random(in: 0...40, using: &random)).map { _ in letters.randomElement(using: &random)! })
+        return NearbyRecord(agentId: UUID(), activeModel: model.isEmpty ? nil : model,
+                            paramSize: Double(Int.random(in: 0...700, using: &random)) / 10,
+                            currentLoad: Int.random(in: -1...50, using: &random), freeMemoryMB: UInt32.random(in: 0...UInt32.max, using: &random),
+                            host: "10.0.\(Int.random(in: 0...255, using: &random)).\(Int.random(in: 0...255, using: &random))",
+                            port: UInt16.random(in: 1...UInt16.max, using: &random))
+    }
+
+    @Test func recordsRoundTripAndFitABLEValue() throws {
+        var random = Generator(state: 42)
+        for _ in 0..<2000 {
+            let record = randomRecord(&random)
+            let bytes = try record.encoded()
+            #expect(bytes.count <= NearbyRecord.maximumSize)
+            #expect(try NearbyRecord(decoding: bytes) == record)
+        }
+        let loading = NearbyRecord(agentId: UUID(), activeModel: "qwen:7b", paramSize: 7, currentLoad: -1, freeMemoryMB: 1, host: "h", port: 1)
+        #expect(try NearbyRecord(decoding: loading.encoded()).isLoading, "a loading peer says so, and routers skip it")
+        let longest = NearbyRecord(agentId: UUID(), activeModel: String(repeating: "m", count: 128), paramSize: 6553.5, currentLoad: 32767,
+                                   freeMemoryMB: .max, host: String(repeating: "h", count: 64), port: .max)
+        #expect(try longest.encoded().count <= NearbyRecord.maximumSize)
+    }
+
+    @Test func everyTruncationIsAnErrorAndOversizedFieldsAreRefused() throws {
+        let record = NearbyRecord(agentId: UUID(), activeModel: "qwen2.5-coder:1.5b", paramSize: 1.5, currentLoad: 2,
+                                  freeMemoryMB: 4096, host: "192.168.1.20", port: 4302)
+        let bytes = try record.encoded()
+        for length in 0..<bytes.count {
+            #expect(throws: NearbyRecord.CodecError.self) { try NearbyRecord(decoding: Array(bytes.prefix(length))) }
+        }
+        #expect(throws: NearbyRecord.CodecError.trailingBytes(1)) { try NearbyRecord(decoding: bytes + [0]) }
+        var future = bytes
+        future[2] = 9
+        #expect(throws: NearbyRecord.CodecError.unsupportedVersion(9)) { try NearbyRecord(decoding: future) }
+        #expect(throws: NearbyRecord.CodecError.badMagic) { try NearbyRecord(decoding: [0x00, 0x50] + bytes.dropFirst(2)) }
+        var tooLong = record
+        tooLong.activeModel = String(repeating: "x", count: 129)
+        #expect(throws: NearbyRecord.CodecError.tooLong("activeModel")) { try tooLong.encoded() }
+        // A length byte that claims more than the field allows is refused before reading.
+        var hostile = bytes
+        let modelLengthAt = 2 + 1 + 1 + 16 + 2 + 2 + 4 + 2
+        hostile[modelLengthAt] = 255
+        #expect(throws: NearbyRecord.CodecError.tooLong("activeModel")) { try NearbyRecord(decoding: hostile) }
+        var badText = bytes
+        badText[modelLengthAt + 1] = 0xFF
+        #expect(throws: NearbyRecord.CodecError.invalidText("activeModel")) { try NearbyRecord(decoding: badText) }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var random = Generator(state: 7)
+        var decoded = 0
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 0...80, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            if (try? NearbyRecord(decoding: [0x44, 0x50, 1] + bytes)) != nil { decoded += 1 }
+        }
+        #expect(decoded < 20_000, "garbage is mostly refused")
+    }
+
+    @Test func chunksReassembleInAnyOrderAndHostileChunksAreRefused() throws {
+        var random = Generator(state: 99)
+        for size in [0, 1, 505, 506, 507, 2000, 10_000] {
+            let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &random) }
+            var chunks = try NearbyChunks.split(payload, messageID: UInt16(size % 65_536))
+            #expect(chunks.allSatisfy { $0.count <= NearbyRecord.maximumSize })
+            chunks.shuffle(using: &random)
+            var reassembler = NearbyChunks.Reassembler()
+            var result: [UInt8]?
+            for (position, chunk) in chunks.enumerated() {
+                result = try reassembler.add(chunk)
+                #expect((result == nil) == (position < chunks.count - 1))
+            }
+            #expect(result == payload)
+        }
+        #expect(throws: NearbyChunks.ChunkError.tooLarge) { try NearbyChunks.split(Array(repeating: 0, count: 200_000), messageID: 1) }
+        var reassembler = NearbyChunks.Reassembler()
+        #expect(throws: NearbyChunks.ChunkError.malformed) { try reassembler.add([0xC7, 1, 0, 1]) }
+        #expect(throws: NearbyChunks.ChunkError.malformed) { try reassembler.add([0xC7, 1, 0, 1, 3, 3]) }
+        #expect(throws: NearbyChunks.ChunkError.malformed) { try reassembler.add([0xC7, 1, 0, 1, 0, 0]) }
+        _ = try reassembler.add([0xC7, 1, 0, 2, 0, 2, 9])
+        #expect(throws: NearbyChunks.ChunkError.inconsistent) { try reassembler.add([0xC7, 1, 0, 2, 1, 3, 9]) }
+        #expect(throws: NearbyChunks.ChunkError.inconsistent) { try reassembler.add([0xC7, 1, 0, 2, 0, 2, 8]) }
+        #expect(try reassembler.add([0xC7, 1, 0, 2, 1, 2, 7]) == [9, 7])
+    }
+}
