@@ -23,6 +23,8 @@ public struct AgentConfiguration: Sendable {
     /// The mesh coordinator to register and heartbeat with.
     public var coordinator: String?
     public var heartbeatInterval: Duration = .seconds(15)
+    /// LAN discovery over UDP multicast; nil: off.
+    public var discovery: NearbyDiscovery.Configuration?
 
     public init() {}
 
@@ -45,6 +47,8 @@ public final class Agent: Sendable {
     /// The model the latest `/model/swap` asked for: a pull that finishes loads its model only
     /// if no later swap asked for another.
     let desiredModel = LockedValue<String?>(nil)
+    /// Nearby peers, once discovery runs.
+    let nearby = LockedValue<NearbyDiscovery?>(nil)
 
     public init(store: ModelStore, configuration: AgentConfiguration,
                 engine: any InferenceEngine) throws(AgentError) {

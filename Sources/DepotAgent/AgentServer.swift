@@ -14,6 +14,12 @@ extension Agent {
         addEdgeCoderRoutes(to: router)
         addOllamaRoutes(to: router)
         addJobRoutes(to: router)
+        router.get("/mesh/peers") { _, _ in JSON.response(self.nearby.current?.currentPeers() ?? []) }
+        router.get("/mesh/peers/route") { request, _ in
+            guard let model = request.uri.queryParameters.get("model") else { throw AgentError.badRequest("give ?model=NAME") }
+            guard let peer = self.nearby.current?.route(model) else { throw AgentError.notFound("no available nearby peer runs '\(model)'") }
+            return JSON.response(peer)
+        }
         return router
     }
 
@@ -29,6 +35,12 @@ extension Agent {
             services.append(HeartbeatService(agent: self, coordinator: coordinator, interval: configuration.heartbeatInterval,
                                              address: { "http://\(host):\(boundPort.current)" }))
         }
+        if let discovery = configuration.discovery {
+            let nearby = try NearbyDiscovery(configuration: discovery, ownID: UUID(uuidString: agentID()) ?? UUID())
+            self.nearby.current = nearby
+            let host = configuration.host == "0.0.0.0" ? discovery.interface : configuration.host
+            services.append(AnnounceService(agent: self, discovery: nearby, host: host, port: { boundPort.current }))
+        }
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "depot"),
@@ -39,6 +51,45 @@ extension Agent {
             },
             logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+/// Announces this agent's record to nearby peers every interval and at once when the model
+/// or the load state changes (a peer that is loading is skipped by routers until it is ready).
+struct AnnounceService: Service {
+    let agent: Agent
+    let discovery: NearbyDiscovery
+    let host: String
+    let port: @Sendable () -> Int
+
+    func run() async throws {
+        while port() == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let changes = await agent.runtime.events()
+        let interval = discovery.configuration.interval
+        let ticks = AsyncStream<Void> { continuation in
+            let ticker = Task {
+                while !Task.isCancelled {
+                    continuation.yield()
+                    try? await Task.sleep(for: interval)
+                }
+            }
+            let watcher = Task {
+                for await event in changes {
+                    if case .stateChanged = event { continuation.yield() }
+                }
+            }
+            continuation.onTermination = { _ in
+                ticker.cancel()
+                watcher.cancel()
+            }
+        }
+        for await _ in ticks.cancelOnGracefulShutdown() {
+            let beat = await agent.heartbeat(address: "")
+            discovery.announce(NearbyRecord(agentId: UUID(uuidString: beat.agentId) ?? UUID(), activeModel: beat.activeModel,
+                                            paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
+                                            freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port())))
+        }
+        discovery.stop()
     }
 }
 

@@ -22,6 +22,11 @@ extension Depot {
         @Option(help: "Parallel connections per download.") var connections = 8
         @Option(help: "Mesh coordinator to register and heartbeat with (e.g. http://10.0.0.2:4310).") var coordinator: String?
         @Option(help: "Seconds between heartbeats to the coordinator.") var heartbeatInterval: Double = 15
+        @Flag(help: "Announce this agent to, and hear, nearby agents over UDP multicast.") var discovery = false
+        @Option(help: "Multicast group for discovery.") var discoveryGroup = "239.255.42.99"
+        @Option(help: "UDP port for discovery.") var discoveryPort: UInt16 = 43020
+        @Option(help: "IPv4 address of the interface to announce on.") var discoveryInterface = "0.0.0.0"
+        @Option(help: "Seconds between announcements (peers are dropped after three missed ones).") var announceInterval: Double = 5
         @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
 
@@ -39,6 +44,15 @@ extension Depot {
             configuration.coordinator = coordinator.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
             configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
+            if discovery {
+                guard announceInterval > 0 else { throw ValidationError("--announce-interval must be positive") }
+                var nearby = NearbyDiscovery.Configuration()
+                nearby.group = discoveryGroup
+                nearby.port = discoveryPort
+                nearby.interface = discoveryInterface
+                nearby.interval = .milliseconds(Int64(announceInterval * 1000))
+                configuration.discovery = nearby
+            }
             guard let keepAliveDuration = Self.duration(keepAlive) else {
                 throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0, or never")
             }

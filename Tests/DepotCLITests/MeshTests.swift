@@ -122,6 +122,33 @@ import Glibc
         #expect(try far.get("/mesh/route?model=tiny:two").status == 404)
     }
 
+    @Test func twoAgentsFindEachOtherOverMulticastAndALoadingPeerIsSkipped() throws {
+        let first = try agentWorkspace(), second = try agentWorkspace()
+        defer { first.remove(); second.remove() }
+        let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(freePort())",
+                         "--announce-interval", "0.3"]
+        let agentA = try AgentProcess(first, arguments: discovery)
+        defer { agentA.stop() }
+        let agentB = try AgentProcess(second, arguments: discovery)
+        defer { agentB.stop() }
+        func peers(_ agent: AgentProcess) throws -> [[String: Any]] { (try agent.get("/mesh/peers").json as? [[String: Any]]) ?? [] }
+
+        try waitUntil { try peers(agentA).count == 1 && peers(agentB).count == 1 }
+        #expect(try peers(agentB).first?["address"] as? String == agentA.base)
+
+        #expect(try agentA.post("/model/swap", #"{"model": "tiny:one"}"#).status == 200)
+        try waitUntil { try agentB.get("/mesh/peers/route?model=tiny:one").object["address"] as? String == agentA.base }
+        // A swap announces "loading" (currentLoad -1) at once, then ready; B's router skipped A meanwhile.
+        #expect(try agentA.post("/model/swap", #"{"model": "tiny:two"}"#).status == 200)
+        try waitUntil { try agentB.get("/mesh/peers/route?model=tiny:two").object["address"] as? String == agentA.base }
+        #expect((try peers(agentB).first?["loadingAnnouncements"] as? Int ?? 0) >= 1, "B heard A announce that it was loading")
+        #expect(try agentB.get("/mesh/peers/route?model=tiny:one").status == 404, "A no longer runs tiny:one")
+
+        // A stops: after three missed announcements B drops it.
+        agentA.stop()
+        try waitUntil(timeout: 3 * 0.3 + 3) { try peers(agentB).isEmpty }
+    }
+
     func waitUntil(timeout: Double = 10, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !(try condition()) {
