@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Mesh benchmark (not a test), on loopback in one run:
+#  1. heartbeat ingestion: wrk POSTs heartbeats (10,000 agent ids, 2 models) to one
+#     coordinator, against nginx answering the same POSTs with a fixed 200 (the peer: the
+#     fastest a loopback HTTP POST is answered here);
+#  2. GET /mesh/capabilities?model= latency (p50/p99) with those 10,000 agents registered.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap
+dpkg -s wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product depot >&2
+DEPOT=$PWD/.build/release/depot
+WORK=$(mktemp -d "$PWD/.build/bench-mesh.XXXXXX")
+COORDINATOR_PID="" NGINX_PID=""
+cleanup() {
+    [ -n "$COORDINATOR_PID" ] && kill -9 "$COORDINATOR_PID" 2>/dev/null
+    [ -n "$NGINX_PID" ] && kill -9 "$NGINX_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$DEPOT" coordinator --port 0 --state "$WORK/coordinator" --heartbeat-interval 3600 --store "$WORK/store" > "$WORK/out" 2>&1 &
+COORDINATOR_PID=$!
+for _ in $(seq 200); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.05; done
+PORT=$(grep -o '[0-9]*$' "$WORK/out")
+
+cat > "$WORK/heartbeat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local id = math.random(1, 10000)
+  local model = (id % 2 == 0) and "qwen2.5-coder:1.5b" or "qwen2.5-coder:7b"
+  local body = string.format('{"protocolVersion":1,"agentId":"agent-%05d","platform":"linux","freeMemoryMB":8192,' ..
+    '"address":"http://10.0.%d.%d:4302","activeModel":"%s","activeModelParamSize":1.5,"modelSwapInProgress":false,' ..
+    '"currentLoad":%d,"installedModels":[]}', id, id % 250, id % 200, model, id % 4)
+  return wrk.format(nil, "/heartbeat", nil, body)
+end
+LUA
+
+NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1;
+error_log $WORK/nginx/error.log; pid $WORK/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/b; proxy_temp_path $WORK/nginx/p; fastcgi_temp_path $WORK/nginx/f;
+  uwsgi_temp_path $WORK/nginx/u; scgi_temp_path $WORK/nginx/s;
+  server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 '{"status":"ok"}'; } }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NGINX_PID=$!
+sleep 0.5
+
+rate() { awk '/Requests\/sec/ {print $2}'; }
+depot_rate=$(wrk -t2 -c16 -d8s -s "$WORK/heartbeat.lua" "http://127.0.0.1:$PORT" | rate)
+nginx_rate=$(wrk -t2 -c16 -d8s -s "$WORK/heartbeat.lua" "http://127.0.0.1:$NGINX_PORT" | rate)
+agents=$(curl -s "http://127.0.0.1:$PORT/mesh/summary" | python3 -c 'import json,sys; print(json.load(sys.stdin)["agentCount"])')
+latency=$(wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$PORT/mesh/capabilities?model=qwen2.5-coder:7b")
+p50=$(echo "$latency" | awk '$1 == "50%" {print $2}')
+p99=$(echo "$latency" | awk '$1 == "99%" {print $2}')
+
+echo
+echo "coordinator on loopback, $(nproc) cores; heartbeats from 10,000 agent ids (wrk -t2 -c16 -d8s)"
+printf '%-58s %10s /s\n' "depot coordinator: POST /heartbeat (SQLite write-through)" "$depot_rate"
+printf '%-58s %10s /s\n' "nginx: the same POSTs answered with a fixed 200" "$nginx_rate"
+printf '%-58s %8.2fx\n' "depot vs nginx" "$(python3 -c "print($depot_rate / $nginx_rate)")"
+printf '%-58s %10s\n' "agents registered" "$agents"
+printf '%-58s %10s / %s\n' "GET /mesh/capabilities?model= latency p50 / p99 (1 conn)" "$p50" "$p99"
