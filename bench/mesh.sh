@@ -64,7 +64,7 @@ p99=$(echo "$latency" | awk '$1 == "99%" {print $2}')
 
 echo
 echo "coordinator on loopback, $(nproc) cores; heartbeats from 10,000 agent ids (wrk -t2 -c16 -d8s)"
-printf '%-58s %10s /s\n' "depot coordinator: POST /heartbeat (SQLite write-through)" "$depot_rate"
+printf '%-58s %10s /s\n' "depot coordinator: POST /heartbeat (SQLite write-behind)" "$depot_rate"
 printf '%-58s %10s /s\n' "nginx: the same POSTs answered with a fixed 200" "$nginx_rate"
 printf '%-58s %8.2fx\n' "depot vs nginx" "$(python3 -c "print($depot_rate / $nginx_rate)")"
 printf '%-58s %10s\n' "agents registered" "$agents"

@@ -33,6 +33,9 @@ public final class Coordinator: @unchecked Sendable {
     // Guarded by `lock`; the database is written through.
     private var agents: [String: (heartbeat: Heartbeat, lastSeen: Date)] = [:]
     private var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
+    private var unsaved: Set<String> = []
+    private var lastPersisted = Date.distantPast
+    private var summaryCache: CapabilitySummary?
     private var rejected: [GossipRejection: Int] = [:]
     private var accepted = 0
     private let lock = NSLock()
@@ -63,6 +66,13 @@ public final class Coordinator: @unchecked Sendable {
             }
         }
         try migrator.migrate(database)
+        Task { [weak self] in
+            // Rows that changed while no heartbeat followed still reach the disk.
+            while let self {
+                try? await Task.sleep(for: .milliseconds(Int(Self.persistInterval * 1000)))
+                try? self.persist()
+            }
+        }
         let summaries = try database.read { db in try Row.fetchAll(db, sql: "SELECT message, receivedAt FROM remoteSummary") }
         for row in summaries {
             guard let message = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data((row["message"] as String).utf8)) else { continue }
@@ -75,14 +85,44 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Records a heartbeat (or registration).
+    /// Records a heartbeat (or registration). The table lives in memory; changed rows reach
+    /// SQLite in one transaction at most `persistInterval` later, so a crash loses at most
+    /// that much of heartbeats the agents send again anyway.
     public func record(_ heartbeat: Heartbeat, at now: Date = Date()) throws {
-        let text = String(decoding: try JSONEncoder().encode(heartbeat), as: UTF8.self)
-        try database.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)",
-                           arguments: [heartbeat.agentId, text, now.timeIntervalSince1970])
+        let due = lock.withLock {
+            agents[heartbeat.agentId] = (heartbeat, now)
+            unsaved.insert(heartbeat.agentId)
+            return now.timeIntervalSince(lastPersisted) >= Self.persistInterval
         }
-        lock.withLock { agents[heartbeat.agentId] = (heartbeat, now) }
+        if due { try persist(at: now) }
+    }
+
+    static let persistInterval: TimeInterval = 0.5
+
+    /// Writes the rows changed since the last time.
+    public func persist(at now: Date = Date()) throws {
+        let rows: [(String, Heartbeat, Date)] = lock.withLock {
+            defer { unsaved.removeAll(); lastPersisted = now }
+            return unsaved.compactMap { id in agents[id].map { (id, $0.heartbeat, $0.lastSeen) } }
+        }
+        guard !rows.isEmpty else { return }
+        let encoder = JSONEncoder()
+        try database.write { db in
+            for (id, heartbeat, lastSeen) in rows {
+                try db.execute(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)",
+                               arguments: [id, String(decoding: try encoder.encode(heartbeat), as: UTF8.self), lastSeen.timeIntervalSince1970])
+            }
+        }
+    }
+
+    /// The summary as the HTTP API serves it: recomputed at most every 250 ms, so queries stay
+    /// cheap with thousands of agents.
+    public func currentSummary() -> CapabilitySummary {
+        let now = Date()
+        if let cached = lock.withLock({ summaryCache }), now.timeIntervalSince(cached.timestamp) < 0.25 { return cached }
+        let fresh = summary(at: now)
+        lock.withLock { summaryCache = fresh }
+        return fresh
     }
 
     /// Every agent, online first, newest heartbeat first.
@@ -97,13 +137,16 @@ public final class Coordinator: @unchecked Sendable {
     /// parameter capacity and average load. Loading or offline agents do not count.
     public func summary(at now: Date = Date()) -> CapabilitySummary {
         var availability: [String: CapabilitySummary.ModelAvailability] = [:]
-        let online = agentRows(at: now).filter(\.online)
-        for row in online where row.available {
-            guard let model = row.heartbeat.activeModel else { continue }
+        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.secondsValue
+        // One pass, no sorting: this runs over every agent the coordinator knows.
+        let online = lock.withLock { Array(agents.values) }.filter { now.timeIntervalSince($0.lastSeen) <= expiry }
+        for (heartbeat, lastSeen) in online {
+            let row = AgentRow(heartbeat: heartbeat, lastSeen: lastSeen, online: true)
+            guard row.available, let model = heartbeat.activeModel else { continue }
             var entry = availability[model] ?? .init(agentCount: 0, totalParamCapacity: 0, avgLoad: 0)
-            entry.avgLoad = (entry.avgLoad * Double(entry.agentCount) + Double(row.heartbeat.currentLoad)) / Double(entry.agentCount + 1)
+            entry.avgLoad = (entry.avgLoad * Double(entry.agentCount) + Double(heartbeat.currentLoad)) / Double(entry.agentCount + 1)
             entry.agentCount += 1
-            entry.totalParamCapacity += row.heartbeat.activeModelParamSize ?? 0
+            entry.totalParamCapacity += heartbeat.activeModelParamSize ?? 0
             availability[model] = entry
         }
         return CapabilitySummary(coordinatorId: id, agentCount: online.count, modelAvailability: availability, timestamp: now)

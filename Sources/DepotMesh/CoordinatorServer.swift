@@ -35,10 +35,10 @@ extension Coordinator {
             }
         }
         router.get("/mesh/agents") { _, _ in JSON.response(self.agentRows()) }
-        router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
+        router.get("/mesh/summary") { _, _ in JSON.response(self.currentSummary()) }
         router.get("/mesh/capabilities") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else {
-                return JSON.response([self.summary()] + self.liveRemoteSummaries().map(\.signed.summary))
+                return JSON.response([self.currentSummary()] + self.liveRemoteSummaries().map(\.signed.summary))
             }
             return JSON.response(self.capabilities(model))
         }
@@ -69,9 +69,11 @@ extension Coordinator {
 
     /// This coordinator's and its federated peers' entries for `model`: available agents
     /// first, then capacity, then load; each with the age of its summary.
-    func capabilities(_ model: String, at now: Date = Date()) -> [CapabilityMatch] {
+    func capabilities(_ model: String, at now: Date? = nil) -> [CapabilityMatch] {
         var matches: [CapabilityMatch] = []
-        if let local = summary(at: now).modelAvailability[model] {
+        let local = now.map { summary(at: $0) } ?? currentSummary()
+        let now = now ?? Date()
+        if let local = local.modelAvailability[model] {
             matches.append(CapabilityMatch(coordinatorId: id, url: relay.ownURL, agentCount: local.agentCount,
                                            totalParamCapacity: local.totalParamCapacity, avgLoad: local.avgLoad, ageSeconds: 0, stale: false))
         }
