@@ -67,9 +67,11 @@ public final class Coordinator: @unchecked Sendable {
         }
         try migrator.migrate(database)
         Task { [weak self] in
-            // Rows that changed while no heartbeat followed still reach the disk.
-            while let self {
-                try? await Task.sleep(for: .milliseconds(Int(Self.persistInterval * 1000)))
+            // Rows that changed while no heartbeat followed still reach the disk; the loop ends
+            // with the coordinator (it holds it only while persisting).
+            while true {
+                try? await Task.sleep(for: .milliseconds(Int(Coordinator.persistInterval * 1000)))
+                guard let self else { return }
                 try? self.persist()
             }
         }

@@ -53,7 +53,7 @@ import Testing
         // may add a retry of the same range).
         let covering = server.requests.filter { $0.method == "GET" && (Self.bounds($0.range)?.contains(1000) ?? true) }
         #expect(covering.count >= ModelDownloader.Configuration().pieceAttempts)
-        #expect(covering.dropFirst().allSatisfy { Self.bounds($0.range)?.upperBound == 262_143 }, "\(covering.map(\.range))")
+        #expect(covering.dropFirst().allSatisfy { (Self.bounds($0.range)?.upperBound ?? .max) <= 262_143 }, "\(covering.map(\.range))")
         await downloader.shutdown()
     }
 
