@@ -64,34 +64,12 @@ struct AnnounceService: Service {
 
     func run() async throws {
         while port() == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        let changes = await agent.runtime.events()
-        let interval = discovery.configuration.interval
-        // Each change is announced as it was (a load can be over before the record is built);
-        // a tick announces the state as it is.
-        let ticks = AsyncStream<RuntimeStatus?> { continuation in
-            let ticker = Task {
-                while !Task.isCancelled {
-                    continuation.yield(nil)
-                    try? await Task.sleep(for: interval)
-                }
-            }
-            let watcher = Task {
-                for await event in changes {
-                    if case .stateChanged(let status) = event { continuation.yield(status) }
-                }
-            }
-            continuation.onTermination = { _ in
-                ticker.cancel()
-                watcher.cancel()
-            }
-        }
-        for await change in ticks.cancelOnGracefulShutdown() {
-            let status = if let change { change } else { await agent.runtime.currentStatus }
-            discovery.announce(NearbyRecord(agentId: UUID(uuidString: agent.agentID()) ?? UUID(),
-                                            activeModel: status.loadingModel ?? status.activeModel, paramSize: status.paramSize ?? 0,
-                                            currentLoad: status.currentLoad,
-                                            freeMemoryMB: UInt32(clamping: SystemMemory.availableBytes() >> 20), host: host,
-                                            port: UInt16(clamping: port())))
+        let changes = await agent.announcements(every: discovery.configuration.interval)
+        for await change in changes.cancelOnGracefulShutdown() {
+            let beat = await agent.heartbeat(address: "", status: change)
+            discovery.announce(NearbyRecord(agentId: UUID(uuidString: beat.agentId) ?? UUID(), activeModel: beat.activeModel,
+                                            paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
+                                            freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port())))
         }
         discovery.stop()
     }

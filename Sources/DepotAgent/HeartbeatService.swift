@@ -17,9 +17,9 @@ extension Agent {
         return id
     }
 
-    /// The heartbeat as things stand.
-    func heartbeat(address: String) async -> Heartbeat {
-        let status = await runtime.currentStatus
+    /// The heartbeat as things stand, or with the runtime `status` a change had.
+    func heartbeat(address: String, status given: RuntimeStatus? = nil) async -> Heartbeat {
+        let status = if let given { given } else { await runtime.currentStatus }
         let installed = ((try? manager.list()) ?? []).compactMap { entry in
             entry.weights.map { Heartbeat.InstalledModel(name: entry.name, sha256: $0.sha256, sizeBytes: entry.sizeBytes) }
         }
@@ -29,8 +29,40 @@ extension Agent {
         let platform = "macos"
         #endif
         return Heartbeat(agentId: agentID(), platform: platform, freeMemoryMB: SystemMemory.availableBytes() >> 20, address: address,
-                         activeModel: status.activeModel, activeModelParamSize: status.paramSize,
+                         activeModel: status.loadingModel ?? status.activeModel, activeModelParamSize: status.paramSize,
                          modelSwapInProgress: status.state == .loading, currentLoad: status.currentLoad, installedModels: installed)
+    }
+}
+
+extension Agent {
+    /// Yields nil every `interval`, and at once each change of the model or its load state (not
+    /// of the number of requests in flight) with the status it had: a load can be over before
+    /// a heartbeat or announcement is built. What heartbeats and nearby announcements send.
+    func announcements(every interval: Duration) async -> AsyncStream<RuntimeStatus?> {
+        let changes = await runtime.events()
+        return AsyncStream { continuation in
+            let ticker = Task {
+                while !Task.isCancelled {
+                    continuation.yield(nil)
+                    try? await Task.sleep(for: interval)
+                }
+            }
+            let watcher = Task {
+                var last: (RuntimeState, String?, String?)?
+                for await event in changes {
+                    guard case .stateChanged(let status) = event else { continue }
+                    let now = (status.state, status.activeModel, status.loadingModel)
+                    if last.map({ $0.0 != now.0 || $0.1 != now.1 || $0.2 != now.2 }) ?? true {
+                        last = now
+                        continuation.yield(status)
+                    }
+                }
+            }
+            continuation.onTermination = { _ in
+                ticker.cancel()
+                watcher.cancel()
+            }
+        }
     }
 }
 
@@ -47,34 +79,11 @@ struct HeartbeatService: Service {
         while address().hasSuffix(":0") { try await Task.sleep(for: .milliseconds(20)) }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { client.shutdown(queue: .global()) { _ in } }
-        let changes = await agent.runtime.events()
-        let beats = AsyncStream<Void> { continuation in
-            let ticker = Task {
-                while !Task.isCancelled {
-                    continuation.yield()
-                    try? await Task.sleep(for: interval)
-                }
-            }
-            let watcher = Task {
-                // Beat at once when the model or the load state changes, not for every request.
-                var last: (RuntimeState, String?)?
-                for await event in changes {
-                    guard case .stateChanged(let status) = event else { continue }
-                    if last.map({ $0.0 != status.state || $0.1 != status.activeModel }) ?? true {
-                        last = (status.state, status.activeModel)
-                        continuation.yield()
-                    }
-                }
-            }
-            continuation.onTermination = { _ in
-                ticker.cancel()
-                watcher.cancel()
-            }
-        }
+        let beats = await agent.announcements(every: interval)
         var registered = false
         await withGracefulShutdownHandler {
-            for await _ in beats.cancelOnGracefulShutdown() {
-                let body = await agent.heartbeat(address: address())
+            for await change in beats.cancelOnGracefulShutdown() {
+                let body = await agent.heartbeat(address: address(), status: change)
                 registered = await send(client, registered ? "/heartbeat" : "/register", body) || registered
             }
         } onGracefulShutdown: {}
