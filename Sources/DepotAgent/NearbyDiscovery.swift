@@ -59,7 +59,7 @@ public final class NearbyDiscovery: @unchecked Sendable {
 
     /// Peers heard from within three intervals, most available first.
     public func currentPeers(at now: Date = Date()) -> [Peer] {
-        let expiry = 3 * (Double(configuration.interval.components.seconds) + Double(configuration.interval.components.attoseconds) / 1e18)
+        let expiry = 3 * configuration.interval.seconds
         return lock.withLock { Array(peers.values) }
             .filter { now.timeIntervalSince($0.lastSeen) <= expiry }
             .sorted { ($0.available ? 0 : 1, $0.currentLoad, $0.agentId) < ($1.available ? 0 : 1, $1.currentLoad, $1.agentId) }

@@ -129,7 +129,7 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Every agent, online first, newest heartbeat first.
     public func agentRows(at now: Date = Date()) -> [AgentRow] {
-        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.secondsValue
+        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.seconds
         return lock.withLock { Array(agents.values) }
             .map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: now.timeIntervalSince($0.lastSeen) <= expiry) }
             .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
@@ -139,7 +139,7 @@ public final class Coordinator: @unchecked Sendable {
     /// parameter capacity and average load. Loading or offline agents do not count.
     public func summary(at now: Date = Date()) -> CapabilitySummary {
         var availability: [String: CapabilitySummary.ModelAvailability] = [:]
-        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.secondsValue
+        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.seconds
         // One pass, no sorting: this runs over every agent the coordinator knows.
         let online = lock.withLock { Array(agents.values) }.filter { now.timeIntervalSince($0.lastSeen) <= expiry }
         for (heartbeat, lastSeen) in online {
@@ -172,7 +172,7 @@ extension Coordinator {
     }
 
     /// How old a summary may be before it expires: three gossip rounds.
-    var expiry: Double { 3 * configuration.gossipInterval.secondsValue }
+    var expiry: Double { 3 * configuration.gossipInterval.seconds }
 
     /// Takes a peer's message: true when it is new (and should be relayed), else the reason it
     /// was refused. Unsigned, forged, replayed and stale messages are refused and counted.
@@ -238,8 +238,4 @@ public struct CapabilitySummary: Codable, Sendable, Equatable {
     public var agentCount: Int
     public var modelAvailability: [String: ModelAvailability]
     public var timestamp: Date
-}
-
-extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -82,7 +82,7 @@ extension Coordinator {
             let age = now.timeIntervalSince(message.signed.sentAt)
             matches.append(CapabilityMatch(coordinatorId: message.signed.origin, url: message.signed.originURL,
                                            agentCount: entry.agentCount, totalParamCapacity: entry.totalParamCapacity,
-                                           avgLoad: entry.avgLoad, ageSeconds: age, stale: age > 2 * configuration.gossipInterval.secondsValue))
+                                           avgLoad: entry.avgLoad, ageSeconds: age, stale: age > 2 * configuration.gossipInterval.seconds))
         }
         return matches.sorted {
             ($1.agentCount, $1.totalParamCapacity, $0.avgLoad) < ($0.agentCount, $0.totalParamCapacity, $1.avgLoad)
