@@ -3,7 +3,8 @@
 #  1. heartbeat ingestion: wrk POSTs heartbeats (10,000 agent ids, 2 models) to one
 #     coordinator, against nginx answering the same POSTs with a fixed 200 (the peer: the
 #     fastest a loopback HTTP POST is answered here);
-#  2. GET /mesh/capabilities?model= latency (p50/p99) with those 10,000 agents registered.
+#  2. GET /mesh/capabilities?model= latency (p50/p99) with those 10,000 agents registered,
+#     beside nginx's p99 for a fixed answer on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
@@ -61,6 +62,8 @@ agents=$(curl -s "http://127.0.0.1:$PORT/mesh/summary" | python3 -c 'import json
 latency=$(wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$PORT/mesh/capabilities?model=qwen2.5-coder:7b")
 p50=$(echo "$latency" | awk '$1 == "50%" {print $2}')
 p99=$(echo "$latency" | awk '$1 == "99%" {print $2}')
+nginx_latency=$(wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$NGINX_PORT/mesh/capabilities?model=qwen2.5-coder:7b")
+nginx_p99=$(echo "$nginx_latency" | awk '$1 == "99%" {print $2}')
 
 echo
 echo "coordinator on loopback, $(nproc) cores; heartbeats from 10,000 agent ids (wrk -t2 -c16 -d8s)"
@@ -69,3 +72,4 @@ printf '%-58s %10s /s\n' "nginx: the same POSTs answered with a fixed 200" "$ngi
 printf '%-58s %8.2fx\n' "depot vs nginx" "$(python3 -c "print($depot_rate / $nginx_rate)")"
 printf '%-58s %10s\n' "agents registered" "$agents"
 printf '%-58s %10s / %s\n' "GET /mesh/capabilities?model= latency p50 / p99 (1 conn)" "$p50" "$p99"
+printf '%-58s %10s\n' "nginx: the same GET answered with a fixed 200, p99" "$nginx_p99"

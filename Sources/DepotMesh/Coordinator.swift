@@ -22,20 +22,16 @@ public final class Coordinator: @unchecked Sendable {
         public var heartbeat: Heartbeat
         public var lastSeen: Date
         public var online: Bool
-        /// Available: online and not loading a model.
-        public var available: Bool { online && heartbeat.currentLoad >= 0 && !heartbeat.modelSwapInProgress }
     }
 
     public let id: String
     let identity: CoordinatorIdentity
     let configuration: Configuration
     let database: DatabasePool
-    // Guarded by `lock`; the database is written through.
-    private var agents: [String: (heartbeat: Heartbeat, lastSeen: Date)] = [:]
+    // Guarded by `lock`; the database is written behind.
+    private var table = AgentTable()
     private var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
     private var unsaved: Set<String> = []
-    private var lastPersisted = Date.distantPast
-    private var summaryCache: CapabilitySummary?
     private var rejected: [GossipRejection: Int] = [:]
     private var accepted = 0
     private let lock = NSLock()
@@ -80,84 +76,68 @@ public final class Coordinator: @unchecked Sendable {
             guard let message = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data((row["message"] as String).utf8)) else { continue }
             remote[message.signed.origin] = (message, Date(timeIntervalSince1970: row["receivedAt"]))
         }
-        let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT heartbeat, lastSeen FROM agent") }
+        let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT heartbeat, lastSeen FROM agent ORDER BY lastSeen") }
         for row in rows {
             guard let heartbeat = try? JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8)) else { continue }
-            agents[heartbeat.agentId] = (heartbeat, Date(timeIntervalSince1970: row["lastSeen"]))
+            table.record(heartbeat, at: Date(timeIntervalSince1970: row["lastSeen"]))
         }
     }
 
     /// Records a heartbeat (or registration). The table lives in memory; changed rows reach
-    /// SQLite in one transaction at most `persistInterval` later, so a crash loses at most
-    /// that much of heartbeats the agents send again anyway.
-    public func record(_ heartbeat: Heartbeat, at now: Date = Date()) throws {
-        let due = lock.withLock {
-            agents[heartbeat.agentId] = (heartbeat, now)
+    /// SQLite in one transaction at most `persistInterval` later, off the request's path, so a
+    /// crash loses at most that much of heartbeats the agents send again anyway.
+    public func record(_ heartbeat: Heartbeat, at now: Date = Date()) {
+        lock.withLock {
+            table.record(heartbeat, at: now)
             unsaved.insert(heartbeat.agentId)
-            return now.timeIntervalSince(lastPersisted) >= Self.persistInterval
         }
-        if due { try persist(at: now) }
     }
 
     static let persistInterval: TimeInterval = 0.5
 
     /// Writes the rows changed since the last time.
-    public func persist(at now: Date = Date()) throws {
+    public func persist() throws {
         let rows: [(String, Heartbeat, Date)] = lock.withLock {
-            defer { unsaved.removeAll(); lastPersisted = now }
-            return unsaved.compactMap { id in agents[id].map { (id, $0.heartbeat, $0.lastSeen) } }
+            defer { unsaved.removeAll() }
+            return unsaved.compactMap { id in table.entries[id].map { (id, $0.heartbeat, $0.lastSeen) } }
         }
         guard !rows.isEmpty else { return }
         let encoder = JSONEncoder()
         try database.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)")
             for (id, heartbeat, lastSeen) in rows {
-                try db.execute(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)",
-                               arguments: [id, String(decoding: try encoder.encode(heartbeat), as: UTF8.self), lastSeen.timeIntervalSince1970])
+                try insert.execute(arguments: [id, String(decoding: try encoder.encode(heartbeat), as: UTF8.self), lastSeen.timeIntervalSince1970])
             }
         }
     }
 
-    /// The summary as the HTTP API serves it: recomputed at most every 250 ms, so queries stay
-    /// cheap with thousands of agents.
-    public func currentSummary() -> CapabilitySummary {
-        let now = Date()
-        if let cached = lock.withLock({ summaryCache }), now.timeIntervalSince(cached.timestamp) < 0.25 { return cached }
-        let fresh = summary(at: now)
-        lock.withLock { summaryCache = fresh }
-        return fresh
-    }
+    /// How long an agent stays online after its last heartbeat.
+    var agentExpiry: Double { Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.seconds }
 
     /// Every agent, online first, newest heartbeat first.
     public func agentRows(at now: Date = Date()) -> [AgentRow] {
-        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.seconds
-        return lock.withLock { Array(agents.values) }
-            .map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: now.timeIntervalSince($0.lastSeen) <= expiry) }
-            .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
+        lock.withLock {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
+            return table.entries.values.map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: $0.online) }
+        }
+        .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
     }
 
     /// EdgeCoder's capability summary: per model, the available agents running it, their
     /// parameter capacity and average load. Loading or offline agents do not count.
     public func summary(at now: Date = Date()) -> CapabilitySummary {
-        var availability: [String: CapabilitySummary.ModelAvailability] = [:]
-        let expiry = Double(configuration.missedBeatsUntilOffline) * configuration.heartbeatInterval.seconds
-        // One pass, no sorting: this runs over every agent the coordinator knows.
-        let online = lock.withLock { Array(agents.values) }.filter { now.timeIntervalSince($0.lastSeen) <= expiry }
-        for (heartbeat, lastSeen) in online {
-            let row = AgentRow(heartbeat: heartbeat, lastSeen: lastSeen, online: true)
-            guard row.available, let model = heartbeat.activeModel else { continue }
-            var entry = availability[model] ?? .init(agentCount: 0, totalParamCapacity: 0, avgLoad: 0)
-            entry.avgLoad = (entry.avgLoad * Double(entry.agentCount) + Double(heartbeat.currentLoad)) / Double(entry.agentCount + 1)
-            entry.agentCount += 1
-            entry.totalParamCapacity += heartbeat.activeModelParamSize ?? 0
-            availability[model] = entry
+        lock.withLock {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
+            return CapabilitySummary(coordinatorId: id, agentCount: table.onlineCount, modelAvailability: table.availability, timestamp: now)
         }
-        return CapabilitySummary(coordinatorId: id, agentCount: online.count, modelAvailability: availability, timestamp: now)
     }
 
     /// The best agent for `model`: available, running it, lowest load.
     public func route(_ model: String, at now: Date = Date()) -> AgentRow? {
-        agentRows(at: now).filter { $0.available && $0.heartbeat.activeModel == model }
-            .min { ($0.heartbeat.currentLoad, $0.heartbeat.agentId) < ($1.heartbeat.currentLoad, $1.heartbeat.agentId) }
+        lock.withLock {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
+            return table.bestAgent(for: model).map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: $0.online) }
+        }
     }
 }
 

@@ -21,24 +21,32 @@ extension Coordinator {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
+        let recorded = JSON.response(["status": "ok", "coordinatorId": id])
+        let decoder = JSONDecoder()
         for path in ["/register", "/heartbeat"] {
             router.post(RouterPath(stringLiteral: path)) { request, context in
-                let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context)
+                let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context, decoder: decoder)
                 guard heartbeat.protocolVersion == Heartbeat.protocolVersion else {
                     throw AgentError.badRequest("protocolVersion \(heartbeat.protocolVersion) is not supported; this coordinator speaks \(Heartbeat.protocolVersion)")
                 }
                 guard !heartbeat.agentId.isEmpty, heartbeat.agentId.count <= 128 else {
                     throw AgentError.badRequest("field 'agentId' must be 1 to 128 characters")
                 }
-                try self.record(heartbeat)
-                return JSON.response(["status": "ok", "coordinatorId": self.id])
+                guard (-1...1_000_000).contains(heartbeat.currentLoad) else {
+                    throw AgentError.badRequest("field 'currentLoad' must be -1 (loading) or 0 to 1000000")
+                }
+                guard (0...1_000_000).contains(heartbeat.activeModelParamSize ?? 0) else {
+                    throw AgentError.badRequest("field 'activeModelParamSize' must be 0 to 1000000 (billions of parameters)")
+                }
+                self.record(heartbeat)
+                return recorded
             }
         }
         router.get("/mesh/agents") { _, _ in JSON.response(self.agentRows()) }
-        router.get("/mesh/summary") { _, _ in JSON.response(self.currentSummary()) }
+        router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else {
-                return JSON.response([self.currentSummary()] + self.liveRemoteSummaries().map(\.signed.summary))
+                return JSON.response([self.summary()] + self.liveRemoteSummaries().map(\.signed.summary))
             }
             return JSON.response(self.capabilities(model))
         }
@@ -69,11 +77,9 @@ extension Coordinator {
 
     /// This coordinator's and its federated peers' entries for `model`: available agents
     /// first, then capacity, then load; each with the age of its summary.
-    func capabilities(_ model: String, at now: Date? = nil) -> [CapabilityMatch] {
+    func capabilities(_ model: String, at now: Date = Date()) -> [CapabilityMatch] {
         var matches: [CapabilityMatch] = []
-        let local = now.map { summary(at: $0) } ?? currentSummary()
-        let now = now ?? Date()
-        if let local = local.modelAvailability[model] {
+        if let local = summary(at: now).modelAvailability[model] {
             matches.append(CapabilityMatch(coordinatorId: id, url: relay.ownURL, agentCount: local.agentCount,
                                            totalParamCapacity: local.totalParamCapacity, avgLoad: local.avgLoad, ageSeconds: 0, stale: false))
         }

@@ -55,15 +55,18 @@ import Glibc
         #expect(try coordinator.get("/mesh/capabilities?model=tiny:two").body == "[]")
 
         // A malformed heartbeat is refused, naming the field, and changes nothing.
-        let before = try coordinator.get("/mesh/agents").body.count
         let missing = try coordinator.post("/heartbeat", #"{"protocolVersion": 1, "platform": "linux"}"#)
         #expect(missing.status == 400 && (missing.object["error"] as? String)?.contains("agentId") == true, "\(missing.body)")
         let wrongType = try coordinator.post("/heartbeat", #"{"protocolVersion": 1, "agentId": "x", "currentLoad": "busy"}"#)
         #expect(wrongType.status == 400)
         let future = try coordinator.post("/heartbeat", #"{"protocolVersion": 99}"#)
         #expect(future.status == 400)
+        let hostileLoad = try coordinator.post("/heartbeat", #"""
+            {"protocolVersion": 1, "agentId": "x", "platform": "linux", "freeMemoryMB": 1, "address": "http://x", "activeModel": "tiny:one",
+             "modelSwapInProgress": false, "currentLoad": 9223372036854775807, "installedModels": []}
+            """#)
+        #expect(hostileLoad.status == 400 && (hostileLoad.object["error"] as? String)?.contains("currentLoad") == true, "\(hostileLoad.body)")
         #expect(try agents(coordinator).count == 2)
-        _ = before
 
         // An agent that stops heartbeating goes offline after three intervals and leaves the summary.
         kill(agentA.running.process.processIdentifier, SIGKILL)

@@ -21,7 +21,7 @@ import Testing
     @Test func acceptsSignedNewsAndRefusesForgedReplayedAndStaleMessages() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let origin = try coordinator("a"), receiver = try coordinator("b")
-        try origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
+        origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
         let message = try origin.outgoing(url: "http://a")
         #expect(try receiver.receive(message).get() == true)
         #expect(receiver.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id])
@@ -49,8 +49,8 @@ import Testing
     @Test func summariesSurviveARestartAndExpireAfterThreeRounds() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let origin = try coordinator("a")
-        try origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
-        try origin.record(heartbeat("agent-2", model: "qwen:1.5b", load: -1))
+        origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
+        origin.record(heartbeat("agent-2", model: "qwen:1.5b", load: -1))
         let summary = origin.summary()
         #expect(summary.modelAvailability["qwen:1.5b"]?.agentCount == 1, "a loading agent is not available")
         #expect(summary.agentCount == 2)

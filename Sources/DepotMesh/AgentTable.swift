@@ -1,0 +1,104 @@
+import DepotAgent
+import Foundation
+
+/// The coordinator's agents, with each model's availability kept current on every heartbeat
+/// and every expiry, so a summary costs as much as the number of models and a route as much
+/// as the agents running that model, never a pass over all agents.
+///
+/// Not thread-safe: the coordinator guards it with its lock. Time must not go backwards:
+/// an agent that expired stays offline until its next heartbeat.
+struct AgentTable {
+    struct Entry {
+        var heartbeat: Heartbeat
+        var lastSeen: Date
+        var online: Bool
+    }
+
+    /// The available agents running one model, with their parameter capacity (in millionths of
+    /// a billion, so adding and removing agents never drifts) and summed load.
+    struct ModelTally {
+        var agents: Set<String> = []
+        var capacityMicros: Int64 = 0
+        var load = 0
+    }
+
+    private(set) var entries: [String: Entry] = [:]
+    private(set) var tallies: [String: ModelTally] = [:]
+    private(set) var onlineCount = 0
+    /// Online agents by the tenth of a second of their last heartbeat: expiry takes whole
+    /// buckets (so an agent goes offline up to 0.1 s after its deadline).
+    private var buckets: [Int64: Set<String>] = [:]
+    /// Every bucket below this key has expired.
+    private var expiredBelow = Int64.min
+
+    static func bucket(_ date: Date) -> Int64 {
+        let tenths = (date.timeIntervalSince1970 * 10).rounded(.down)
+        return tenths.isFinite ? Int64(max(-9e17, min(9e17, tenths))) : 0
+    }
+
+    /// Parameter sizes (billions) as whole millionths; callers validate the range.
+    static func micros(_ size: Double?) -> Int64 { Int64(((size ?? 0) * 1_000_000).rounded()) }
+
+    mutating func record(_ heartbeat: Heartbeat, at time: Date) {
+        let id = heartbeat.agentId
+        if let old = entries[id], old.online {
+            let key = Self.bucket(old.lastSeen)
+            buckets[key]?.remove(id)
+            if buckets[key]?.isEmpty == true { buckets[key] = nil }
+            takeOffline(id, old)
+        }
+        let key = Self.bucket(time)
+        let entry = Entry(heartbeat: heartbeat, lastSeen: time, online: key >= expiredBelow)
+        entries[id] = entry
+        guard entry.online else { return }
+        onlineCount += 1
+        buckets[key, default: []].insert(id)
+        guard let model = Self.availableModel(heartbeat) else { return }
+        tallies[model, default: ModelTally()].agents.insert(id)
+        tallies[model]!.capacityMicros += Self.micros(heartbeat.activeModelParamSize)
+        tallies[model]!.load += heartbeat.currentLoad
+    }
+
+    /// Takes every agent last heard from before `cutoff` out of the summaries.
+    mutating func expire(before cutoff: Date) {
+        let limit = Self.bucket(cutoff)
+        guard limit > expiredBelow else { return }
+        // Walk the keys in between when that is cheaper than looking at every bucket.
+        let due = expiredBelow != .min && limit - expiredBelow <= Int64(buckets.count)
+            ? Array(expiredBelow..<limit) : buckets.keys.filter { $0 < limit }
+        for key in due {
+            for id in buckets.removeValue(forKey: key) ?? [] { takeOffline(id, entries[id]!) }
+        }
+        expiredBelow = limit
+    }
+
+    /// The agent's model when it can take work: online, a model loaded, not loading another.
+    private static func availableModel(_ heartbeat: Heartbeat) -> String? {
+        heartbeat.currentLoad >= 0 && !heartbeat.modelSwapInProgress ? heartbeat.activeModel : nil
+    }
+
+    /// Withdraws the agent's contribution (its bucket is the caller's business). The tally is
+    /// changed in place: a copy would copy the set of every agent running the model.
+    private mutating func takeOffline(_ id: String, _ entry: Entry) {
+        entries[id]?.online = false
+        onlineCount -= 1
+        guard let model = Self.availableModel(entry.heartbeat), tallies[model] != nil else { return }
+        tallies[model]!.agents.remove(id)
+        tallies[model]!.capacityMicros -= Self.micros(entry.heartbeat.activeModelParamSize)
+        tallies[model]!.load -= entry.heartbeat.currentLoad
+        if tallies[model]!.agents.isEmpty { tallies[model] = nil }
+    }
+
+    var availability: [String: CapabilitySummary.ModelAvailability] {
+        tallies.mapValues {
+            .init(agentCount: $0.agents.count, totalParamCapacity: Double($0.capacityMicros) / 1_000_000,
+                  avgLoad: Double($0.load) / Double($0.agents.count))
+        }
+    }
+
+    /// The available agent running `model` with the lowest load (ties: the smallest id).
+    func bestAgent(for model: String) -> Entry? {
+        tallies[model]?.agents.lazy.compactMap { entries[$0] }
+            .min { ($0.heartbeat.currentLoad, $0.heartbeat.agentId) < ($1.heartbeat.currentLoad, $1.heartbeat.agentId) }
+    }
+}
