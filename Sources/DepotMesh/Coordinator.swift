@@ -10,8 +10,9 @@ public final class Coordinator: @unchecked Sendable {
         /// The agents' heartbeat interval.
         public var heartbeatInterval: Duration = .seconds(15)
         public var missedBeatsUntilOffline = 3
-        /// Federation peers (coordinator URLs) that get this coordinator's signed summary.
-        public var peers: [String] = []
+        /// Federation peers: they get this coordinator's signed summary and what it relays, and
+        /// only their gossip is taken.
+        public var peers: [CoordinatorPeer] = []
         public var gossipInterval: Duration = .seconds(60)
         /// How many coordinators a summary may cross.
         public var hopLimit = 4
@@ -35,9 +36,17 @@ public final class Coordinator: @unchecked Sendable {
     private var rejected: [GossipRejection: Int] = [:]
     private var accepted = 0
     private let lock = NSLock()
-    let relay = GossipRelay()
+    let outbox: GossipOutbox
     /// The coordinator's public key (base64), which its peers configure.
     public var publicKey: String { identity.publicKey }
+
+    /// The id and public key of the coordinator whose state is in `directory`, made there if
+    /// it has none yet (so peers can be configured before it first starts).
+    public static func identity(directory: String) throws -> (id: String, publicKey: String) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let identity = try CoordinatorIdentity.load(directory: directory)
+        return (identity.id, identity.publicKey)
+    }
 
     /// Opens (or creates) the coordinator's state in `directory`.
     public init(directory: String, configuration: Configuration = Configuration()) throws {
@@ -45,6 +54,7 @@ public final class Coordinator: @unchecked Sendable {
         identity = try CoordinatorIdentity.load(directory: directory)
         id = identity.id
         self.configuration = configuration
+        outbox = GossipOutbox(peers: configuration.peers)
         var options = GRDB.Configuration()
         options.busyMode = .timeout(10)
         database = try DatabasePool(path: directory + "/coordinator.sqlite", configuration: options)
@@ -155,13 +165,15 @@ extension Coordinator {
     var expiry: Double { 3 * configuration.gossipInterval.seconds }
 
     /// Takes a peer's message: true when it is new (and should be relayed), else the reason it
-    /// was refused. Unsigned, forged, replayed and stale messages are refused and counted.
+    /// was refused. Messages from outside the configured peers, and unsigned, forged, replayed
+    /// and stale ones are refused and counted.
     public func receive(_ message: GossipMessage, at now: Date = Date()) -> Result<Bool, GossipRejection> {
         let verdict: Result<Bool, GossipRejection> = {
             guard message.signed.protocolVersion == GossipMessage.protocolVersion, message.signed.type == "capability_summary" else {
                 return .failure(.unsupported)
             }
-            guard message.forgery() == nil else { return .failure(.forged) }
+            guard let peer = configuration.peers.first(where: { $0.id == message.sender }) else { return .failure(.notAPeer) }
+            guard message.senderForgery(by: peer) == nil, message.forgery() == nil else { return .failure(.forged) }
             guard now.timeIntervalSince(message.signed.sentAt) <= expiry else { return .failure(.stale) }
             if message.signed.origin == id { return .success(false) }  // our own, come back around
             return lock.withLock {
@@ -196,12 +208,13 @@ extension Coordinator {
         public var accepted: Int
         public var rejected: [String: Int]
         public var knownOrigins: [String]
+        public var traffic: GossipOutbox.Traffic
     }
 
     public var gossipStats: GossipStats {
         lock.withLock {
             GossipStats(accepted: accepted, rejected: Dictionary(uniqueKeysWithValues: rejected.map { ($0.key.rawValue, $0.value) }),
-                        knownOrigins: remote.keys.sorted())
+                        knownOrigins: remote.keys.sorted(), traffic: outbox.traffic)
         }
     }
 }

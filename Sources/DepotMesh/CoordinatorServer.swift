@@ -65,10 +65,15 @@ extension Coordinator {
             let message = try await JSON.decode(GossipMessage.self, from: request, context: context, decoder: GossipMessage.decoder)
             switch self.receive(message) {
             case .success(let fresh):
-                if fresh, message.hops + 1 < self.configuration.hopLimit { self.relay.relay(message) }
+                if fresh, message.hops + 1 < self.configuration.hopLimit { self.forward(message) }
                 return JSON.response(["status": fresh ? "accepted" : "known"])
             case .failure(let reason):
-                return AgentError(reason == .replayed ? .conflict : .badRequest, "gossip refused: \(reason.rawValue)").response
+                let status: HTTPResponse.Status = switch reason {
+                case .notAPeer: .forbidden
+                case .replayed: .conflict
+                default: .badRequest
+                }
+                return AgentError(status, "gossip refused: \(reason.rawValue)").response
             }
         }
         router.get("/mesh/gossip/stats") { _, _ in JSON.response(self.gossipStats) }
@@ -80,7 +85,7 @@ extension Coordinator {
     func capabilities(_ model: String, at now: Date = Date()) -> [CapabilityMatch] {
         var matches: [CapabilityMatch] = []
         if let local = summary(at: now).modelAvailability[model] {
-            matches.append(CapabilityMatch(coordinatorId: id, url: relay.ownURL, agentCount: local.agentCount,
+            matches.append(CapabilityMatch(coordinatorId: id, url: outbox.ownURL, agentCount: local.agentCount,
                                            totalParamCapacity: local.totalParamCapacity, avgLoad: local.avgLoad, ageSeconds: 0, stale: false))
         }
         for message in liveRemoteSummaries(at: now) {
@@ -102,72 +107,9 @@ extension Coordinator {
         let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "depot-coordinator"),
                               services: [GossipService(coordinator: self)],
                               onServerRunning: { channel in
-                                  self.relay.ownURL = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(channel.localAddress?.port ?? 0)"
+                                  self.outbox.ownURL = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(channel.localAddress?.port ?? 0)"
                                   await onListening(channel.localAddress?.port ?? 0)
                               }, logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-    }
-}
-
-/// Sends this coordinator's summary to its peers every gossip interval, and relays what it
-/// learns, from one queue.
-final class GossipRelay: @unchecked Sendable {
-    // Guarded by `lock`.
-    private var url: String?
-    private var continuation: AsyncStream<GossipMessage>.Continuation?
-    private let lock = NSLock()
-    let outbox: AsyncStream<GossipMessage>
-
-    init() {
-        var captured: AsyncStream<GossipMessage>.Continuation?
-        outbox = AsyncStream(bufferingPolicy: .bufferingNewest(256)) { captured = $0 }
-        continuation = captured
-    }
-
-    var ownURL: String? {
-        get { lock.withLock { url } }
-        set { lock.withLock { url = newValue } }
-    }
-
-    /// Queues this coordinator's own message for every peer.
-    func send(_ message: GossipMessage) { lock.withLock { continuation }?.yield(message) }
-
-    /// Queues a peer's message for every peer, one hop further.
-    func relay(_ message: GossipMessage) {
-        var relayed = message
-        relayed.hops += 1
-        send(relayed)
-    }
-}
-
-struct GossipService: Service {
-    let coordinator: Coordinator
-
-    func run() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { client.shutdown(queue: .global()) { _ in } }
-        let relay = coordinator.relay
-        let ticker = Task {
-            while !Task.isCancelled {
-                if let url = relay.ownURL, let message = try? coordinator.outgoing(url: url) { relay.send(message) }
-                try? await Task.sleep(for: coordinator.configuration.gossipInterval)
-            }
-        }
-        defer { ticker.cancel() }
-        await withGracefulShutdownHandler {
-            for await message in relay.outbox.cancelOnGracefulShutdown() {
-                guard let body = try? GossipMessage.encoder.encode(message) else { continue }
-                for peer in coordinator.configuration.peers {
-                    var request = HTTPClientRequest(url: peer + "/mesh/gossip")
-                    request.method = .POST
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    request.body = .bytes(ByteBuffer(bytes: body))
-                    // A peer that is down misses this round; the next round carries the news.
-                    if let response = try? await client.execute(request, timeout: .seconds(5)) {
-                        _ = try? await response.body.collect(upTo: 1 << 20)
-                    }
-                }
-            }
-        } onGracefulShutdown: {}
     }
 }

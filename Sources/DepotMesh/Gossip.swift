@@ -4,7 +4,9 @@ import Foundation
 
 /// A coordinator's signed capability summary, sent to federation peers and relayed by them.
 /// The origin's id is derived from its public key, so nobody can speak for another
-/// coordinator: a relay may add hops but cannot change a signed byte.
+/// coordinator: a relay may add hops but cannot change a signed byte. Each copy also carries
+/// its sender's signature over the origin's signature and the hop count, so a coordinator
+/// takes gossip only from the peers it was configured with, and nobody resets the hops.
 public struct GossipMessage: Codable, Sendable {
     public static let protocolVersion = 1
 
@@ -26,6 +28,13 @@ public struct GossipMessage: Codable, Sendable {
     public var hops: Int
     /// Base64 Ed25519 signature over `signed`'s canonical JSON.
     public var signature: String
+    /// The id of the coordinator that sent this copy: the origin, or the peer relaying it.
+    public var sender: String
+    /// Base64 Ed25519 signature by the sender over `senderBytes`.
+    public var senderSignature: String
+
+    /// What the sender signs: which summary it passes on, and at which hop.
+    var senderBytes: Data { Data("depot-gossip-v\(Self.protocolVersion)|\(signature)|\(hops)|\(sender)".utf8) }
 
     static func canonical(_ signed: Signed) throws -> Data {
         let encoder = JSONEncoder()
@@ -49,6 +58,8 @@ public struct GossipMessage: Codable, Sendable {
 
 /// Why a gossip message was refused.
 public enum GossipRejection: String, Error, Sendable, Codable, CaseIterable {
+    /// The sender is not one of this coordinator's configured peers.
+    case notAPeer
     case unsupported, forged, replayed, stale
 }
 
@@ -77,8 +88,19 @@ struct CoordinatorIdentity: Sendable {
         return CoordinatorIdentity(key: key)
     }
 
+    /// The origin's message, sent by itself (hop 0).
     func sign(_ signed: GossipMessage.Signed) throws -> GossipMessage {
-        GossipMessage(signed: signed, hops: 0, signature: try key.signature(for: GossipMessage.canonical(signed)).base64EncodedString())
+        let message = GossipMessage(signed: signed, hops: 0, signature: try key.signature(for: GossipMessage.canonical(signed)).base64EncodedString(),
+                                    sender: id, senderSignature: "")
+        return try stamp(message)
+    }
+
+    /// The copy this coordinator sends on: its own id and signature as the sender.
+    func stamp(_ message: GossipMessage) throws -> GossipMessage {
+        var copy = message
+        copy.sender = id
+        copy.senderSignature = try key.signature(for: copy.senderBytes).base64EncodedString()
+        return copy
     }
 }
 
@@ -87,7 +109,47 @@ struct CoordinatorFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A federation peer: where it answers and the key its gossip must be signed with.
+public struct CoordinatorPeer: Sendable, Equatable {
+    public var url: String
+    public var publicKey: String
+    public var id: String
+    let key: Curve25519.Signing.PublicKey
+
+    public init(url: String, publicKey: String) throws {
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw CoordinatorFailure("peer URL '\(url)' is not an http(s) URL")
+        }
+        guard let raw = Data(base64Encoded: publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            throw CoordinatorFailure("peer key '\(publicKey)' is not a base64 Ed25519 public key")
+        }
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.publicKey = publicKey
+        self.key = key
+        id = CoordinatorIdentity.id(ofKey: raw)
+    }
+
+    /// `URL#KEY`, as `depot coordinator --peer` takes it (a fragment is never sent, and
+    /// base64 has no '#').
+    public init(parsing text: String) throws {
+        guard let mark = text.lastIndex(of: "#") else {
+            throw CoordinatorFailure("peer '\(text)' needs its public key: URL#KEY (the peer prints its key when it starts, and `depot coordinator --print-identity` shows it)")
+        }
+        try self.init(url: String(text[..<mark]), publicKey: String(text[text.index(after: mark)...]))
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.url == b.url && a.publicKey == b.publicKey }
+}
+
 extension GossipMessage {
+    /// Checks the sender's signature with the peer's key; nil when good.
+    func senderForgery(by peer: CoordinatorPeer) -> String? {
+        guard let signature = Data(base64Encoded: senderSignature), peer.key.isValidSignature(signature, for: senderBytes) else {
+            return "the sender's signature does not match its key"
+        }
+        return nil
+    }
+
     /// Checks the signature and that the origin id is the key's; nil when good.
     func forgery() -> String? {
         guard let raw = Data(base64Encoded: signed.originKey),

@@ -12,7 +12,10 @@ extension Depot {
         @Option(help: "Port (0: any free port, printed at start).") var port = 4310
         @Option(help: "Directory for the coordinator's state (default: <store>/coordinator).") var state: String?
         @Option(help: "The agents' heartbeat interval in seconds; three missed beats make an agent offline.") var heartbeatInterval: Double = 15
-        @Option(name: .customLong("peer"), help: "A federation peer's URL to gossip to (repeatable).") var peers: [String] = []
+        @Option(name: .customLong("peer"), help: ArgumentHelp(
+            "A federation peer as URL#PUBLICKEY (repeatable): it gets this coordinator's summaries, and only peers' gossip is taken.",
+            valueName: "url#key")) var peers: [String] = []
+        @Flag(help: "Print this coordinator's id and public key (made on first use) and exit.") var printIdentity = false
         @Option(help: "Seconds between signed capability summaries to the peers.") var gossipInterval: Double = 60
         @OptionGroup var options: StoreOptions
 
@@ -22,8 +25,13 @@ extension Depot {
             configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
             guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive") }
             configuration.gossipInterval = .milliseconds(Int64(gossipInterval * 1000))
-            configuration.peers = peers.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            do { configuration.peers = try peers.map(CoordinatorPeer.init(parsing:)) } catch { throw ValidationError("\(error)") }
             let directory = try state ?? options.openStore().root + "/coordinator"
+            if printIdentity {
+                let identity = try Coordinator.identity(directory: directory)
+                print("\(identity.id) \(identity.publicKey)")
+                return
+            }
             let coordinator: Coordinator
             do { coordinator = try Coordinator(directory: directory, configuration: configuration) } catch {
                 Output.error("cannot open the coordinator's state in \(directory): \(error)")

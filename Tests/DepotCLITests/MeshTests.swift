@@ -86,16 +86,27 @@ import Glibc
     @Test func aSummaryCrossesAChainOfThreeCoordinatorsAndExpiresWhenItsOriginDies() throws {
         let place = Workspace()
         defer { place.remove() }
-        func coordinator(_ name: String, peer: AgentProcess?) throws -> AgentProcess {
-            try AgentProcess(place, command: "coordinator", arguments: [
-                "--state", place.path + "/" + name, "--heartbeat-interval", Self.interval, "--gossip-interval", Self.interval,
-            ] + (peer.map { ["--peer", $0.base] } ?? []))
+        // Neighbours peer both ways (a-b, b-c), each naming the other's URL and public key.
+        let names = ["a", "b", "c"]
+        let ports = names.map { _ in freePort() }
+        let keys = try names.map { name in
+            let printed = try place.depot.run(["coordinator", "--print-identity", "--state", place.path + "/" + name])
+            return try #require(printed.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
         }
-        let far = try coordinator("c", peer: nil)
+        let keyless = try place.depot.run(["coordinator", "--state", place.path + "/a", "--peer", "http://127.0.0.1:\(ports[1])"])
+        #expect(keyless.status == 64 && keyless.stderr.contains("URL#KEY"), "a peer without its key is refused: \(keyless.stderr)")
+        func coordinator(_ index: Int) throws -> AgentProcess {
+            let neighbours = [index - 1, index + 1].filter(names.indices.contains)
+            return try AgentProcess(place, command: "coordinator", arguments: [
+                "--state", place.path + "/" + names[index], "--port", "\(ports[index])",
+                "--heartbeat-interval", Self.interval, "--gossip-interval", Self.interval,
+            ] + neighbours.flatMap { ["--peer", "http://127.0.0.1:\(ports[$0])#\(keys[$0])"] })
+        }
+        let far = try coordinator(2)
         defer { far.stop() }
-        let middle = try coordinator("b", peer: far)
+        let middle = try coordinator(1)
         defer { middle.stop() }
-        let near = try coordinator("a", peer: middle)
+        let near = try coordinator(0)
         defer { near.stop() }
         let workspace = try agentWorkspace()
         defer { workspace.remove() }
@@ -115,7 +126,19 @@ import Glibc
         let route = try far.get("/mesh/route?model=tiny:two").object
         #expect(route["coordinatorId"] as? String == nearID && route["coordinatorURL"] as? String == near.base,
                 "no local agent fits, so the route names the federated coordinator")
-        #expect((try far.get("/mesh/gossip/stats").object["rejected"] as? [String: Any] ?? [:]).isEmpty)
+        let stats = try far.get("/mesh/gossip/stats").object
+        #expect((stats["rejected"] as? [String: Any] ?? [:]).isEmpty)
+        #expect((stats["traffic"] as? [String: Any])?["sent"] as? Int ?? 0 > 0, "the far end gossips back to the middle")
+
+        // Gossip from a coordinator that is not a configured peer is refused.
+        let outsider = try place.depot.run(["coordinator", "--print-identity", "--state", place.path + "/outsider"])
+        let outsiderID = try #require(outsider.stdout.split(separator: " ").first.map(String.init))
+        let rogue = try AgentProcess(place, command: "coordinator", arguments: [
+            "--state", place.path + "/outsider", "--gossip-interval", Self.interval, "--peer", "\(far.base)#\(keys[2])",
+        ])
+        defer { rogue.stop() }
+        try waitUntil { (try far.get("/mesh/gossip/stats").object["rejected"] as? [String: Int])?["notAPeer"] ?? 0 >= 1 }
+        #expect((try far.get("/mesh/gossip/stats").object["knownOrigins"] as? [String])?.contains(outsiderID) == false)
 
         // The origin dies: its summary expires at the far end after three rounds.
         near.stop()

@@ -7,9 +7,10 @@ import Testing
 @Suite struct GossipTests {
     let directory = "/tmp/depot-mesh-\(getpid())-\(UUID().uuidString.prefix(8))"
 
-    func coordinator(_ name: String) throws -> Coordinator {
+    func coordinator(_ name: String, peers: [Coordinator] = []) throws -> Coordinator {
         var configuration = Coordinator.Configuration()
         configuration.gossipInterval = .seconds(60)
+        configuration.peers = try peers.map { try CoordinatorPeer(url: "http://\($0.id).invalid", publicKey: $0.publicKey) }
         return try Coordinator(directory: directory + "/" + name, configuration: configuration)
     }
 
@@ -20,7 +21,8 @@ import Testing
 
     @Test func acceptsSignedNewsAndRefusesForgedReplayedAndStaleMessages() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let origin = try coordinator("a"), receiver = try coordinator("b")
+        let origin = try coordinator("a"), impersonator = try coordinator("c")
+        let receiver = try coordinator("b", peers: [origin, impersonator])
         origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
         let message = try origin.outgoing(url: "http://a")
         #expect(try receiver.receive(message).get() == true)
@@ -30,7 +32,7 @@ import Testing
         var tampered = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(1))
         tampered.signed.summary.modelAvailability["qwen:1.5b"]?.agentCount = 99
         #expect(throws: GossipRejection.forged) { try receiver.receive(tampered).get() }
-        var impostor = try coordinator("c").outgoing(url: "http://c", at: Date().addingTimeInterval(2))
+        var impostor = try impersonator.outgoing(url: "http://c", at: Date().addingTimeInterval(2))
         impostor.signed.origin = origin.id  // claims to be a: its key does not make that id
         #expect(throws: GossipRejection.forged) { try receiver.receive(impostor).get() }
         var unsigned = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(3))
@@ -41,9 +43,38 @@ import Testing
         let newer = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(5))
         #expect(try receiver.receive(newer).get() == true, "a newer sequence from the same origin is news")
 
+        // Only configured peers are heard, and a relay's stamp covers the hop count.
+        let outsider = try coordinator("d")
+        #expect(throws: GossipRejection.notAPeer) { try receiver.receive(try outsider.outgoing(url: "http://d")).get() }
+        var relayedByOutsider = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(6))
+        relayedByOutsider.hops = 1
+        relayedByOutsider = try outsider.identity.stamp(relayedByOutsider)
+        #expect(throws: GossipRejection.notAPeer) { try receiver.receive(relayedByOutsider).get() }
+        var relayed = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(7))
+        relayed.hops = 3
+        relayed = try impersonator.identity.stamp(relayed)
+        var hopsReset = relayed
+        hopsReset.hops = 0
+        #expect(throws: GossipRejection.forged) { try receiver.receive(hopsReset).get() }
+        var senderSwapped = relayed
+        senderSwapped.sender = origin.id  // c's stamp, claimed as a's
+        #expect(throws: GossipRejection.forged) { try receiver.receive(senderSwapped).get() }
+        #expect(try receiver.receive(relayed).get() == true, "a peer may relay another peer's news")
+
         let stats = receiver.gossipStats
-        #expect(stats.accepted == 2)
-        #expect(stats.rejected == ["replayed": 1, "forged": 3, "stale": 1])
+        #expect(stats.accepted == 3)
+        #expect(stats.rejected == ["replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
+    }
+
+    @Test func peersAreGivenAsURLAndKey() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let other = try coordinator("a")
+        let peer = try CoordinatorPeer(parsing: "http://10.0.0.3:4310/#\(other.publicKey)")
+        #expect(peer.url == "http://10.0.0.3:4310" && peer.id == other.id)
+        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310") }
+        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310#bm90IGEga2V5") }
+        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "10.0.0.3:4310#\(other.publicKey)") }
+        #expect(try Coordinator.identity(directory: directory + "/a") == (other.id, other.publicKey), "the identity is kept")
     }
 
     @Test func summariesSurviveARestartAndExpireAfterThreeRounds() throws {
@@ -54,8 +85,8 @@ import Testing
         let summary = origin.summary()
         #expect(summary.modelAvailability["qwen:1.5b"]?.agentCount == 1, "a loading agent is not available")
         #expect(summary.agentCount == 2)
-        _ = try coordinator("b").receive(try origin.outgoing(url: "http://a"))
-        let restarted = try coordinator("b")
+        _ = try coordinator("b", peers: [origin]).receive(try origin.outgoing(url: "http://a"))
+        let restarted = try coordinator("b", peers: [origin])
         #expect(restarted.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id], "kept in SQLite")
         #expect(restarted.capabilities("qwen:1.5b", at: Date().addingTimeInterval(3 * 60 + 1)).isEmpty, "expired after three rounds")
         let staleSoon = restarted.capabilities("qwen:1.5b", at: Date().addingTimeInterval(2 * 60 + 1))

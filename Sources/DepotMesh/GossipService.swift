@@ -1,0 +1,100 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ServiceLifecycle
+
+/// One queue per federation peer, so a peer that hangs delays no other; and what was sent.
+public final class GossipOutbox: @unchecked Sendable {
+    public struct Traffic: Codable, Sendable {
+        /// Gossip POSTs that reached a peer, and their bodies' bytes.
+        public var sent = 0
+        public var sentBytes = 0
+        /// POSTs that failed (the peer was down or refused); the next round carries the news.
+        public var failed = 0
+    }
+
+    let peers: [CoordinatorPeer]
+    let queues: [AsyncStream<GossipMessage>]
+    // Guarded by `lock`.
+    private let continuations: [AsyncStream<GossipMessage>.Continuation]
+    private var url: String?
+    private var counted = Traffic()
+    private let lock = NSLock()
+
+    init(peers: [CoordinatorPeer]) {
+        self.peers = peers
+        let streams = peers.map { _ in AsyncStream.makeStream(of: GossipMessage.self, bufferingPolicy: .bufferingNewest(256)) }
+        queues = streams.map(\.stream)
+        continuations = streams.map(\.continuation)
+    }
+
+    /// Where this coordinator answers, once it listens.
+    var ownURL: String? {
+        get { lock.withLock { url } }
+        set { lock.withLock { url = newValue } }
+    }
+
+    var traffic: Traffic { lock.withLock { counted } }
+
+    /// Queues a message for every peer but the given ones (whoever sent or made it).
+    func send(_ message: GossipMessage, skipping: Set<String> = []) {
+        for (peer, continuation) in zip(peers, continuations) where !skipping.contains(peer.id) { continuation.yield(message) }
+    }
+
+    func count(bytes: Int?) {
+        lock.withLock {
+            if let bytes { counted.sent += 1; counted.sentBytes += bytes } else { counted.failed += 1 }
+        }
+    }
+}
+
+extension Coordinator {
+    /// Passes a peer's news on, one hop further, signed by this coordinator as its sender.
+    func forward(_ message: GossipMessage) {
+        var relayed = message
+        relayed.hops += 1
+        guard let stamped = try? identity.stamp(relayed) else { return }
+        outbox.send(stamped, skipping: [message.sender, message.signed.origin])
+    }
+}
+
+/// Sends this coordinator's summary to its peers every gossip interval, and what it relays.
+struct GossipService: Service {
+    let coordinator: Coordinator
+
+    func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { client.shutdown(queue: .global()) { _ in } }
+        let outbox = coordinator.outbox
+        // Graceful shutdown cancels the group: the ticker's sleep and each queue's wait end.
+        try? await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        if let url = outbox.ownURL, let message = try? coordinator.outgoing(url: url) { outbox.send(message) }
+                        try? await Task.sleep(for: coordinator.configuration.gossipInterval)
+                    }
+                }
+                for (peer, queue) in zip(outbox.peers, outbox.queues) {
+                    group.addTask {
+                        for await message in queue {
+                            guard let body = try? GossipMessage.encoder.encode(message) else { continue }
+                            outbox.count(bytes: await Self.post(body, to: peer, with: client) ? body.count : nil)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when the peer took the POST (2xx, or 409: it already had the news).
+    static func post(_ body: Data, to peer: CoordinatorPeer, with client: HTTPClient) async -> Bool {
+        var request = HTTPClientRequest(url: peer.url + "/mesh/gossip")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        guard let response = try? await client.execute(request, timeout: .seconds(5)) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        return (200..<300).contains(response.status.code) || response.status == .conflict
+    }
+}
