@@ -178,7 +178,7 @@ extension Coordinator {
             if message.signed.origin == id { return .success(false) }  // our own, come back around
             return lock.withLock {
                 if let known = remote[message.signed.origin], known.message.signed.sequence >= message.signed.sequence {
-                    return .failure(.replayed)
+                    return .failure(known.message.signature == message.signature ? .duplicate : .replayed)
                 }
                 remote[message.signed.origin] = (message, now)
                 return .success(true)

@@ -70,7 +70,7 @@ extension Coordinator {
             case .failure(let reason):
                 let status: HTTPResponse.Status = switch reason {
                 case .notAPeer: .forbidden
-                case .replayed: .conflict
+                case .replayed, .duplicate: .conflict
                 default: .badRequest
                 }
                 return AgentError(status, "gossip refused: \(reason.rawValue)").response

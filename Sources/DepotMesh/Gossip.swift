@@ -60,7 +60,11 @@ public struct GossipMessage: Codable, Sendable {
 public enum GossipRejection: String, Error, Sendable, Codable, CaseIterable {
     /// The sender is not one of this coordinator's configured peers.
     case notAPeer
-    case unsupported, forged, replayed, stale
+    /// The summary held already: flooding brings copies along several paths.
+    case duplicate
+    /// Older than the summary held from its origin.
+    case replayed
+    case unsupported, forged, stale
 }
 
 /// The coordinator's Ed25519 identity, made on first start and kept in its state directory.

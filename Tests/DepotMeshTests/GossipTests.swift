@@ -28,7 +28,7 @@ import Testing
         #expect(try receiver.receive(message).get() == true)
         #expect(receiver.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id])
 
-        #expect(throws: GossipRejection.replayed) { try receiver.receive(message).get() }
+        #expect(throws: GossipRejection.duplicate) { try receiver.receive(message).get() }
         var tampered = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(1))
         tampered.signed.summary.modelAvailability["qwen:1.5b"]?.agentCount = 99
         #expect(throws: GossipRejection.forged) { try receiver.receive(tampered).get() }
@@ -42,6 +42,7 @@ import Testing
         #expect(throws: GossipRejection.stale) { try receiver.receive(old).get() }
         let newer = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(5))
         #expect(try receiver.receive(newer).get() == true, "a newer sequence from the same origin is news")
+        #expect(throws: GossipRejection.replayed) { try receiver.receive(message).get() }
 
         // Only configured peers are heard, and a relay's stamp covers the hop count.
         let outsider = try coordinator("d")
@@ -63,7 +64,7 @@ import Testing
 
         let stats = receiver.gossipStats
         #expect(stats.accepted == 3)
-        #expect(stats.rejected == ["replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
+        #expect(stats.rejected == ["duplicate": 1, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
     }
 
     @Test func peersAreGivenAsURLAndKey() throws {
