@@ -25,6 +25,8 @@ struct AgentTable {
     private(set) var entries: [String: Entry] = [:]
     private(set) var tallies: [String: ModelTally] = [:]
     private(set) var onlineCount = 0
+    /// Set when a model becomes available here or stops being so; the gossip loop clears it.
+    var modelsChanged = false
     /// Online agents by the tenth of a second of their last heartbeat: expiry takes whole
     /// buckets (so an agent goes offline up to 0.1 s after its deadline).
     private var buckets: [Int64: Set<String>] = [:]
@@ -41,12 +43,14 @@ struct AgentTable {
 
     mutating func record(_ heartbeat: Heartbeat, at time: Date) {
         let id = heartbeat.agentId
+        var vacated: String?  // a model this agent alone ran here
         if let old = entries[id], old.online {
             let key = Self.bucket(old.lastSeen)
             buckets[key]?.remove(id)
             if buckets[key]?.isEmpty == true { buckets[key] = nil }
-            takeOffline(id, old)
+            vacated = takeOffline(id, old)
         }
+        defer { if let vacated, tallies[vacated] == nil { modelsChanged = true } }
         let key = Self.bucket(time)
         let entry = Entry(heartbeat: heartbeat, lastSeen: time, online: key >= expiredBelow)
         entries[id] = entry
@@ -54,6 +58,7 @@ struct AgentTable {
         onlineCount += 1
         buckets[key, default: []].insert(id)
         guard let model = Self.availableModel(heartbeat) else { return }
+        if tallies[model] == nil, model != vacated { modelsChanged = true }
         tallies[model, default: ModelTally()].agents.insert(id)
         tallies[model]!.capacityMicros += Self.micros(heartbeat.activeModelParamSize)
         tallies[model]!.load += heartbeat.currentLoad
@@ -67,7 +72,9 @@ struct AgentTable {
         let due = expiredBelow != .min && limit - expiredBelow <= Int64(buckets.count)
             ? Array(expiredBelow..<limit) : buckets.keys.filter { $0 < limit }
         for key in due {
-            for id in buckets.removeValue(forKey: key) ?? [] { takeOffline(id, entries[id]!) }
+            for id in buckets.removeValue(forKey: key) ?? [] {
+                if takeOffline(id, entries[id]!) != nil { modelsChanged = true }
+            }
         }
         expiredBelow = limit
     }
@@ -77,16 +84,20 @@ struct AgentTable {
         heartbeat.currentLoad >= 0 && !heartbeat.modelSwapInProgress ? heartbeat.activeModel : nil
     }
 
-    /// Withdraws the agent's contribution (its bucket is the caller's business). The tally is
-    /// changed in place: a copy would copy the set of every agent running the model.
-    private mutating func takeOffline(_ id: String, _ entry: Entry) {
+    /// Withdraws the agent's contribution (its bucket is the caller's business); returns its
+    /// model when no other agent here runs it. The tally is changed in place: a copy would copy
+    /// the set of every agent running the model.
+    @discardableResult
+    private mutating func takeOffline(_ id: String, _ entry: Entry) -> String? {
         entries[id]?.online = false
         onlineCount -= 1
-        guard let model = Self.availableModel(entry.heartbeat), tallies[model] != nil else { return }
+        guard let model = Self.availableModel(entry.heartbeat), tallies[model] != nil else { return nil }
         tallies[model]!.agents.remove(id)
         tallies[model]!.capacityMicros -= Self.micros(entry.heartbeat.activeModelParamSize)
         tallies[model]!.load -= entry.heartbeat.currentLoad
-        if tallies[model]!.agents.isEmpty { tallies[model] = nil }
+        guard tallies[model]!.agents.isEmpty else { return nil }
+        tallies[model] = nil
+        return model
     }
 
     var availability: [String: CapabilitySummary.ModelAvailability] {

@@ -142,6 +142,15 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
+    /// Whether a model became available here, or stopped being so, since the last call.
+    func takeModelsChanged(at now: Date = Date()) -> Bool {
+        lock.withLock {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
+            defer { table.modelsChanged = false }
+            return table.modelsChanged
+        }
+    }
+
     /// The best agent for `model`: available, running it, lowest load.
     public func route(_ model: String, at now: Date = Date()) -> AgentRow? {
         lock.withLock {

@@ -148,6 +148,51 @@ import Glibc
         #expect(try far.get("/mesh/route?model=tiny:two").status == 404)
     }
 
+    @Test func aModelNewToACoordinatorIsGossipedWithinATenthOfTheInterval() throws {
+        let place = Workspace()
+        defer { place.remove() }
+        let ports = [freePort(), freePort()]
+        let keys = try ["a", "b"].map { name in
+            try place.depot.run(["coordinator", "--print-identity", "--state", place.path + "/" + name]).stdout
+                .split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        }
+        // A 20 s interval: the early summary goes out within 2 s, long before the next round.
+        func coordinator(_ index: Int) throws -> AgentProcess {
+            try AgentProcess(place, command: "coordinator", arguments: [
+                "--state", place.path + "/" + ["a", "b"][index], "--port", "\(ports[index])", "--gossip-interval", "20",
+                "--peer", "http://127.0.0.1:\(ports[1 - index])#\(keys[1 - index])",
+            ])
+        }
+        let a = try coordinator(0)
+        defer { a.stop() }
+        let b = try coordinator(1)
+        defer { b.stop() }
+        func heartbeat(load: Int) -> String {
+            #"{"protocolVersion": 1, "agentId": "solo", "platform": "linux", "freeMemoryMB": 1, "address": "http://127.0.0.1:9", "#
+                + #""activeModel": "tiny:new", "activeModelParamSize": 1, "modelSwapInProgress": false, "currentLoad": \#(load), "installedModels": []}"#
+        }
+        func sent(_ coordinator: AgentProcess) throws -> Int {
+            (try coordinator.get("/mesh/gossip/stats").object["traffic"] as? [String: Any])?["sent"] as? Int ?? -1
+        }
+        try waitUntil { try sent(b) >= 1 }  // b started last: its first round reached a
+        #expect(try a.post("/heartbeat", heartbeat(load: 0)).status == 200)
+        let postedAt = Date()
+        try waitUntil(timeout: 6) { ((try b.get("/mesh/capabilities?model=tiny:new").json as? [[String: Any]]) ?? []).count == 1 }
+        #expect(Date().timeIntervalSince(postedAt) < 4, "sent early, not at the next 20 s round")
+
+        // A change of load alone waits for the round.
+        var before = 0
+        try waitUntil {  // a counts a POST once b has answered it: wait until the count holds still
+            let first = try sent(a)
+            usleep(300_000)
+            before = try sent(a)
+            return before == first
+        }
+        #expect(try a.post("/heartbeat", heartbeat(load: 3)).status == 200)
+        Thread.sleep(forTimeInterval: 4.5)
+        #expect(try sent(a) == before)
+    }
+
     @Test func twoAgentsFindEachOtherOverMulticastAndALoadingPeerIsSkipped() throws {
         let first = try agentWorkspace(), second = try agentWorkspace()
         defer { first.remove(); second.remove() }

@@ -6,6 +6,7 @@ import Testing
 /// The incrementally kept availability against a recount from scratch, over random
 /// heartbeats, swaps, loads and expiries.
 @Suite struct AgentTableTests {
+    // The flag that sends a summary early is checked in the same random walk.
     func heartbeat(_ agent: Int, model: String?, load: Int, size: Double?, swapping: Bool = false) -> Heartbeat {
         Heartbeat(agentId: "agent-\(agent)", platform: "linux", freeMemoryMB: 1024, address: "http://127.0.0.1:\(agent)", activeModel: model,
                   activeModelParamSize: size, modelSwapInProgress: swapping, currentLoad: load, installedModels: [])
@@ -36,6 +37,8 @@ import Testing
             var cutoff: Date?
             for step in 0..<600 {
                 now += Double.random(in: 0...0.05, using: &generator)
+                let modelsBefore = Set(table.tallies.keys)
+                table.modelsChanged = false
                 if Int.random(in: 0..<10, using: &generator) == 0 {
                     let expiry = now - 1.5
                     table.expire(before: expiry)
@@ -51,6 +54,7 @@ import Testing
                 #expect(table.availability == expected, "step \(step)")
                 let online = latest.values.filter { cutoff == nil || AgentTable.bucket($0.1) >= AgentTable.bucket(cutoff!) }
                 #expect(table.onlineCount == online.count, "step \(step)")
+                #expect(table.modelsChanged == (Set(table.tallies.keys) != modelsBefore), "step \(step): flagged only when the set of models changes")
                 if table.availability != expected || table.onlineCount != online.count { return }
             }
         }
