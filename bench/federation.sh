@@ -39,7 +39,7 @@ for i in $(seq 0 $((COUNT - 1))); do
              $(( row * SIDE + (col + 1) % SIDE )) $(( row * SIDE + (col + SIDE - 1) % SIDE )); do
         peers+=(--peer "http://127.0.0.1:${PORTS[$j]}#${KEYS[$j]}")
     done
-    "$DEPOT" coordinator --port "${PORTS[$i]}" --state "$WORK/c$i" --heartbeat-interval 1 \
+    "$DEPOT" coordinator --port "${PORTS[$i]}" --state "$WORK/c$i" --heartbeat-interval 3 \
         --gossip-interval "$GOSSIP" "${peers[@]}" > "$WORK/c$i.out" 2>&1 &
     PIDS+=($!)
 done
@@ -48,7 +48,7 @@ for i in $(seq 0 $((COUNT - 1))); do
 done
 
 python3 - "$GOSSIP" "${PORTS[@]}" <<'PY'
-import http.client, json, statistics, sys, threading, time
+import http.client, json, random, statistics, sys, threading, time
 
 gossip = float(sys.argv[1])
 ports = [int(p) for p in sys.argv[2:]]
@@ -92,6 +92,9 @@ def count_at(index, model, origin):
 def converge(trial, model_for):
     """One agent swaps; seconds until every other coordinator shows its coordinator's new count."""
     origin = (trial * 5) % len(ports)
+    # A random phase against the origin's gossip rounds (its early sends in earlier trials set
+    # their phase, and trials take about the same time each).
+    time.sleep(random.uniform(0, gossip))
     agent = origin  # agent k heartbeats to coordinator k % 16
     with lock: model_of[agent] = model_for(agent)
     call(connections[origin], "POST", "/heartbeat", body(agent))  # an agent beats at once on a swap

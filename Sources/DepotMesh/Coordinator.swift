@@ -173,8 +173,8 @@ extension Coordinator {
     /// How old a summary may be before it expires: three gossip rounds.
     var expiry: Double { 3 * configuration.gossipInterval.seconds }
 
-    /// Takes a peer's message: true when it is new (and should be relayed), else the reason it
-    /// was refused. Messages from outside the configured peers, and unsigned, forged, replayed
+    /// Takes a peer's message: true when it is new, or came by a shorter path (and should be
+    /// relayed), else the reason it was refused. Messages from outside the configured peers, and unsigned, forged, replayed
     /// and stale ones are refused and counted.
     public func receive(_ message: GossipMessage, at now: Date = Date()) -> Result<Bool, GossipRejection> {
         let verdict: Result<Bool, GossipRejection> = {
@@ -187,7 +187,10 @@ extension Coordinator {
             if message.signed.origin == id { return .success(false) }  // our own, come back around
             return lock.withLock {
                 if let known = remote[message.signed.origin], known.message.signed.sequence >= message.signed.sequence {
-                    return .failure(known.message.signature == message.signature ? .duplicate : .replayed)
+                    guard known.message.signature == message.signature else { return .failure(.replayed) }
+                    // The same summary by a shorter path: passed on, it reaches coordinators the
+                    // first copy's hop count stopped short of.
+                    guard message.hops < known.message.hops else { return .failure(.duplicate) }
                 }
                 remote[message.signed.origin] = (message, now)
                 return .success(true)

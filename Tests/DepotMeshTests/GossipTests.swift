@@ -61,10 +61,16 @@ import Testing
         senderSwapped.sender = origin.id  // c's stamp, claimed as a's
         #expect(throws: GossipRejection.forged) { try receiver.receive(senderSwapped).get() }
         #expect(try receiver.receive(relayed).get() == true, "a peer may relay another peer's news")
+        #expect(throws: GossipRejection.duplicate) { try receiver.receive(relayed).get() }
+        var shorter = relayed
+        shorter.hops = 1
+        shorter = try impersonator.identity.stamp(shorter)
+        #expect(try receiver.receive(shorter).get() == true, "the same news by a shorter path goes on, farther")
+        #expect(throws: GossipRejection.duplicate) { try receiver.receive(shorter).get() }
 
         let stats = receiver.gossipStats
-        #expect(stats.accepted == 3)
-        #expect(stats.rejected == ["duplicate": 1, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
+        #expect(stats.accepted == 4)
+        #expect(stats.rejected == ["duplicate": 3, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
     }
 
     @Test func peersAreGivenAsURLAndKey() throws {
