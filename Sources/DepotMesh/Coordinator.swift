@@ -174,11 +174,12 @@ extension Coordinator {
     var expiry: Double { 3 * configuration.gossipInterval.seconds }
 
     /// Takes a peer's message: true when it is new, or came by a shorter path (and should be
-    /// relayed), else the reason it was refused. Messages from outside the configured peers, and unsigned, forged, replayed
-    /// and stale ones are refused and counted.
+    /// relayed), else the reason it was refused. Messages from outside the configured peers,
+    /// and unsigned, forged, replayed and stale ones are refused and counted.
     public func receive(_ message: GossipMessage, at now: Date = Date()) -> Result<Bool, GossipRejection> {
         let verdict: Result<Bool, GossipRejection> = {
-            guard message.signed.protocolVersion == GossipMessage.protocolVersion, message.signed.type == "capability_summary" else {
+            guard message.signed.protocolVersion == GossipMessage.protocolVersion, message.signed.type == "capability_summary",
+                  message.hops >= 0 else {
                 return .failure(.unsupported)
             }
             guard let peer = configuration.peers.first(where: { $0.id == message.sender }) else { return .failure(.notAPeer) }

@@ -111,5 +111,6 @@ extension Coordinator {
                                   await onListening(channel.localAddress?.port ?? 0)
                               }, logger: logger)
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        try? persist()  // the last half second of heartbeats
     }
 }

@@ -15,8 +15,8 @@ public final class GossipOutbox: @unchecked Sendable {
 
     let peers: [CoordinatorPeer]
     let queues: [AsyncStream<GossipMessage>]
-    // Guarded by `lock`.
     private let continuations: [AsyncStream<GossipMessage>.Continuation]
+    // Guarded by `lock`.
     private var url: String?
     private var counted = Traffic()
     private let lock = NSLock()

@@ -67,10 +67,14 @@ import Testing
         shorter = try impersonator.identity.stamp(shorter)
         #expect(try receiver.receive(shorter).get() == true, "the same news by a shorter path goes on, farther")
         #expect(throws: GossipRejection.duplicate) { try receiver.receive(shorter).get() }
+        var negative = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(8))
+        negative.hops = -5  // would carry it past the hop limit
+        negative = try impersonator.identity.stamp(negative)
+        #expect(throws: GossipRejection.unsupported) { try receiver.receive(negative).get() }
 
         let stats = receiver.gossipStats
         #expect(stats.accepted == 4)
-        #expect(stats.rejected == ["duplicate": 3, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2])
+        #expect(stats.rejected == ["duplicate": 3, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2, "unsupported": 1])
     }
 
     @Test func peersAreGivenAsURLAndKey() throws {
