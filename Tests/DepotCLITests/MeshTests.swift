@@ -108,10 +108,19 @@ import Glibc
         defer { middle.stop() }
         let near = try coordinator(0)
         defer { near.stop() }
-        let workspace = try agentWorkspace()
-        defer { workspace.remove() }
-        let agent = try AgentProcess(workspace, arguments: ["--coordinator", near.base, "--heartbeat-interval", Self.interval])
-        defer { agent.stop() }
+        // An agent under each coordinator: the middle's and far end's run tiny:one.
+        let workspaces = try names.map { _ in try agentWorkspace() }
+        defer { workspaces.forEach { $0.remove() } }
+        let agents = try zip(workspaces, [near, middle, far]).map { workspace, coordinator in
+            try AgentProcess(workspace, arguments: ["--coordinator", coordinator.base, "--heartbeat-interval", Self.interval])
+        }
+        defer { agents.forEach { $0.stop() } }
+        let agent = agents[0]
+        for other in agents.dropFirst() { #expect(try other.post("/model/swap", #"{"model": "tiny:one"}"#).status == 200) }
+        try waitUntil {
+            Set(((try near.get("/mesh/capabilities?model=tiny:one").json as? [[String: Any]]) ?? []).compactMap { $0["url"] as? String })
+                == [middle.base, far.base]
+        }
         #expect(try agent.post("/model/swap", #"{"model": "tiny:two"}"#).status == 200)
         let swappedAt = Date()
         let nearID = try #require(try near.get("/mesh/summary").object["coordinatorId"] as? String)
