@@ -23,6 +23,12 @@ public final class Coordinator: @unchecked Sendable {
         public var heartbeat: Heartbeat
         public var lastSeen: Date
         public var online: Bool
+
+        init(_ entry: AgentTable.Entry) {
+            heartbeat = entry.heartbeat
+            lastSeen = entry.lastSeen
+            online = entry.online
+        }
     }
 
     public let id: String
@@ -126,26 +132,21 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Every agent, online first, newest heartbeat first.
     public func agentRows(at now: Date = Date()) -> [AgentRow] {
-        lock.withLock {
-            table.expire(before: now.addingTimeInterval(-agentExpiry))
-            return table.entries.values.map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: $0.online) }
-        }
-        .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
+        withCurrentTable(at: now) { table in table.entries.values.map(AgentRow.init) }
+            .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
     }
 
     /// EdgeCoder's capability summary: per model, the available agents running it, their
     /// parameter capacity and average load. Loading or offline agents do not count.
     public func summary(at now: Date = Date()) -> CapabilitySummary {
-        lock.withLock {
-            table.expire(before: now.addingTimeInterval(-agentExpiry))
-            return CapabilitySummary(coordinatorId: id, agentCount: table.onlineCount, modelAvailability: table.availability, timestamp: now)
+        withCurrentTable(at: now) { table in
+            CapabilitySummary(coordinatorId: id, agentCount: table.onlineCount, modelAvailability: table.availability, timestamp: now)
         }
     }
 
     /// Whether a model became available here, or stopped being so, since the last call.
     func takeModelsChanged(at now: Date = Date()) -> Bool {
-        lock.withLock {
-            table.expire(before: now.addingTimeInterval(-agentExpiry))
+        withCurrentTable(at: now) { table in
             defer { table.modelsChanged = false }
             return table.modelsChanged
         }
@@ -153,9 +154,14 @@ public final class Coordinator: @unchecked Sendable {
 
     /// The best agent for `model`: available, running it, lowest load.
     public func route(_ model: String, at now: Date = Date()) -> AgentRow? {
+        withCurrentTable(at: now) { table in table.bestAgent(for: model).map(AgentRow.init) }
+    }
+
+    /// The table under the lock, with the agents past their deadline at `now` taken offline.
+    private func withCurrentTable<T>(at now: Date, _ body: (inout AgentTable) -> T) -> T {
         lock.withLock {
             table.expire(before: now.addingTimeInterval(-agentExpiry))
-            return table.bestAgent(for: model).map { AgentRow(heartbeat: $0.heartbeat, lastSeen: $0.lastSeen, online: $0.online) }
+            return body(&table)
         }
     }
 }
