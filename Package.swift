@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "ModelTransfer", targets: ["ModelTransfer"]),
         .library(name: "ModelCatalog", targets: ["ModelCatalog"]),
         .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
+        .library(name: "MeshProtocol", targets: ["MeshProtocol"]),
+        .library(name: "DepotHTTP", targets: ["DepotHTTP"]),
         .library(name: "DepotAgent", targets: ["DepotAgent"]),
         .library(name: "DepotMesh", targets: ["DepotMesh"]),
         .executable(name: "depot", targets: ["depot"]),
@@ -24,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // NIOHTTPTypes: the request parts a per-connection guard sees in Hummingbird's pipeline.
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -61,6 +65,18 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "CLlama", path: "Sources/CLlama"),
+        // The mesh's wire format and identities: what agents and coordinators both speak.
+        .target(name: "MeshProtocol", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // What every Depot server shares: limits, browser boundary, tokens, JSON errors.
+        .target(
+            name: "DepotHTTP",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "ModelRuntime",
             dependencies: ["CLlama", "GGUF", "ModelStore"],
@@ -74,6 +90,8 @@ let package = Package(
                 "ModelTransfer",
                 "ModelCatalog",
                 "ModelRuntime",
+                "MeshProtocol",
+                "DepotHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +109,9 @@ let package = Package(
         .target(
             name: "DepotMesh",
             dependencies: [
-                "DepotAgent",
+                "MeshProtocol",
+                "DepotHTTP",
+                "ModelStore",  // the store's name rules for model names in heartbeats
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -111,6 +131,7 @@ let package = Package(
                 "ModelRuntime",
                 "DepotAgent",
                 "DepotMesh",
+                "MeshProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -124,14 +145,21 @@ let package = Package(
         ),
         // Benchmark helper (bench/agent.sh): writes larger random llama models.
         .executableTarget(name: "make-model", dependencies: ["GGUF"], path: "bench/make-model"),
+        // Benchmark helper (bench/mesh.sh, bench/federation.sh): registers made-up agents with their own keys.
+        .executableTarget(
+            name: "mesh-agents",
+            dependencies: ["MeshProtocol", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "bench/mesh-agents"
+        ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF", "DepotTestSupport"]),
         .target(name: "DepotTestSupport", path: "Tests/Support"),
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
-        .testTarget(name: "DepotMeshTests", dependencies: ["DepotMesh", "DepotAgent"]),
+        .testTarget(name: "DepotMeshTests", dependencies: ["DepotMesh", "MeshProtocol", "DepotHTTP"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "ModelTransfer", "ModelStore", "DepotTestSupport"]),
-        .testTarget(name: "DepotCLITests", dependencies: ["depot", "depot-chat-example", "ModelStore", "ModelTransfer", "GGUF", "DepotTestSupport"]),
+        .testTarget(name: "DepotCLITests", dependencies: ["depot", "depot-chat-example", "ModelStore", "ModelTransfer", "GGUF", "MeshProtocol", "DepotTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

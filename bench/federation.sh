@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
 swift build -c release --product depot >&2
+swift build -c release --product mesh-agents >&2
 DEPOT=$PWD/.build/release/depot
 WORK=$(mktemp -d "$PWD/.build/bench-federation.XXXXXX")
 GOSSIP=${GOSSIP:-1}
@@ -47,25 +48,40 @@ for i in $(seq 0 $((COUNT - 1))); do
     for _ in $(seq 200); do grep -q "listening on" "$WORK/c$i.out" 2>/dev/null && break; sleep 0.05; done
 done
 
-python3 - "$GOSSIP" "${PORTS[@]}" <<'PY'
+# The simulated agents register with their own keys: agent k with coordinator k % 16.
+for i in $(seq 0 $((COUNT - 1))); do
+    .build/release/mesh-agents "http://127.0.0.1:${PORTS[$i]}" $(( (1000 - i + COUNT - 1) / COUNT )) > "$WORK/agents-$i.txt"
+done
+
+python3 - "$GOSSIP" "$WORK" "${PORTS[@]}" <<'PY'
 import http.client, json, random, statistics, sys, threading, time
 
 gossip = float(sys.argv[1])
-ports = [int(p) for p in sys.argv[2:]]
+work = sys.argv[2]
+ports = [int(p) for p in sys.argv[3:]]
 AGENTS, MODELS = 1000, ["qwen2.5-coder:1.5b", "qwen2.5-coder:7b", "llama3.2:3b", "phi4:14b", "gemma3:4b"]
 SIZES = {"qwen2.5-coder:1.5b": 1.5, "qwen2.5-coder:7b": 7, "llama3.2:3b": 3, "phi4:14b": 14, "gemma3:4b": 4}
 model_of = {k: MODELS[k % len(MODELS)] for k in range(AGENTS)}
 lock = threading.Lock()
+# Agent k's id and session credential, from its registration with coordinator k % 16.
+identity = {}
+for index in range(len(ports)):
+    lines = open(f"{work}/agents-{index}.txt").read().split()
+    mine = [k for k in range(AGENTS) if k % len(ports) == index]
+    for k, (_, agent_id, credential) in zip(mine, zip(lines[0::3], lines[1::3], lines[2::3])):
+        identity[k] = (agent_id, credential)
 
 def body(k):
     with lock: model = model_of[k]
-    return json.dumps({"protocolVersion": 1, "agentId": f"sim-{k:04d}", "platform": "linux", "freeMemoryMB": 16384,
+    return json.dumps({"protocolVersion": 2, "agentId": identity[k][0], "platform": "linux", "freeMemoryMB": 16384,
                        "address": f"http://10.1.{k // 250}.{k % 250}:4302", "activeModel": model,
                        "activeModelParamSize": SIZES.get(model, 1.0), "modelSwapInProgress": False,
                        "currentLoad": k % 3, "installedModels": []})
 
-def call(connection, method, path, payload=None):
-    connection.request(method, path, payload, {"Content-Type": "application/json"} if payload else {})
+def call(connection, method, path, payload=None, agent=None):
+    headers = {"Content-Type": "application/json"} if payload else {}
+    if agent is not None: headers["Authorization"] = "Bearer " + identity[agent][1]
+    connection.request(method, path, payload, headers)
     response = connection.getresponse()
     return response.status, response.read()
 
@@ -76,7 +92,7 @@ def heartbeats(index):
     mine = [k for k in range(AGENTS) if k % len(ports) == index]
     while not stop.is_set():
         started = time.monotonic()
-        for k in mine: call(connection, "POST", "/heartbeat", body(k))
+        for k in mine: call(connection, "POST", "/heartbeat", body(k), k)
         stop.wait(max(0, 1 - (time.monotonic() - started)))
 
 threads = [threading.Thread(target=heartbeats, args=(i,), daemon=True) for i in range(len(ports))]
@@ -97,7 +113,7 @@ def converge(trial, model_for):
     time.sleep(random.uniform(0, gossip))
     agent = origin  # agent k heartbeats to coordinator k % 16
     with lock: model_of[agent] = model_for(agent)
-    call(connections[origin], "POST", "/heartbeat", body(agent))  # an agent beats at once on a swap
+    call(connections[origin], "POST", "/heartbeat", body(agent), agent)  # an agent beats at once on a swap
     start = time.monotonic()
     model = model_of[agent]
     expected = json.loads(call(connections[origin], "GET", "/mesh/summary")[1])["modelAvailability"][model]["agentCount"]
@@ -110,7 +126,7 @@ def converge(trial, model_for):
         time.sleep(0.005)
     if pending: sys.exit(f"trial {trial}: coordinators {sorted(pending)} never learned of {model} at {ids[origin]}")
     with lock: model_of[agent] = MODELS[agent % len(MODELS)]
-    call(connections[origin], "POST", "/heartbeat", body(agent))
+    call(connections[origin], "POST", "/heartbeat", body(agent), agent)
     time.sleep(gossip * 1.5)
     return times
 

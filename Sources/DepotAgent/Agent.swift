@@ -1,5 +1,7 @@
+import DepotHTTP
 import Crypto
 import Foundation
+import MeshProtocol
 import ModelCatalog
 import ModelRuntime
 import ModelStore
@@ -23,6 +25,8 @@ public struct AgentConfiguration: Sendable {
     /// The mesh coordinator to register and heartbeat with.
     public var coordinator: String?
     public var heartbeatInterval: Duration = .seconds(15)
+    /// Given to a coordinator that admits agents by token (never sent: registrations carry a proof).
+    public var joinToken: String?
     /// LAN discovery over UDP multicast; nil: off.
     public var discovery: NearbyDiscovery.Configuration?
 
@@ -49,6 +53,9 @@ public final class Agent: Sendable {
     let desiredModel = LockedValue<String?>(nil)
     /// Nearby peers, once discovery runs.
     let nearby = LockedValue<NearbyDiscovery?>(nil)
+    /// The agent's Ed25519 identity (kept in the store): its id, what it signs registrations,
+    /// nearby records and, later, credit receipts with.
+    public let identity: MeshIdentity
 
     public init(store: ModelStore, configuration: AgentConfiguration,
                 engine: any InferenceEngine) throws(AgentError) {
@@ -60,6 +67,7 @@ public final class Agent: Sendable {
         } catch {
             throw AgentError.badRequest(error.message)
         }
+        do { identity = try Agent.identity(storeRoot: store.root) } catch { throw AgentError(.internalServerError, "\(error)") }
         self.configuration = configuration
         self.store = store
         events = EventHub()
@@ -67,6 +75,11 @@ public final class Agent: Sendable {
         do { manager = try StoreModelManager(store: store, configuration: configuration.download) } catch { throw AgentError(error) }
         runtime = ModelRuntime(engine: engine, keepAlive: configuration.keepAlive)
         jobs = JobRegistry(manager: manager, events: events, metrics: metrics)
+    }
+
+    /// The identity of the agent serving the store at `storeRoot`, made there on first use.
+    public static func identity(storeRoot: String) throws -> MeshIdentity {
+        try MeshIdentity.load(path: storeRoot + "/agent.key")
     }
 
     /// Forwards runtime events to the event stream; runs until cancelled.
@@ -199,9 +212,4 @@ final class LockedValue<Value: Sendable>: @unchecked Sendable {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
-}
-
-extension Duration {
-    /// The duration in seconds, for intervals and ages compared with `Date`s.
-    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,4 +1,6 @@
+import DepotHTTP
 import Foundation
+import MeshProtocol
 import Hummingbird
 import Logging
 import ModelRuntime
@@ -9,12 +11,17 @@ extension Agent {
     /// Every route: EdgeCoder, Ollama, jobs and events, metrics, the web UI.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: ErrorMiddleware())
-        if let token = configuration.token { router.add(middleware: TokenMiddleware(token: token)) }
+        router.add(middleware: ErrorMiddleware(translate: Agent.translate))
+        if let token = configuration.token {
+            router.add(middleware: BearerTokenMiddleware(token: token, message: "this agent needs 'Authorization: Bearer <token>' for changes") {
+                $0.method != .get && $0.method != .head && $0.method != .options
+            })
+        }
         addEdgeCoderRoutes(to: router)
         addOllamaRoutes(to: router)
         addJobRoutes(to: router)
         router.get("/mesh/peers") { _, _ in JSON.response(self.nearby.current?.currentPeers() ?? []) }
+        router.get("/mesh/peers/stats") { _, _ in JSON.response(self.nearby.current?.stats ?? NearbyDiscovery.Stats()) }
         router.get("/mesh/peers/route") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else { throw AgentError.badRequest("give ?model=NAME") }
             guard let peer = self.nearby.current?.route(model) else { throw AgentError.notFound("no available nearby peer runs '\(model)'") }
@@ -33,16 +40,17 @@ extension Agent {
         if let coordinator = configuration.coordinator {
             let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
             services.append(HeartbeatService(agent: self, coordinator: coordinator, interval: configuration.heartbeatInterval,
-                                             address: { "http://\(host):\(boundPort.current)" }))
+                                             joinToken: configuration.joinToken, address: { "http://\(host):\(boundPort.current)" }))
         }
         if let discovery = configuration.discovery {
-            let nearby = try NearbyDiscovery(configuration: discovery, ownID: UUID(uuidString: agentID()) ?? UUID())
+            let nearby = try NearbyDiscovery(configuration: discovery, ownID: identity.id)
             self.nearby.current = nearby
             let host = configuration.host == "0.0.0.0" ? discovery.interface : configuration.host
             services.append(AnnounceService(agent: self, discovery: nearby, host: host, port: { boundPort.current }))
         }
         let app = Application(
             router: router(),
+            server: ServerLimits().server(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "depot"),
             services: services,
             onServerRunning: { channel in
@@ -65,11 +73,16 @@ struct AnnounceService: Service {
     func run() async throws {
         while port() == 0 { try await Task.sleep(for: .milliseconds(20)) }
         let changes = await agent.announcements(every: discovery.configuration.interval)
+        // Receivers drop a record not newer than the last they took from this agent; the clock
+        // starts the count so a restart continues above the previous run's.
+        var sequence = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
         for await change in changes.cancelOnGracefulShutdown() {
             let beat = await agent.heartbeat(address: "", status: change)
-            discovery.announce(NearbyRecord(agentId: UUID(uuidString: beat.agentId) ?? UUID(), activeModel: beat.activeModel,
-                                            paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
-                                            freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port())))
+            sequence += 1
+            let record = NearbyRecord(publicKey: agent.identity.key.publicKey.rawRepresentation, sequence: sequence,
+                                      activeModel: beat.activeModel, paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
+                                      freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port()))
+            discovery.announce(record, signedBy: agent.identity)
         }
         discovery.stop()
     }

@@ -1,22 +1,13 @@
+import DepotHTTP
 import AsyncHTTPClient
 import Foundation
+import MeshProtocol
 import ModelRuntime
 import ModelStore
 import NIOCore
 import ServiceLifecycle
 
 extension Agent {
-    /// This agent's id: made once, kept in the store, so restarts keep it.
-    func agentID() -> String {
-        let path = store.root + "/agent-id"
-        if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty {
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let id = UUID().uuidString.lowercased()
-        try? (id + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        return id
-    }
-
     /// The heartbeat as things stand, or with the runtime `status` a change had.
     func heartbeat(address: String, status given: RuntimeStatus? = nil) async -> Heartbeat {
         let status = if let given { given } else { await runtime.currentStatus }
@@ -28,9 +19,10 @@ extension Agent {
         #else
         let platform = "macos"
         #endif
-        return Heartbeat(agentId: agentID(), platform: platform, freeMemoryMB: SystemMemory.availableBytes() >> 20, address: address,
+        return Heartbeat(agentId: identity.id, platform: platform, freeMemoryMB: SystemMemory.availableBytes() >> 20, address: address,
                          activeModel: status.loadingModel ?? status.activeModel, activeModelParamSize: status.paramSize,
-                         modelSwapInProgress: status.state == .loading, currentLoad: status.currentLoad, installedModels: installed)
+                         modelSwapInProgress: status.state == .loading, currentLoad: status.currentLoad,
+                         installedModels: Array(installed.prefix(Heartbeat.Limits.defaultInstalledModels)))
     }
 }
 
@@ -68,11 +60,22 @@ extension Agent {
 
 /// Registers with the coordinator and heartbeats every interval, and at once when the model
 /// or its state changes, so routers learn of a swap without waiting.
+///
+/// Registration proves the agent holds its key: it signs a nonce the coordinator issued (so it
+/// cannot be replayed) and gets a session credential back. Heartbeats carry that credential,
+/// which the coordinator checks with one HMAC instead of an Ed25519 verification per beat; the
+/// agent registers again before it expires, or when the coordinator has forgotten it (401).
 struct HeartbeatService: Service {
     let agent: Agent
     let coordinator: String
     let interval: Duration
+    let joinToken: String?
     let address: @Sendable () -> String
+
+    struct Session {
+        var credential: String
+        var renewAt: ContinuousClock.Instant
+    }
 
     func run() async throws {
         // The first beat must carry the address the server actually bound.
@@ -80,23 +83,65 @@ struct HeartbeatService: Service {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { client.shutdown(queue: .global()) { _ in } }
         let beats = await agent.announcements(every: interval)
-        var registered = false
+        var session: Session?
+        var lastComplaint: String?
         await withGracefulShutdownHandler {
             for await change in beats.cancelOnGracefulShutdown() {
-                let body = await agent.heartbeat(address: address(), status: change)
-                registered = await send(client, registered ? "/heartbeat" : "/register", body) || registered
+                let beat = await agent.heartbeat(address: address(), status: change)
+                if let current = session, ContinuousClock.now < current.renewAt {
+                    let (status, _) = await post(client, "/heartbeat", beat, credential: current.credential)
+                    guard status == 401 else { continue }
+                }
+                // Not registered yet, due for a new credential, or forgotten: register (the
+                // registration carries this beat).
+                switch await register(client, beat) {
+                case .success(let registered):
+                    session = registered
+                    lastComplaint = nil
+                case .failure(let complaint):
+                    session = nil
+                    if complaint.description != lastComplaint {
+                        lastComplaint = complaint.description
+                        FileHandle.standardError.write(Data("depot: the coordinator at \(coordinator) did not register this agent: \(complaint)\n".utf8))
+                    }
+                }
             }
         } onGracefulShutdown: {}
     }
 
-    private func send(_ client: HTTPClient, _ path: String, _ heartbeat: Heartbeat) async -> Bool {
+    private func register(_ client: HTTPClient, _ beat: Heartbeat) async -> Result<Session, MeshProtocolError> {
+        var request = HTTPClientRequest(url: coordinator + "/mesh/challenge")
+        request.method = .GET
+        guard let response = try? await client.execute(request, timeout: .seconds(5)),
+              let body = try? await response.body.collect(upTo: 64 << 10) else {
+            return .failure(MeshProtocolError("unreachable"))
+        }
+        guard response.status == .ok, let challenge = try? JSONDecoder().decode(RegistrationChallenge.self, from: Data(buffer: body)) else {
+            return .failure(MeshProtocolError("no registration challenge (\(response.status.code)); is it a Depot coordinator of this version?"))
+        }
+        guard let registration = try? AgentRegistration(identity: agent.identity, challenge: challenge, heartbeat: beat, joinToken: joinToken) else {
+            return .failure(MeshProtocolError("cannot sign the registration"))
+        }
+        let started = ContinuousClock.now
+        let (status, reply) = await post(client, "/register", registration, credential: nil)
+        guard status == 200, let receipt = try? JSONDecoder().decode(RegistrationReceipt.self, from: reply) else {
+            let message = (try? JSONDecoder().decode([String: String].self, from: reply))?["error"] ?? "status \(status)"
+            return .failure(MeshProtocolError(message))
+        }
+        let lifetime = max(1, receipt.credentialExpiresInSeconds)
+        return .success(Session(credential: receipt.credential, renewAt: started + .milliseconds(Int64(lifetime * 800))))
+    }
+
+    /// The status (0 when unreachable) and body of a POST.
+    private func post(_ client: HTTPClient, _ path: String, _ value: some Encodable, credential: String?) async -> (Int, Data) {
         var request = HTTPClientRequest(url: coordinator + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        guard let data = try? JSONEncoder().encode(heartbeat) else { return false }
+        if let credential { request.headers.add(name: "Authorization", value: "Bearer \(credential)") }
+        guard let data = try? JSONEncoder().encode(value) else { return (0, Data()) }
         request.body = .bytes(ByteBuffer(bytes: data))
-        guard let response = try? await client.execute(request, timeout: .seconds(5)) else { return false }
-        _ = try? await response.body.collect(upTo: 1 << 20)
-        return response.status.code == 200
+        guard let response = try? await client.execute(request, timeout: .seconds(5)) else { return (0, Data()) }
+        let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
+        return (Int(response.status.code), body)
     }
 }

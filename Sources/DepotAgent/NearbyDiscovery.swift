@@ -1,4 +1,6 @@
+import DepotHTTP
 import Foundation
+import MeshProtocol
 import ModelRuntime
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +9,9 @@ import Glibc
 /// Nearby discovery on the LAN, the Linux counterpart of the BLE layer: every agent announces
 /// its `NearbyRecord` to a UDP multicast group every interval and at once when its model or
 /// load state changes; listeners keep a table of peers and drop one after three missed
-/// announcements.
+/// announcements. Records are signed by the announcing agent's key (its id is the key's), so
+/// nobody announces for another agent; an older record of a known agent (a replay) is dropped,
+/// and the table is capped: while it is full of live peers, newcomers wait.
 public final class NearbyDiscovery: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var group = "239.255.42.99"
@@ -15,6 +19,8 @@ public final class NearbyDiscovery: @unchecked Sendable {
         /// The interface (by its IPv4 address) to announce and listen on.
         public var interface = "0.0.0.0"
         public var interval: Duration = .seconds(5)
+        /// Peers kept at most (the table is fed by unauthenticated UDP).
+        public var maximumPeers = 256
         public init() {}
     }
 
@@ -29,18 +35,35 @@ public final class NearbyDiscovery: @unchecked Sendable {
         /// Announcements this peer made while loading a model (routers skipped it then).
         public var loadingAnnouncements: Int
         public var available: Bool { currentLoad >= 0 }
+        var sequence: UInt64 = 0
+
+        enum CodingKeys: String, CodingKey {
+            case agentId, activeModel, paramSize, currentLoad, freeMemoryMB, address, lastSeen, loadingAnnouncements
+        }
     }
 
+    /// Records heard and why some were not taken (`GET /mesh/peers/stats`).
+    public struct Stats: Codable, Sendable {
+        public var accepted = 0
+        /// Malformed, or not signed by the key they carry.
+        public var invalid = 0
+        /// Not newer than the last record taken from that agent.
+        public var replayed = 0
+        /// A new agent while the table was full of live peers.
+        public var tableFull = 0
+        public var peers = 0
+    }
     let configuration: Configuration
-    let ownID: UUID
+    let ownID: String
     // Guarded by `lock`.
-    private var peers: [UUID: Peer] = [:]
+    private var peers: [String: Peer] = [:]
+    private var counts = Stats()
     private var stopped = false
     private let lock = NSLock()
     private var receiver: Int32 = -1
     private var sender: Int32 = -1
 
-    init(configuration: Configuration, ownID: UUID) throws {
+    init(configuration: Configuration, ownID: String) throws {
         self.configuration = configuration
         self.ownID = ownID
         receiver = try Self.openReceiver(configuration)
@@ -65,13 +88,21 @@ public final class NearbyDiscovery: @unchecked Sendable {
             .sorted { ($0.available ? 0 : 1, $0.currentLoad, $0.agentId) < ($1.available ? 0 : 1, $1.currentLoad, $1.agentId) }
     }
 
+    public var stats: Stats {
+        lock.withLock {
+            var stats = counts
+            stats.peers = peers.count
+            return stats
+        }
+    }
+
     /// The best nearby peer for `model`: running it, not loading, lowest load.
     public func route(_ model: String) -> Peer? {
         currentPeers().first { $0.available && $0.activeModel == model }
     }
 
-    func announce(_ record: NearbyRecord) {
-        guard let bytes = try? record.encoded() else { return }
+    func announce(_ record: NearbyRecord, signedBy identity: MeshIdentity) {
+        guard let bytes = try? record.encoded(signedBy: identity) else { return }
         var address = Self.socketAddress(configuration.group, configuration.port)
         _ = bytes.withUnsafeBytes { buffer in
             withUnsafePointer(to: &address) {
@@ -90,15 +121,38 @@ public final class NearbyDiscovery: @unchecked Sendable {
             let count = withUnsafeMutablePointer(to: &from) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(receiver, &buffer, buffer.count, 0, $0, &length) }
             }
-            guard count > 0, let record = try? NearbyRecord(decoding: Array(buffer[0..<count])), record.agentId != ownID else { continue }
-            lock.withLock {
-                let previous = peers[record.agentId]
-                peers[record.agentId] = Peer(agentId: record.agentId.uuidString.lowercased(), activeModel: record.activeModel,
-                                             paramSize: record.paramSize, currentLoad: record.currentLoad,
-                                             freeMemoryMB: record.freeMemoryMB, address: "http://\(record.host):\(record.port)",
-                                             lastSeen: Date(),
-                                             loadingAnnouncements: (previous?.loadingAnnouncements ?? 0) + (record.isLoading ? 1 : 0))
+            guard count > 0 else { continue }
+            take(Array(buffer[0..<count]), at: Date())
+        }
+    }
+
+    /// Takes one datagram into the table, or counts why not.
+    func take(_ datagram: [UInt8], at now: Date) {
+        guard let record = try? NearbyRecord(decoding: datagram) else {
+            lock.withLock { counts.invalid += 1 }
+            return
+        }
+        let id = record.agentId
+        guard id != ownID else { return }
+        let expiry = 3 * configuration.interval.seconds
+        lock.withLock {
+            let previous = peers[id]
+            if let previous, record.sequence <= previous.sequence {
+                counts.replayed += 1
+                return
             }
+            if previous == nil, peers.count >= configuration.maximumPeers {
+                peers = peers.filter { now.timeIntervalSince($0.value.lastSeen) <= expiry }
+                guard peers.count < configuration.maximumPeers else {
+                    counts.tableFull += 1
+                    return
+                }
+            }
+            counts.accepted += 1
+            peers[id] = Peer(agentId: id, activeModel: record.activeModel, paramSize: record.paramSize, currentLoad: record.currentLoad,
+                             freeMemoryMB: record.freeMemoryMB, address: "http://\(record.host):\(record.port)", lastSeen: now,
+                             loadingAnnouncements: (previous?.loadingAnnouncements ?? 0) + (record.isLoading ? 1 : 0),
+                             sequence: record.sequence)
         }
     }
 

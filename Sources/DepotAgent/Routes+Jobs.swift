@@ -1,3 +1,4 @@
+import DepotHTTP
 import Foundation
 import Hummingbird
 import ModelCatalog

@@ -1,5 +1,5 @@
-import DepotAgent
 import Foundation
+import MeshProtocol
 
 /// The coordinator's agents, with each model's availability kept current on every heartbeat
 /// and every expiry, so a summary costs as much as the number of models and a route as much
@@ -10,6 +10,8 @@ import Foundation
 struct AgentTable {
     struct Entry {
         var heartbeat: Heartbeat
+        /// The agent's Ed25519 public key (base64), proven at registration.
+        var publicKey: String
         var lastSeen: Date
         var online: Bool
     }
@@ -41,7 +43,7 @@ struct AgentTable {
     /// Parameter sizes (billions) as whole millionths; callers validate the range.
     static func micros(_ size: Double?) -> Int64 { Int64(((size ?? 0) * 1_000_000).rounded()) }
 
-    mutating func record(_ heartbeat: Heartbeat, at time: Date) {
+    mutating func record(_ heartbeat: Heartbeat, publicKey: String, at time: Date) {
         let id = heartbeat.agentId
         var vacated: String?  // a model this agent alone ran here
         if let old = entries[id], old.online {
@@ -52,7 +54,7 @@ struct AgentTable {
         }
         defer { if let vacated, tallies[vacated] == nil { modelsChanged = true } }
         let key = Self.bucket(time)
-        let entry = Entry(heartbeat: heartbeat, lastSeen: time, online: key >= expiredBelow)
+        let entry = Entry(heartbeat: heartbeat, publicKey: publicKey, lastSeen: time, online: key >= expiredBelow)
         entries[id] = entry
         guard entry.online else { return }
         onlineCount += 1
@@ -77,6 +79,28 @@ struct AgentTable {
             }
         }
         expiredBelow = limit
+    }
+
+    /// Forgets an agent (the caller took it offline, or it never was online).
+    mutating func remove(_ id: String) {
+        guard let entry = entries[id] else { return }
+        if entry.online {
+            let key = Self.bucket(entry.lastSeen)
+            buckets[key]?.remove(id)
+            if buckets[key]?.isEmpty == true { buckets[key] = nil }
+            if takeOffline(id, entry) != nil { modelsChanged = true }
+        }
+        entries[id] = nil
+    }
+
+    /// The offline agent heard from longest ago: the first to go when the table is full.
+    func oldestOffline() -> String? {
+        entries.lazy.filter { !$0.value.online }.min { $0.value.lastSeen < $1.value.lastSeen }?.key
+    }
+
+    /// Offline agents last heard from before `cutoff`.
+    func offline(before cutoff: Date) -> [String] {
+        entries.compactMap { !$0.value.online && $0.value.lastSeen < cutoff ? $0.key : nil }
     }
 
     /// The agent's model when it can take work: online, a model loaded, not loading another.

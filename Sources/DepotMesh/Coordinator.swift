@@ -1,65 +1,110 @@
-import DepotAgent
+import DepotHTTP
 import Foundation
 import GRDB
+import MeshProtocol
 
 /// A coordinator's view of its agents: the latest heartbeat of each, persisted (SQLite) so a
 /// restart keeps it. An agent that missed `missedBeatsUntilOffline` heartbeats is offline: it
-/// stays listed, marked so, but leaves the capability summaries.
+/// stays listed, marked so, but leaves the capability summaries; after `agentRetention` it is
+/// forgotten. Agents register with their Ed25519 key (see `Coordinator+Agents`).
 public final class Coordinator: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// The agents' heartbeat interval.
         public var heartbeatInterval: Duration = .seconds(15)
         public var missedBeatsUntilOffline = 3
+        /// Which agents may register.
+        public var admission = Admission.open
+        /// How long a session credential lasts; agents renew theirs before it ends.
+        public var credentialLifetime: Duration = .seconds(600)
+        /// Agents kept at most; the offline ones heard from longest ago make room first.
+        public var maximumAgents = 50_000
+        /// Offline agents are forgotten after this.
+        public var agentRetention: Duration = .seconds(7 * 86_400)
+        public var maximumInstalledModels = Heartbeat.Limits.defaultInstalledModels
+        /// Models in one capability summary at most; beyond it, those with the least capacity
+        /// are left out (and counted), so a summary always fits a peer's body limit.
+        public var maximumSummaryModels = 1_000
         /// Federation peers: they get this coordinator's signed summary and what it relays, and
         /// only their gossip is taken.
         public var peers: [CoordinatorPeer] = []
         public var gossipInterval: Duration = .seconds(60)
         /// How many coordinators a summary may cross.
         public var hopLimit = 4
+        /// How far in the future a peer's summary may be dated (clocks differ).
+        public var maximumClockSkew: Duration = .seconds(60)
+        /// Federated origins remembered at most.
+        public var maximumOrigins = 1_024
+        /// Connections, timeouts and the body limit of the HTTP server.
+        public var limits: ServerLimits = {
+            var limits = ServerLimits()
+            limits.maximumBodyBytes = 1 << 20
+            return limits
+        }()
+        /// Host names (besides loopback names and IP literals) this coordinator answers to.
+        public var allowedHosts: [String] = []
         public init() {}
     }
 
     public struct AgentRow: Codable, Sendable {
         public var heartbeat: Heartbeat
+        public var publicKey: String
         public var lastSeen: Date
         public var online: Bool
 
         init(_ entry: AgentTable.Entry) {
             heartbeat = entry.heartbeat
+            publicKey = entry.publicKey
             lastSeen = entry.lastSeen
             online = entry.online
         }
     }
 
     public let id: String
-    let identity: CoordinatorIdentity
+    let identity: MeshIdentity
     let configuration: Configuration
     let database: DatabasePool
+    let sessions: SessionCredentials
+    let sequence: SequenceCounter
     // Guarded by `lock`; the database is written behind.
     private var table = AgentTable()
-    private var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
+    var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
     private var unsaved: Set<String> = []
-    private var rejected: [GossipRejection: Int] = [:]
-    private var accepted = 0
-    private let lock = NSLock()
+    private var forgotten: Set<String> = []
+    var usedNonces: [String: Date] = [:]
+    var counters = Counters()
+    let lock = NSLock()
     let outbox: GossipOutbox
     /// The coordinator's public key (base64), which its peers configure.
     public var publicKey: String { identity.publicKey }
+
+    /// What was refused or dropped, by reason (`/mesh/stats`, `/mesh/gossip/stats`).
+    struct Counters {
+        var heartbeats = 0
+        var registrations = 0
+        var refused: [String: Int] = [:]
+        var evicted = 0
+        var forgottenAfterRetention = 0
+        var summaryModelsDropped = 0
+        var gossipAccepted = 0
+        var gossipRejected: [GossipRejection: Int] = [:]
+    }
 
     /// The id and public key of the coordinator whose state is in `directory`, made there if
     /// it has none yet (so peers can be configured before it first starts).
     public static func identity(directory: String) throws -> (id: String, publicKey: String) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let identity = try CoordinatorIdentity.load(directory: directory)
+        let identity = try MeshIdentity.load(path: directory + "/coordinator.key")
         return (identity.id, identity.publicKey)
     }
 
     /// Opens (or creates) the coordinator's state in `directory`.
     public init(directory: String, configuration: Configuration = Configuration()) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        identity = try CoordinatorIdentity.load(directory: directory)
+        identity = try MeshIdentity.load(path: directory + "/coordinator.key")
         id = identity.id
         self.configuration = configuration
+        sessions = SessionCredentials(credentialLifetime: configuration.credentialLifetime.seconds)
+        sequence = try SequenceCounter(path: directory + "/gossip.sequence")
         outbox = GossipOutbox(peers: configuration.peers)
         var options = GRDB.Configuration()
         options.busyMode = .timeout(10)
@@ -77,6 +122,11 @@ public final class Coordinator: @unchecked Sendable {
                 t.column("receivedAt", .double).notNull()
             }
         }
+        migrator.registerMigration("v2: agents have keys") { db in
+            // Rows from before agents had identities cannot be vouched for: they register again.
+            try db.execute(sql: "DELETE FROM agent")
+            try db.alter(table: "agent") { t in t.add(column: "publicKey", .text).notNull().defaults(to: "") }
+        }
         try migrator.migrate(database)
         Task { [weak self] in
             // Rows that changed while no heartbeat followed still reach the disk; the loop ends
@@ -84,6 +134,7 @@ public final class Coordinator: @unchecked Sendable {
             while true {
                 try? await Task.sleep(for: .milliseconds(Int(Coordinator.persistInterval * 1000)))
                 guard let self else { return }
+                self.forgetRetired()
                 try? self.persist()
             }
         }
@@ -92,37 +143,85 @@ public final class Coordinator: @unchecked Sendable {
             guard let message = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data((row["message"] as String).utf8)) else { continue }
             remote[message.signed.origin] = (message, Date(timeIntervalSince1970: row["receivedAt"]))
         }
-        let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT heartbeat, lastSeen FROM agent ORDER BY lastSeen") }
-        for row in rows {
-            guard let heartbeat = try? JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8)) else { continue }
-            table.record(heartbeat, at: Date(timeIntervalSince1970: row["lastSeen"]))
+        let rows = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT heartbeat, publicKey, lastSeen FROM agent ORDER BY lastSeen DESC LIMIT ?",
+                             arguments: [configuration.maximumAgents])
+        }
+        for row in rows.reversed() {
+            let key: String = row["publicKey"]
+            guard let heartbeat = try? JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8)),
+                  MeshIdentity.id(ofPublicKey: key) == heartbeat.agentId else { continue }
+            table.record(heartbeat, publicKey: key, at: Date(timeIntervalSince1970: row["lastSeen"]))
         }
     }
 
-    /// Records a heartbeat (or registration). The table lives in memory; changed rows reach
-    /// SQLite in one transaction at most `persistInterval` later, off the request's path, so a
-    /// crash loses at most that much of heartbeats the agents send again anyway.
-    public func record(_ heartbeat: Heartbeat, at now: Date = Date()) {
+    /// Records a heartbeat of an agent whose key was proven (registration or credential). The
+    /// table lives in memory; changed rows reach SQLite in one transaction at most
+    /// `persistInterval` later, off the request's path, so a crash loses at most that much of
+    /// heartbeats the agents send again anyway. False when the table is full of online agents.
+    @discardableResult
+    func record(_ heartbeat: Heartbeat, publicKey: String, at now: Date = Date()) -> Bool {
         lock.withLock {
-            table.record(heartbeat, at: now)
+            if table.entries[heartbeat.agentId] == nil, table.entries.count >= configuration.maximumAgents {
+                table.expire(before: now.addingTimeInterval(-agentExpiry))
+                guard let oldest = table.oldestOffline() else { return false }
+                table.remove(oldest)
+                forgotten.insert(oldest)
+                unsaved.remove(oldest)
+                counters.evicted += 1
+            }
+            table.record(heartbeat, publicKey: publicKey, at: now)
             unsaved.insert(heartbeat.agentId)
+            forgotten.remove(heartbeat.agentId)
+            return true
         }
     }
+
+    /// The key of an agent in the table (a credential outlives an agent that was evicted).
+    func knownKey(_ agentId: String) -> String? { lock.withLock { table.entries[agentId]?.publicKey } }
 
     static let persistInterval: TimeInterval = 0.5
 
-    /// Writes the rows changed since the last time.
+    /// Writes the rows changed since the last time, and deletes the forgotten ones. A failed
+    /// write keeps them pending for the next time.
     public func persist() throws {
-        let rows: [(String, Heartbeat, Date)] = lock.withLock {
-            defer { unsaved.removeAll() }
-            return unsaved.compactMap { id in table.entries[id].map { (id, $0.heartbeat, $0.lastSeen) } }
+        let (rows, gone): ([(String, Heartbeat, String, Date)], Set<String>) = lock.withLock {
+            defer {
+                unsaved.removeAll()
+                forgotten.removeAll()
+            }
+            return (unsaved.compactMap { id in table.entries[id].map { (id, $0.heartbeat, $0.publicKey, $0.lastSeen) } }, forgotten)
         }
-        guard !rows.isEmpty else { return }
+        guard !rows.isEmpty || !gone.isEmpty else { return }
         let encoder = JSONEncoder()
-        try database.write { db in
-            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, lastSeen) VALUES (?, ?, ?)")
-            for (id, heartbeat, lastSeen) in rows {
-                try insert.execute(arguments: [id, String(decoding: try encoder.encode(heartbeat), as: UTF8.self), lastSeen.timeIntervalSince1970])
+        do {
+            try database.write { db in
+                let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO agent (id, heartbeat, publicKey, lastSeen) VALUES (?, ?, ?, ?)")
+                for (id, heartbeat, key, lastSeen) in rows {
+                    try insert.execute(arguments: [id, String(decoding: try encoder.encode(heartbeat), as: UTF8.self), key,
+                                                   lastSeen.timeIntervalSince1970])
+                }
+                let delete = try db.cachedStatement(sql: "DELETE FROM agent WHERE id = ?")
+                for id in gone { try delete.execute(arguments: [id]) }
+            }
+        } catch {
+            lock.withLock {
+                // Put back what did not reach the disk, unless newer news replaced it meanwhile.
+                for (id, _, _, _) in rows where !forgotten.contains(id) { unsaved.insert(id) }
+                for id in gone where table.entries[id] == nil { forgotten.insert(id) }
+            }
+            throw error
+        }
+    }
+
+    /// Forgets offline agents past the retention period.
+    func forgetRetired(at now: Date = Date()) {
+        withCurrentTable(at: now) { table in
+            for id in table.offline(before: now.addingTimeInterval(-configuration.agentRetention.seconds)) {
+                table.remove(id)
+                forgotten.insert(id)
+                unsaved.remove(id)
+                counters.forgottenAfterRetention += 1
             }
         }
     }
@@ -133,14 +232,24 @@ public final class Coordinator: @unchecked Sendable {
     /// Every agent, online first, newest heartbeat first.
     public func agentRows(at now: Date = Date()) -> [AgentRow] {
         withCurrentTable(at: now) { table in table.entries.values.map(AgentRow.init) }
-            .sorted { ($0.online ? 0 : 1, $1.lastSeen) < ($1.online ? 0 : 1, $0.lastSeen) }
+            .sorted { ($0.online ? 0 : 1, $1.lastSeen, $0.heartbeat.agentId) < ($1.online ? 0 : 1, $0.lastSeen, $1.heartbeat.agentId) }
     }
 
     /// EdgeCoder's capability summary: per model, the available agents running it, their
-    /// parameter capacity and average load. Loading or offline agents do not count.
+    /// parameter capacity and average load. Loading or offline agents do not count. At most
+    /// `maximumSummaryModels` models: those with the most capacity.
     public func summary(at now: Date = Date()) -> CapabilitySummary {
         withCurrentTable(at: now) { table in
-            CapabilitySummary(coordinatorId: id, agentCount: table.onlineCount, modelAvailability: table.availability, timestamp: now)
+            var availability = table.availability
+            let excess = availability.count - configuration.maximumSummaryModels
+            if excess > 0 {
+                let dropped = availability.sorted {
+                    ($0.value.totalParamCapacity, $0.value.agentCount, $1.key) < ($1.value.totalParamCapacity, $1.value.agentCount, $0.key)
+                }.prefix(excess)
+                for (model, _) in dropped { availability[model] = nil }
+                counters.summaryModelsDropped += excess
+            }
+            return CapabilitySummary(coordinatorId: id, agentCount: table.onlineCount, modelAvailability: availability, timestamp: now)
         }
     }
 
@@ -164,90 +273,7 @@ public final class Coordinator: @unchecked Sendable {
             return body(&table)
         }
     }
-}
 
-// MARK: Federation
-
-extension Coordinator {
-    /// This coordinator's summary, signed, for its peers.
-    func outgoing(url: String, at now: Date = Date()) throws -> GossipMessage {
-        try identity.sign(GossipMessage.Signed(protocolVersion: GossipMessage.protocolVersion, type: "capability_summary", origin: id,
-                                               originKey: identity.publicKey, originURL: url,
-                                               sequence: UInt64(now.timeIntervalSince1970 * 1000), sentAt: now, summary: summary(at: now)))
-    }
-
-    /// How old a summary may be before it expires: three gossip rounds.
-    var expiry: Double { 3 * configuration.gossipInterval.seconds }
-
-    /// Takes a peer's message: true when it is new, or came by a shorter path (and should be
-    /// relayed), else the reason it was refused. Messages from outside the configured peers,
-    /// and unsigned, forged, replayed and stale ones are refused and counted.
-    public func receive(_ message: GossipMessage, at now: Date = Date()) -> Result<Bool, GossipRejection> {
-        let verdict: Result<Bool, GossipRejection> = {
-            guard message.signed.protocolVersion == GossipMessage.protocolVersion, message.signed.type == "capability_summary",
-                  message.hops >= 0 else {
-                return .failure(.unsupported)
-            }
-            guard let peer = configuration.peers.first(where: { $0.id == message.sender }) else { return .failure(.notAPeer) }
-            guard message.senderForgery(by: peer) == nil, message.forgery() == nil else { return .failure(.forged) }
-            guard now.timeIntervalSince(message.signed.sentAt) <= expiry else { return .failure(.stale) }
-            if message.signed.origin == id { return .success(false) }  // our own, come back around
-            return lock.withLock {
-                if let known = remote[message.signed.origin], known.message.signed.sequence >= message.signed.sequence {
-                    guard known.message.signature == message.signature else { return .failure(.replayed) }
-                    // The same summary by a shorter path: passed on, it reaches coordinators the
-                    // first copy's hop count stopped short of.
-                    guard message.hops < known.message.hops else { return .failure(.duplicate) }
-                }
-                remote[message.signed.origin] = (message, now)
-                return .success(true)
-            }
-        }()
-        lock.withLock {
-            switch verdict {
-            case .success: accepted += 1
-            case .failure(let reason): rejected[reason, default: 0] += 1
-            }
-        }
-        if case .success(true) = verdict, let text = try? GossipMessage.encoder.encode(message) {
-            try? database.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO remoteSummary (origin, message, receivedAt) VALUES (?, ?, ?)",
-                               arguments: [message.signed.origin, String(decoding: text, as: UTF8.self), now.timeIntervalSince1970])
-            }
-        }
-        return verdict
-    }
-
-    /// Federated summaries that have not expired.
-    func liveRemoteSummaries(at now: Date = Date()) -> [GossipMessage] {
-        lock.withLock { remote.values.map(\.message) }.filter { now.timeIntervalSince($0.signed.sentAt) <= expiry }
-    }
-
-    public struct GossipStats: Codable, Sendable {
-        public var accepted: Int
-        public var rejected: [String: Int]
-        public var knownOrigins: [String]
-        public var traffic: GossipOutbox.Traffic
-    }
-
-    public var gossipStats: GossipStats {
-        lock.withLock {
-            GossipStats(accepted: accepted, rejected: Dictionary(uniqueKeysWithValues: rejected.map { ($0.key.rawValue, $0.value) }),
-                        knownOrigins: remote.keys.sorted(), traffic: outbox.traffic)
-        }
-    }
-}
-
-/// What a coordinator knows, per model (EdgeCoder's `capability_summary`).
-public struct CapabilitySummary: Codable, Sendable, Equatable {
-    public struct ModelAvailability: Codable, Sendable, Equatable {
-        public var agentCount: Int
-        public var totalParamCapacity: Double
-        public var avgLoad: Double
-    }
-
-    public var coordinatorId: String
-    public var agentCount: Int
-    public var modelAvailability: [String: ModelAvailability]
-    public var timestamp: Date
+    /// Agents in the table, and how many are online.
+    var agentCounts: (total: Int, online: Int) { lock.withLock { (table.entries.count, table.onlineCount) } }
 }

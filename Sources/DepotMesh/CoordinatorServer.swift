@@ -1,8 +1,9 @@
 import AsyncHTTPClient
-import DepotAgent
+import DepotHTTP
 import Foundation
 import Hummingbird
 import Logging
+import MeshProtocol
 import NIOCore
 import ServiceLifecycle
 
@@ -18,31 +19,46 @@ extension Coordinator {
         var stale: Bool
     }
 
+    /// A page of `/mesh/agents`.
+    struct AgentPage: Encodable {
+        var agents: [AgentRow]
+        var total: Int
+        var offset: Int
+        /// The offset of the next page, or nil after the last.
+        var nextOffset: Int?
+    }
+
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: BrowserBoundaryMiddleware(allowedHosts: configuration.allowedHosts))
+        let limit = configuration.limits.maximumBodyBytes
+        router.add(middleware: BodyLimitMiddleware(limit: limit) { request in
+            if request.uri.path == "/mesh/gossip" { self.countRejection(.oversized) }
+        })
         let recorded = JSON.response(["status": "ok", "coordinatorId": id])
         let decoder = JSONDecoder()
-        for path in ["/register", "/heartbeat"] {
-            router.post(RouterPath(stringLiteral: path)) { request, context in
-                let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context, decoder: decoder)
-                guard heartbeat.protocolVersion == Heartbeat.protocolVersion else {
-                    throw AgentError.badRequest("protocolVersion \(heartbeat.protocolVersion) is not supported; this coordinator speaks \(Heartbeat.protocolVersion)")
-                }
-                guard !heartbeat.agentId.isEmpty, heartbeat.agentId.count <= 128 else {
-                    throw AgentError.badRequest("field 'agentId' must be 1 to 128 characters")
-                }
-                guard (-1...1_000_000).contains(heartbeat.currentLoad) else {
-                    throw AgentError.badRequest("field 'currentLoad' must be -1 (loading) or 0 to 1000000")
-                }
-                guard (0...1_000_000).contains(heartbeat.activeModelParamSize ?? 0) else {
-                    throw AgentError.badRequest("field 'activeModelParamSize' must be 0 to 1000000 (billions of parameters)")
-                }
-                self.record(heartbeat)
-                return recorded
-            }
+        router.get("/mesh/challenge") { _, _ in JSON.response(self.challenge()) }
+        router.post("/register") { request, context in
+            let registration = try await JSON.decode(AgentRegistration.self, from: request, context: context, decoder: decoder, limit: limit)
+            return JSON.response(try self.register(registration))
         }
-        router.get("/mesh/agents") { _, _ in JSON.response(self.agentRows()) }
+        router.post("/heartbeat") { request, context in
+            let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context, decoder: decoder, limit: limit)
+            let credential = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            try self.heartbeat(heartbeat, credential: credential)
+            return recorded
+        }
+        router.get("/mesh/agents") { request, _ in
+            let query = request.uri.queryParameters
+            let pageSize = try Self.integer(query.get("limit"), named: "limit", in: 1...1_000) ?? 100
+            let offset = try Self.integer(query.get("offset"), named: "offset", in: 0...Int(Int32.max)) ?? 0
+            let rows = self.agentRows()
+            let page = Array(rows.dropFirst(offset).prefix(pageSize))
+            return JSON.response(AgentPage(agents: page, total: rows.count, offset: offset,
+                                           nextOffset: offset + page.count < rows.count ? offset + page.count : nil))
+        }
+        router.get("/mesh/stats") { _, _ in JSON.response(self.stats) }
         router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else {
@@ -51,33 +67,48 @@ extension Coordinator {
             return JSON.response(self.capabilities(model))
         }
         router.get("/mesh/route") { request, _ in
-            guard let model = request.uri.queryParameters.get("model") else { throw AgentError.badRequest("give ?model=NAME") }
+            guard let model = request.uri.queryParameters.get("model") else { throw APIError.badRequest("give ?model=NAME") }
             if let best = self.route(model) {
                 return JSON.response(["agentId": best.heartbeat.agentId, "address": best.heartbeat.address, "coordinatorId": self.id])
             }
             // No local agent fits: the best federated coordinator that has one.
             guard let remote = self.capabilities(model).first(where: { $0.coordinatorId != self.id }), let url = remote.url else {
-                throw AgentError.notFound("no available agent runs '\(model)' here or at a federated coordinator")
+                throw APIError.notFound("no available agent runs '\(model.prefix(200))' here or at a federated coordinator")
             }
             return JSON.response(["coordinatorId": remote.coordinatorId, "coordinatorURL": url])
         }
         router.post("/mesh/gossip") { request, context in
-            let message = try await JSON.decode(GossipMessage.self, from: request, context: context, decoder: GossipMessage.decoder)
+            let message: GossipMessage
+            do {
+                message = try await JSON.decode(GossipMessage.self, from: request, context: context, decoder: GossipMessage.decoder, limit: limit)
+            } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+                self.countRejection(.oversized)
+                return APIError(.contentTooLarge, "gossip refused: oversized").response
+            }
             switch self.receive(message) {
             case .success(let fresh):
-                if fresh, message.hops + 1 < self.configuration.hopLimit { self.forward(message) }
+                if fresh { self.forward(message) }
                 return JSON.response(["status": fresh ? "accepted" : "known"])
             case .failure(let reason):
                 let status: HTTPResponse.Status = switch reason {
                 case .notAPeer: .forbidden
                 case .replayed, .duplicate: .conflict
+                case .oversized: .contentTooLarge
                 default: .badRequest
                 }
-                return AgentError(status, "gossip refused: \(reason.rawValue)").response
+                return APIError(status, "gossip refused: \(reason.rawValue)").response
             }
         }
         router.get("/mesh/gossip/stats") { _, _ in JSON.response(self.gossipStats) }
         return router
+    }
+
+    static func integer(_ text: String?, named name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw APIError.badRequest("'\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
     }
 
     /// This coordinator's and its federated peers' entries for `model`: available agents
@@ -104,7 +135,8 @@ extension Coordinator {
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void) async throws {
         var logger = Logger(label: "depot.coordinator")
         logger.logLevel = .warning
-        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "depot-coordinator"),
+        let app = Application(router: router(), server: configuration.limits.server(),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "depot-coordinator"),
                               services: [GossipService(coordinator: self)],
                               onServerRunning: { channel in
                                   self.outbox.ownURL = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(channel.localAddress?.port ?? 0)"

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MeshProtocol
 import NIOCore
 import ServiceLifecycle
 
@@ -45,16 +46,6 @@ public final class GossipOutbox: @unchecked Sendable {
         lock.withLock {
             if let bytes { counted.sent += 1; counted.sentBytes += bytes } else { counted.failed += 1 }
         }
-    }
-}
-
-extension Coordinator {
-    /// Passes a peer's news on, one hop further, signed by this coordinator as its sender.
-    func forward(_ message: GossipMessage) {
-        var relayed = message
-        relayed.hops += 1
-        guard let stamped = try? identity.stamp(relayed) else { return }
-        outbox.send(stamped, skipping: [message.sender, message.signed.origin])
     }
 }
 

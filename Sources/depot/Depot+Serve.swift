@@ -1,5 +1,6 @@
 import ArgumentParser
 import DepotAgent
+import DepotHTTP
 import Foundation
 import ModelRuntime
 
@@ -22,6 +23,9 @@ extension Depot {
         @Option(help: "Parallel connections per download.") var connections = 8
         @Option(help: "Mesh coordinator to register and heartbeat with (e.g. http://10.0.0.2:4310).") var coordinator: String?
         @Option(help: "Seconds between heartbeats to the coordinator.") var heartbeatInterval: Double = 15
+        @Option(help: "The coordinator's join token, if it admits agents by token (default $DEPOT_JOIN_TOKEN); never sent, only proven.")
+        var joinToken: String?
+        @Flag(help: "Print this agent's id and public key (made on first use) and exit.") var printIdentity = false
         @Flag(help: "Announce this agent to, and hear, nearby agents over UDP multicast.") var discovery = false
         @Option(help: "Multicast group for discovery.") var discoveryGroup = "239.255.42.99"
         @Option(help: "UDP port for discovery.") var discoveryPort: UInt16 = 43020
@@ -32,6 +36,11 @@ extension Depot {
 
         func run() async throws {
             let store = try options.openStore()
+            if printIdentity {
+                let identity = try Agent.identity(storeRoot: store.root)
+                print("\(identity.id) \(identity.publicKey)")
+                return
+            }
             var configuration = AgentConfiguration()
             configuration.host = host
             configuration.port = port
@@ -42,15 +51,15 @@ extension Depot {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
             configuration.download.connections = connections
             configuration.coordinator = coordinator.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-            guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be positive") }
-            configuration.heartbeatInterval = .milliseconds(Int64(heartbeatInterval * 1000))
+            configuration.heartbeatInterval = try CoordinatorCommand.seconds(heartbeatInterval, "--heartbeat-interval")
+            configuration.joinToken = joinToken ?? ProcessInfo.processInfo.environment["DEPOT_JOIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             if discovery {
-                guard announceInterval > 0 else { throw ValidationError("--announce-interval must be positive") }
+                let interval = try CoordinatorCommand.seconds(announceInterval, "--announce-interval")
                 var nearby = NearbyDiscovery.Configuration()
                 nearby.group = discoveryGroup
                 nearby.port = discoveryPort
                 nearby.interface = discoveryInterface
-                nearby.interval = .milliseconds(Int64(announceInterval * 1000))
+                nearby.interval = interval
                 configuration.discovery = nearby
             }
             guard let keepAliveDuration = Self.duration(keepAlive) else {
@@ -76,8 +85,11 @@ extension Depot {
             if text == "never" { return (nil, ()) }
             let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1)]
             for (suffix, scale) in units where text.hasSuffix(suffix) {
-                guard let number = Double(text.dropLast(suffix.count)) else { continue }
-                return (number < 0 ? nil : .milliseconds(Int64(number * scale * 1000)), ())
+                guard let number = Double(text.dropLast(suffix.count)), number.isFinite else { continue }
+                if number < 0 { return (nil, ()) }
+                // A year at most: beyond it the milliseconds would not fit (1e300 trapped).
+                guard number * scale <= 366 * 86_400 else { return nil }
+                return (.milliseconds(Int64(number * scale * 1000)), ())
             }
             return nil
         }

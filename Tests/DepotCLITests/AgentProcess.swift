@@ -11,8 +11,8 @@ final class AgentProcess {
     let port: Int
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(_ workspace: Workspace, command: String = "serve", arguments: [String] = []) throws {
-        running = try workspace.depot.start([command, "--port", "0"] + arguments)
+    init(_ workspace: Workspace, command: String = "serve", arguments: [String] = [], environment: [String: String] = [:]) throws {
+        running = try workspace.depot.start([command, "--port", "0"] + arguments, environment: environment)
         let deadline = Date().addingTimeInterval(30)
         while true {
             let text = (try? String(contentsOfFile: running.stdoutPath, encoding: .utf8)) ?? ""

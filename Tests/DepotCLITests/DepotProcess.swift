@@ -60,7 +60,9 @@ struct DepotProcess {
     }
 
     /// Starts `depot ARGS --store STORE` without waiting for it.
-    func start(_ arguments: [String]) throws -> Running { try Running(arguments + ["--store", store]) }
+    func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Running {
+        try Running(arguments + ["--store", store], environment: environment)
+    }
 
     /// Runs a command that must succeed and decodes its `--json` output.
     func json<T: Decodable>(_ type: T.Type, _ arguments: [String]) throws -> T {

@@ -20,7 +20,7 @@ import Glibc
     }
 
     func agents(_ coordinator: AgentProcess) throws -> [[String: Any]] {
-        (try coordinator.get("/mesh/agents").json as? [[String: Any]]) ?? []
+        (try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]]) ?? []
     }
 
     @Test func agentsHeartbeatTheirModelAndTheCoordinatorRoutesToThem() throws {
@@ -55,14 +55,14 @@ import Glibc
         #expect(try coordinator.get("/mesh/capabilities?model=tiny:two").body == "[]")
 
         // A malformed heartbeat is refused, naming the field, and changes nothing.
-        let missing = try coordinator.post("/heartbeat", #"{"protocolVersion": 1, "platform": "linux"}"#)
+        let missing = try coordinator.post("/heartbeat", #"{"protocolVersion": 2, "platform": "linux"}"#)
         #expect(missing.status == 400 && (missing.object["error"] as? String)?.contains("agentId") == true, "\(missing.body)")
-        let wrongType = try coordinator.post("/heartbeat", #"{"protocolVersion": 1, "agentId": "x", "currentLoad": "busy"}"#)
+        let wrongType = try coordinator.post("/heartbeat", #"{"protocolVersion": 2, "agentId": "x", "currentLoad": "busy"}"#)
         #expect(wrongType.status == 400)
         let future = try coordinator.post("/heartbeat", #"{"protocolVersion": 99}"#)
         #expect(future.status == 400)
         let hostileLoad = try coordinator.post("/heartbeat", #"""
-            {"protocolVersion": 1, "agentId": "x", "platform": "linux", "freeMemoryMB": 1, "address": "http://x", "activeModel": "tiny:one",
+            {"protocolVersion": 2, "agentId": "0123456789abcdef", "platform": "linux", "freeMemoryMB": 1, "address": "http://x", "activeModel": "tiny:one",
              "modelSwapInProgress": false, "currentLoad": 9223372036854775807, "installedModels": []}
             """#)
         #expect(hostileLoad.status == 400 && (hostileLoad.object["error"] as? String)?.contains("currentLoad") == true, "\(hostileLoad.body)")
@@ -176,15 +176,12 @@ import Glibc
         defer { a.stop() }
         let b = try coordinator(1)
         defer { b.stop() }
-        func heartbeat(load: Int) -> String {
-            #"{"protocolVersion": 1, "agentId": "solo", "platform": "linux", "freeMemoryMB": 1, "address": "http://127.0.0.1:9", "#
-                + #""activeModel": "tiny:new", "activeModelParamSize": 1, "modelSwapInProgress": false, "currentLoad": \#(load), "installedModels": []}"#
-        }
+        var solo = MeshAgent()
         func sent(_ coordinator: AgentProcess) throws -> Int {
             (try coordinator.get("/mesh/gossip/stats").object["traffic"] as? [String: Any])?["sent"] as? Int ?? -1
         }
         try waitUntil { try sent(b) >= 1 }  // b started last: its first round reached a
-        #expect(try a.post("/heartbeat", heartbeat(load: 0)).status == 200)
+        #expect(try solo.register(with: a).status == 200)
         let postedAt = Date()
         try waitUntil(timeout: 6) { ((try b.get("/mesh/capabilities?model=tiny:new").json as? [[String: Any]]) ?? []).count == 1 }
         #expect(Date().timeIntervalSince(postedAt) < 4, "sent early, not at the next 20 s round")
@@ -197,7 +194,7 @@ import Glibc
             before = try sent(a)
             return before == first
         }
-        #expect(try a.post("/heartbeat", heartbeat(load: 3)).status == 200)
+        #expect(try solo.beat(a, solo.heartbeat(load: 3)).status == 200)
         Thread.sleep(forTimeInterval: 4.5)
         #expect(try sent(a) == before)
     }

@@ -1,4 +1,4 @@
-import DepotAgent
+import MeshProtocol
 import Foundation
 import Testing
 @testable import DepotMesh
@@ -47,7 +47,7 @@ import Testing
                     let beat = heartbeat(Int.random(in: 0..<40, using: &generator), model: models.randomElement(using: &generator)!,
                                          load: Int.random(in: -1...5, using: &generator), size: sizes.randomElement(using: &generator)!,
                                          swapping: Int.random(in: 0..<8, using: &generator) == 0)
-                    table.record(beat, at: now)
+                    table.record(beat, publicKey: "", at: now)
                     latest[beat.agentId] = (beat, now)
                 }
                 let expected = recount(latest, expiredBelow: cutoff)
@@ -63,17 +63,17 @@ import Testing
     @Test func anAgentGoesOfflineWithinATenthOfASecondOfItsDeadlineAndBackOnItsNextBeat() {
         var table = AgentTable()
         let seen = Date(timeIntervalSince1970: 1_800_000_000.05)
-        table.record(heartbeat(1, model: "qwen:7b", load: 2, size: 7), at: seen)
-        table.record(heartbeat(2, model: "qwen:7b", load: 0, size: 7), at: seen)
+        table.record(heartbeat(1, model: "qwen:7b", load: 2, size: 7), publicKey: "", at: seen)
+        table.record(heartbeat(2, model: "qwen:7b", load: 0, size: 7), publicKey: "", at: seen)
         table.expire(before: seen)
         #expect(table.availability["qwen:7b"]?.agentCount == 2, "not yet past its deadline")
         #expect(table.bestAgent(for: "qwen:7b")?.heartbeat.agentId == "agent-2", "the lower load wins")
-        table.record(heartbeat(2, model: "qwen:7b", load: 0, size: 7), at: seen + 0.5)
+        table.record(heartbeat(2, model: "qwen:7b", load: 0, size: 7), publicKey: "", at: seen + 0.5)
         table.expire(before: seen + 0.1)
         #expect(table.availability["qwen:7b"] == .init(agentCount: 1, totalParamCapacity: 7, avgLoad: 0))
         #expect(table.entries["agent-1"]?.online == false, "offline, still listed")
         #expect(table.bestAgent(for: "qwen:7b")?.heartbeat.agentId == "agent-2")
-        table.record(heartbeat(1, model: "qwen:7b", load: -1, size: 7, swapping: true), at: seen + 0.6)
+        table.record(heartbeat(1, model: "qwen:7b", load: -1, size: 7, swapping: true), publicKey: "", at: seen + 0.6)
         #expect(table.onlineCount == 2, "back online with its next beat")
         #expect(table.availability["qwen:7b"]?.agentCount == 1, "but loading, so not available")
         #expect(table.bestAgent(for: "llama:3b") == nil)

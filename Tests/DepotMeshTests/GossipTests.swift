@@ -1,5 +1,5 @@
-import DepotAgent
 import Foundation
+import MeshProtocol
 import Testing
 @testable import DepotMesh
 
@@ -19,11 +19,16 @@ import Testing
                   activeModelParamSize: 1.5, modelSwapInProgress: load < 0, currentLoad: load, installedModels: [])
     }
 
+    /// A heartbeat recorded as if its agent had registered (the route checks are tested apart).
+    func record(_ coordinator: Coordinator, _ agent: String, model: String?, load: Int = 0) {
+        coordinator.record(heartbeat(agent, model: model, load: load), publicKey: "")
+    }
+
     @Test func acceptsSignedNewsAndRefusesForgedReplayedAndStaleMessages() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let origin = try coordinator("a"), impersonator = try coordinator("c")
         let receiver = try coordinator("b", peers: [origin, impersonator])
-        origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
+        record(origin, "agent-1", model: "qwen:1.5b")
         let message = try origin.outgoing(url: "http://a")
         #expect(try receiver.receive(message).get() == true)
         #expect(receiver.capabilities("qwen:1.5b").map(\.coordinatorId) == [origin.id])
@@ -49,11 +54,11 @@ import Testing
         #expect(throws: GossipRejection.notAPeer) { try receiver.receive(try outsider.outgoing(url: "http://d")).get() }
         var relayedByOutsider = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(6))
         relayedByOutsider.hops = 1
-        relayedByOutsider = try outsider.identity.stamp(relayedByOutsider)
+        try relayedByOutsider.stamp(by: outsider.identity)
         #expect(throws: GossipRejection.notAPeer) { try receiver.receive(relayedByOutsider).get() }
         var relayed = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(7))
         relayed.hops = 3
-        relayed = try impersonator.identity.stamp(relayed)
+        try relayed.stamp(by: impersonator.identity)
         var hopsReset = relayed
         hopsReset.hops = 0
         #expect(throws: GossipRejection.forged) { try receiver.receive(hopsReset).get() }
@@ -64,17 +69,17 @@ import Testing
         #expect(throws: GossipRejection.duplicate) { try receiver.receive(relayed).get() }
         var shorter = relayed
         shorter.hops = 1
-        shorter = try impersonator.identity.stamp(shorter)
+        try shorter.stamp(by: impersonator.identity)
         #expect(try receiver.receive(shorter).get() == true, "the same news by a shorter path goes on, farther")
         #expect(throws: GossipRejection.duplicate) { try receiver.receive(shorter).get() }
         var negative = try origin.outgoing(url: "http://a", at: Date().addingTimeInterval(8))
         negative.hops = -5  // would carry it past the hop limit
-        negative = try impersonator.identity.stamp(negative)
-        #expect(throws: GossipRejection.unsupported) { try receiver.receive(negative).get() }
+        try negative.stamp(by: impersonator.identity)
+        #expect(throws: GossipRejection.tooManyHops) { try receiver.receive(negative).get() }
 
         let stats = receiver.gossipStats
         #expect(stats.accepted == 4)
-        #expect(stats.rejected == ["duplicate": 3, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2, "unsupported": 1])
+        #expect(stats.rejected == ["duplicate": 3, "replayed": 1, "forged": 5, "stale": 1, "notAPeer": 2, "tooManyHops": 1])
     }
 
     @Test func peersAreGivenAsURLAndKey() throws {
@@ -82,17 +87,17 @@ import Testing
         let other = try coordinator("a")
         let peer = try CoordinatorPeer(parsing: "http://10.0.0.3:4310/#\(other.publicKey)")
         #expect(peer.url == "http://10.0.0.3:4310" && peer.id == other.id)
-        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310") }
-        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310#bm90IGEga2V5") }
-        #expect(throws: CoordinatorFailure.self) { try CoordinatorPeer(parsing: "10.0.0.3:4310#\(other.publicKey)") }
+        #expect(throws: MeshProtocolError.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310") }
+        #expect(throws: MeshProtocolError.self) { try CoordinatorPeer(parsing: "http://10.0.0.3:4310#bm90IGEga2V5") }
+        #expect(throws: MeshProtocolError.self) { try CoordinatorPeer(parsing: "10.0.0.3:4310#\(other.publicKey)") }
         #expect(try Coordinator.identity(directory: directory + "/a") == (other.id, other.publicKey), "the identity is kept")
     }
 
     @Test func summariesSurviveARestartAndExpireAfterThreeRounds() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let origin = try coordinator("a")
-        origin.record(heartbeat("agent-1", model: "qwen:1.5b"))
-        origin.record(heartbeat("agent-2", model: "qwen:1.5b", load: -1))
+        record(origin, "agent-1", model: "qwen:1.5b")
+        record(origin, "agent-2", model: "qwen:1.5b", load: -1)
         let summary = origin.summary()
         #expect(summary.modelAvailability["qwen:1.5b"]?.agentCount == 1, "a loading agent is not available")
         #expect(summary.agentCount == 2)

@@ -1,10 +1,13 @@
-import DepotAgent
 import Foundation
+import MeshProtocol
 import Testing
 
 /// The nearby capability record and its chunking, exhaustively: the BLE radio cannot be
 /// built on these machines, so the bytes it would carry are tested here.
 @Suite struct NearbyCodecTests {
+    static let identity = MeshIdentity()
+    static var key: Data { identity.key.publicKey.rawRepresentation }
+
     struct Generator: RandomNumberGenerator {
         var state: UInt64
         mutating func next() -> UInt64 {
@@ -18,7 +21,7 @@ import Testing
     func randomRecord(_ random: inout Generator) -> NearbyRecord {
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789:._-é模")
         let model = String((0..<Int.random(in: 0...40, using: &random)).map { _ in letters.randomElement(using: &random)! })
-        return NearbyRecord(agentId: UUID(), activeModel: model.isEmpty ? nil : model,
+        return NearbyRecord(publicKey: Self.key, sequence: UInt64.random(in: 0...UInt64.max, using: &random), activeModel: model.isEmpty ? nil : model,
                             paramSize: Double(Int.random(in: 0...700, using: &random)) / 10,
                             currentLoad: Int.random(in: -1...50, using: &random), freeMemoryMB: UInt32.random(in: 0...UInt32.max, using: &random),
                             host: "10.0.\(Int.random(in: 0...255, using: &random)).\(Int.random(in: 0...255, using: &random))",
@@ -29,21 +32,21 @@ import Testing
         var random = Generator(state: 42)
         for _ in 0..<2000 {
             let record = randomRecord(&random)
-            let bytes = try record.encoded()
+            let bytes = try record.encoded(signedBy: Self.identity)
             #expect(bytes.count <= NearbyRecord.maximumSize)
             #expect(try NearbyRecord(decoding: bytes) == record)
         }
-        let loading = NearbyRecord(agentId: UUID(), activeModel: "qwen:7b", paramSize: 7, currentLoad: -1, freeMemoryMB: 1, host: "h", port: 1)
-        #expect(try NearbyRecord(decoding: loading.encoded()).isLoading, "a loading peer says so, and routers skip it")
-        let longest = NearbyRecord(agentId: UUID(), activeModel: String(repeating: "m", count: 128), paramSize: 6553.5, currentLoad: 32767,
+        let loading = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: "qwen:7b", paramSize: 7, currentLoad: -1, freeMemoryMB: 1, host: "h", port: 1)
+        #expect(try NearbyRecord(decoding: loading.encoded(signedBy: Self.identity)).isLoading, "a loading peer says so, and routers skip it")
+        let longest = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: String(repeating: "m", count: 128), paramSize: 6553.5, currentLoad: 32767,
                                    freeMemoryMB: .max, host: String(repeating: "h", count: 64), port: .max)
-        #expect(try longest.encoded().count <= NearbyRecord.maximumSize)
+        #expect(try longest.encoded(signedBy: Self.identity).count <= NearbyRecord.maximumSize)
     }
 
     @Test func everyTruncationIsAnErrorAndOversizedFieldsAreRefused() throws {
-        let record = NearbyRecord(agentId: UUID(), activeModel: "qwen2.5-coder:1.5b", paramSize: 1.5, currentLoad: 2,
+        let record = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: "qwen2.5-coder:1.5b", paramSize: 1.5, currentLoad: 2,
                                   freeMemoryMB: 4096, host: "192.168.1.20", port: 4302)
-        let bytes = try record.encoded()
+        let bytes = try record.encoded(signedBy: Self.identity)
         for length in 0..<bytes.count {
             #expect(throws: NearbyRecord.CodecError.self) { try NearbyRecord(decoding: Array(bytes.prefix(length))) }
         }
@@ -54,10 +57,10 @@ import Testing
         #expect(throws: NearbyRecord.CodecError.badMagic) { try NearbyRecord(decoding: [0x00, 0x50] + bytes.dropFirst(2)) }
         var tooLong = record
         tooLong.activeModel = String(repeating: "x", count: 129)
-        #expect(throws: NearbyRecord.CodecError.tooLong("activeModel")) { try tooLong.encoded() }
+        #expect(throws: NearbyRecord.CodecError.tooLong("activeModel")) { try tooLong.encoded(signedBy: Self.identity) }
         // A length byte that claims more than the field allows is refused before reading.
         var hostile = bytes
-        let modelLengthAt = 2 + 1 + 1 + 16 + 2 + 2 + 4 + 2
+        let modelLengthAt = 2 + 1 + 1 + 32 + 8 + 2 + 2 + 4 + 2
         hostile[modelLengthAt] = 255
         #expect(throws: NearbyRecord.CodecError.tooLong("activeModel")) { try NearbyRecord(decoding: hostile) }
         var badText = bytes
@@ -65,12 +68,30 @@ import Testing
         #expect(throws: NearbyRecord.CodecError.invalidText("activeModel")) { try NearbyRecord(decoding: badText) }
     }
 
+    @Test func aRecordIsTheSignersAndAnyChangedByteIsRefused() throws {
+        let record = NearbyRecord(publicKey: Self.key, sequence: 7, activeModel: "qwen2.5-coder:1.5b", paramSize: 1.5, currentLoad: 0,
+                                  freeMemoryMB: 4096, host: "192.168.1.20", port: 4302)
+        let bytes = try record.encoded(signedBy: Self.identity)
+        #expect(try NearbyRecord(decoding: bytes).agentId == Self.identity.id, "the id is the key's")
+        for index in bytes.indices {
+            var changed = bytes
+            changed[index] ^= 0x01
+            #expect(throws: NearbyRecord.CodecError.self, "byte \(index) changed") { try NearbyRecord(decoding: changed) }
+        }
+        // Another agent's key with this agent's signature, or signing for a key one does not hold.
+        let other = MeshIdentity()
+        var claimed = bytes
+        claimed.replaceSubrange(4..<36, with: other.key.publicKey.rawRepresentation)
+        #expect(throws: NearbyRecord.CodecError.badSignature) { try NearbyRecord(decoding: claimed) }
+        #expect(throws: NearbyRecord.CodecError.keyMismatch) { try record.encoded(signedBy: other) }
+    }
+
     @Test func randomBytesNeverCrashTheDecoder() {
         var random = Generator(state: 7)
         var decoded = 0
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0...80, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-            if (try? NearbyRecord(decoding: [0x44, 0x50, 1] + bytes)) != nil { decoded += 1 }
+            if (try? NearbyRecord(decoding: [0x44, 0x50, 2] + bytes)) != nil { decoded += 1 }
         }
         #expect(decoded < 20_000, "garbage is mostly refused")
     }

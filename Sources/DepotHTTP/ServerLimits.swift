@@ -1,0 +1,122 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTPTypes
+
+/// What keeps one client from starving the others: a cap on open connections, a deadline for
+/// each request's head (a client dripping half a header is cut off), an idle timeout, and a
+/// body limit (413 beyond it).
+public struct ServerLimits: Sendable {
+    public var maximumConnections = 512
+    /// From connecting, or the end of the previous response, to a complete request head.
+    public var requestHeadTimeout: Duration = .seconds(10)
+    /// Reading nothing for this long while a request is read, or between requests, closes it.
+    public var idleTimeout: Duration = .seconds(60)
+    public var maximumBodyBytes = 2 << 20
+
+    public init() {}
+
+    /// The HTTP/1 server with these limits, for `Application(server:)`.
+    public func server() -> HTTPServerBuilder {
+        let counter = ConnectionCounter(limit: maximumConnections)
+        let headTimeout = TimeAmount.nanoseconds(Int64(requestHeadTimeout.seconds * 1e9))
+        return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout)],
+                                           idleTimeout: .nanoseconds(Int64(idleTimeout.seconds * 1e9))))
+    }
+}
+
+/// Refuses a body whose declared length is over the limit before reading any of it (a body
+/// without a length is still cut off at the limit where it is collected).
+public struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let limit: Int
+    /// Told of each request refused, so a server can count them by route.
+    let refused: @Sendable (Request) -> Void
+
+    public init(limit: Int, refused: @escaping @Sendable (Request) -> Void = { _ in }) {
+        self.limit = limit
+        self.refused = refused
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            refused(request)
+            return APIError(.contentTooLarge, "the request body is \(declared) bytes; this server takes at most \(limit)").response
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Open connections, shared by every connection's guard.
+final class ConnectionCounter: @unchecked Sendable {
+    let limit: Int
+    private var open = 0
+    private let lock = NSLock()  // guards `open`
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() -> Bool {
+        lock.withLock {
+            guard open < limit else { return false }
+            open += 1
+            return true
+        }
+    }
+
+    func release() { lock.withLock { open -= 1 } }
+}
+
+/// One per connection: counts it against the cap (closing it when the cap is reached) and
+/// closes it when a request head does not arrive in time.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let counter: ConnectionCounter
+    let headTimeout: TimeAmount
+    private var counted = false
+    private var deadline: Scheduled<Void>?
+
+    init(counter: ConnectionCounter, headTimeout: TimeAmount) {
+        self.counter = counter
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard counter.acquire() else {
+            context.close(promise: nil)
+            return
+        }
+        counted = true
+        armDeadline(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if counted {
+            counted = false
+            counter.release()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { armDeadline(context) }
+        context.write(data, promise: promise)
+    }
+
+    private func armDeadline(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: headTimeout) { loopBound.value.close(promise: nil) }
+    }
+}

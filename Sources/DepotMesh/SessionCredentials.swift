@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+
+/// The coordinator's short-lived secrets for agents: registration nonces (taken once, within
+/// their lifetime) and session credentials (checked with one HMAC per heartbeat, far cheaper
+/// than an Ed25519 verification). The key is new each start, so a restart forgets every
+/// session and agents register again, proving their keys anew.
+struct SessionCredentials: Sendable {
+    let key = SymmetricKey(size: .bits256)
+    let credentialLifetime: TimeInterval
+    let nonceLifetime: TimeInterval = 60
+
+    enum Verdict: Equatable {
+        case valid
+        /// Past its lifetime (or made before this coordinator started): register again.
+        case expired
+        /// Not made by this coordinator.
+        case forged
+        /// A valid credential of another agent: someone speaking for an agent it is not.
+        case otherAgent
+    }
+
+    func credential(for agentId: String, at now: Date) -> String {
+        let expires = Self.milliseconds(now.addingTimeInterval(credentialLifetime))
+        return "c1.\(agentId).\(expires).\(mac("c1|\(agentId)|\(expires)"))"
+    }
+
+    func check(credential: String, agentId: String, at now: Date) -> Verdict {
+        let parts = credential.split(separator: ".", omittingEmptySubsequences: false)
+        guard credential.utf8.count <= 128, parts.count == 4, parts[0] == "c1", let expires = Int64(parts[2]),
+              Self.equal(mac("c1|\(parts[1])|\(expires)"), String(parts[3])) else { return .forged }
+        guard parts[1] == agentId else { return .otherAgent }
+        return expires > Self.milliseconds(now) ? .valid : .expired
+    }
+
+    func nonce(at now: Date) -> String {
+        let expires = Self.milliseconds(now.addingTimeInterval(nonceLifetime))
+        let random = Self.base64URL(Data((0..<12).map { _ in UInt8.random(in: 0...255) }))
+        return "n1.\(expires).\(random).\(mac("n1|\(expires)|\(random)"))"
+    }
+
+    /// Whether this coordinator made `nonce` and it has not expired; its expiry if so.
+    func nonceExpiry(_ nonce: String, at now: Date) -> Date? {
+        let parts = nonce.split(separator: ".", omittingEmptySubsequences: false)
+        guard nonce.utf8.count <= 128, parts.count == 4, parts[0] == "n1", let expires = Int64(parts[1]),
+              Self.equal(mac("n1|\(expires)|\(parts[2])"), String(parts[3])), expires > Self.milliseconds(now) else { return nil }
+        return Date(timeIntervalSince1970: Double(expires) / 1000)
+    }
+
+    private func mac(_ text: String) -> String {
+        Self.base64URL(Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)))
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Constant time over the longer length: how much of a MAC matched never shows in timing.
+    static func equal(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}
