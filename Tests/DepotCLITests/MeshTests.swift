@@ -9,19 +9,7 @@ import Glibc
 @Suite(.serialized) struct MeshTests {
     static let interval = "0.5"
 
-    func agentWorkspace() throws -> Workspace {
-        let workspace = Workspace()
-        for (name, seed) in [("one", 1), ("two", 2)] {
-            let file = try workspace.model("\(name).gguf", seed: UInt64(seed))
-            let imported = try workspace.depot.run(["import", file, "--name", "tiny:\(name)"])
-            guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
-        }
-        return workspace
-    }
 
-    func agents(_ coordinator: AgentProcess) throws -> [[String: Any]] {
-        (try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]]) ?? []
-    }
 
     @Test func agentsHeartbeatTheirModelAndTheCoordinatorRoutesToThem() throws {
         let place = Workspace()
@@ -29,7 +17,7 @@ import Glibc
         let state = ["--state", place.path + "/coordinator", "--heartbeat-interval", Self.interval]
         var coordinator = try AgentProcess(place, command: "coordinator", arguments: state)
         defer { coordinator.stop() }
-        let first = try agentWorkspace(), second = try agentWorkspace()
+        let first = try MeshFixtures.agentWorkspace(), second = try MeshFixtures.agentWorkspace()
         defer { first.remove(); second.remove() }
         let mesh = ["--coordinator", coordinator.base, "--heartbeat-interval", Self.interval]
         let agentA = try AgentProcess(first, arguments: mesh)
@@ -37,8 +25,8 @@ import Glibc
         let agentB = try AgentProcess(second, arguments: mesh)
         defer { agentB.stop() }
 
-        try waitUntil { try agents(coordinator).count == 2 }
-        let registered = try agents(coordinator)
+        try waitUntil { try coordinator.meshAgents().count == 2 }
+        let registered = try coordinator.meshAgents()
         let installed = registered.compactMap { ($0["heartbeat"] as? [String: Any])?["installedModels"] as? [[String: Any]] }
         #expect(installed.allSatisfy { $0.count == 2 }, "heartbeats list installed models with their SHA-256")
 
@@ -66,21 +54,21 @@ import Glibc
              "modelSwapInProgress": false, "currentLoad": 9223372036854775807, "installedModels": []}
             """#)
         #expect(hostileLoad.status == 400 && (hostileLoad.object["error"] as? String)?.contains("currentLoad") == true, "\(hostileLoad.body)")
-        #expect(try agents(coordinator).count == 2)
+        #expect(try coordinator.meshAgents().count == 2)
 
         // An agent that stops heartbeating goes offline after three intervals and leaves the summary.
         kill(agentA.running.process.processIdentifier, SIGKILL)
         try waitUntil(timeout: 3 * 0.5 + 2) {
             ((try coordinator.get("/mesh/capabilities?model=tiny:one").json as? [[String: Any]]) ?? []).isEmpty
         }
-        let rows = try agents(coordinator)
+        let rows = try coordinator.meshAgents()
         #expect(rows.count == 2, "an offline agent stays listed")
         #expect(rows.filter { $0["online"] as? Bool == false }.count == 1)
 
         // The coordinator's table survives a restart.
         coordinator.stop()
         coordinator = try AgentProcess(place, command: "coordinator", arguments: state)
-        #expect(try agents(coordinator).count == 2)
+        #expect(try coordinator.meshAgents().count == 2)
     }
 
     @Test func aSummaryCrossesAChainOfThreeCoordinatorsAndExpiresWhenItsOriginDies() throws {
@@ -109,7 +97,7 @@ import Glibc
         let near = try coordinator(0)
         defer { near.stop() }
         // An agent under each coordinator: the middle's and far end's run tiny:one.
-        let workspaces = try names.map { _ in try agentWorkspace() }
+        let workspaces = try names.map { _ in try MeshFixtures.agentWorkspace() }
         defer { workspaces.forEach { $0.remove() } }
         let agents = try zip(workspaces, [near, middle, far]).map { workspace, coordinator in
             try AgentProcess(workspace, arguments: ["--coordinator", coordinator.base, "--heartbeat-interval", Self.interval])
@@ -200,7 +188,7 @@ import Glibc
     }
 
     @Test func twoAgentsFindEachOtherOverMulticastAndALoadingPeerIsSkipped() throws {
-        let first = try agentWorkspace(), second = try agentWorkspace()
+        let first = try MeshFixtures.agentWorkspace(), second = try MeshFixtures.agentWorkspace()
         defer { first.remove(); second.remove() }
         let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(freePort())",
                          "--announce-interval", "0.3"]
@@ -226,11 +214,4 @@ import Glibc
         try waitUntil(timeout: 3 * 0.3 + 3) { try peers(agentB).isEmpty }
     }
 
-    func waitUntil(timeout: Double = 10, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !(try condition()) {
-            guard Date() < deadline else { throw DepotFailure(message: "condition not met within \(timeout) s") }
-            usleep(50_000)
-        }
-    }
 }

@@ -11,24 +11,11 @@ import Glibc
 @Suite(.serialized) struct MeshTrustTests {
     static let interval = "0.5"
 
-    func agentWorkspace() throws -> Workspace {
-        let workspace = Workspace()
-        let file = try workspace.model("one.gguf", seed: 1)
-        let imported = try workspace.depot.run(["import", file, "--name", "tiny:one"])
-        guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
-        return workspace
-    }
 
-    func agents(_ coordinator: AgentProcess) throws -> [[String: Any]] {
-        (try coordinator.get("/mesh/agents?limit=1000").object["agents"] as? [[String: Any]]) ?? []
-    }
 
-    func capabilities(_ coordinator: AgentProcess, _ model: String) throws -> [[String: Any]] {
-        (try coordinator.get("/mesh/capabilities?model=\(model)").json as? [[String: Any]]) ?? []
-    }
 
     @Test func aHeartbeatReusingAnotherAgentsIdCannotTakeItsRoute() throws {
-        let place = try agentWorkspace()
+        let place = try MeshFixtures.agentWorkspace()
         defer { place.remove() }
         let coordinator = try AgentProcess(place, command: "coordinator", arguments: [
             "--state", place.path + "/coordinator", "--heartbeat-interval", Self.interval])
@@ -37,7 +24,7 @@ import Glibc
         defer { agent.stop() }
         #expect(try agent.post("/model/swap", #"{"model": "tiny:one"}"#).status == 200)
         try waitUntil { try coordinator.get("/mesh/route?model=tiny:one").object["address"] as? String == agent.base }
-        let victim = try #require(try agents(coordinator).first?["heartbeat"] as? [String: Any])
+        let victim = try #require(try coordinator.meshAgents().first?["heartbeat"] as? [String: Any])
         let victimID = try #require(victim["agentId"] as? String)
         let printed = try place.depot.run(["serve", "--print-identity"]).stdout
         #expect(printed.hasPrefix(victimID + " "), "the agent's id is its key's: \(printed)")
@@ -71,7 +58,7 @@ import Glibc
     }
 
     @Test func aFakeAgentCannotJoinByTokenOrKeysNorReachAFederatedPeer() throws {
-        let place = try agentWorkspace()
+        let place = try MeshFixtures.agentWorkspace()
         defer { place.remove() }
         let ports = [freePort(), freePort()]
         let keys = try ["gate", "peer"].map { name in
@@ -98,9 +85,9 @@ import Glibc
         #expect(try fake.register(with: gate, heartbeat: fakeBeat, token: "guessed-token").status == 403)
         #expect(try fake.beat(gate, fakeBeat).status == 401)
         // The honest agent's model reaches the peer through gossip; the fake one never does.
-        try waitUntil { try capabilities(peer, "tiny:one").first?["agentCount"] as? Int == 1 }
+        try waitUntil { try peer.capabilities("tiny:one").first?["agentCount"] as? Int == 1 }
         Thread.sleep(forTimeInterval: 1.0)
-        #expect(try capabilities(peer, "llama3:70b").isEmpty && capabilities(gate, "llama3:70b").isEmpty)
+        #expect(try peer.capabilities("llama3:70b").isEmpty && gate.capabilities("llama3:70b").isEmpty)
         #expect((try gate.get("/mesh/stats").object["refused"] as? [String: Int])?["notAdmitted"] == 2)
         // The token is in no file of the coordinator's state and in no output.
         for file in try FileManager.default.subpathsOfDirectory(atPath: place.path + "/gate") {
@@ -119,8 +106,8 @@ import Glibc
         defer { second.stop() }
         var stranger = MeshAgent()
         #expect(try stranger.register(with: listed).status == 403)
-        try waitUntil { try agents(listed).count == 1 }
-        #expect(try agents(listed).compactMap { $0["publicKey"] as? String } == [String(agentKey).trimmingCharacters(in: .whitespacesAndNewlines)])
+        try waitUntil { try listed.meshAgents().count == 1 }
+        #expect(try listed.meshAgents().compactMap { $0["publicKey"] as? String } == [String(agentKey).trimmingCharacters(in: .whitespacesAndNewlines)])
         let missingFile = try place.depot.run(["coordinator", "--state", place.path + "/x", "--join", "keys"])
         #expect(missingFile.status == 64 && missingFile.stderr.contains("--join-keys"))
     }
@@ -144,7 +131,7 @@ import Glibc
         defer { peer.stop() }
         var honest = MeshAgent()
         #expect(try honest.register(with: target).status == 200)
-        try waitUntil { try capabilities(peer, "tiny:new").count == 1 }
+        try waitUntil { try peer.capabilities("tiny:new").count == 1 }
         Thread.sleep(forTimeInterval: 1)
         let rssBefore = residentMB(target), stateBefore = directoryBytes(place.path + "/a")
 
@@ -178,7 +165,7 @@ import Glibc
         // Gossip keeps flowing: the peer still takes the summaries, and learns the next change.
         let failedBefore = (try target.get("/mesh/gossip/stats").object["traffic"] as? [String: Int])?["failed"] ?? -1
         #expect(try honest.beat(target, honest.heartbeat(model: "tiny:later")).status == 200)
-        try waitUntil { try capabilities(peer, "tiny:later").count == 1 }
+        try waitUntil { try peer.capabilities("tiny:later").count == 1 }
         #expect((try target.get("/mesh/gossip/stats").object["traffic"] as? [String: Int])?["failed"] == failedBefore)
     }
 
@@ -207,7 +194,7 @@ import Glibc
         #expect(future.status == 400 && future.body.contains("futureDated"), "\(future.body)")
         #expect(try receiver.postMany("/mesh/gossip", bodies: [Data(repeating: 0x20, count: 3 << 20)], in: place.path) == [413])
         #expect(try receiver.post("/mesh/gossip", message(sequence: 3)).status == 200, "the coordinator is still up and takes good news")
-        #expect(try capabilities(receiver, "tiny:one").count == 1)
+        #expect(try receiver.capabilities("tiny:one").count == 1)
         let rejected = try receiver.get("/mesh/gossip/stats").object["rejected"] as? [String: Int] ?? [:]
         #expect(rejected == ["tooManyHops": 1, "futureDated": 1, "oversized": 1])
     }
@@ -224,7 +211,7 @@ import Glibc
         Thread.sleep(forTimeInterval: 0.8)  // the first three go offline
         #expect(try members[1].beat(coordinator).status == 200)
         #expect(try members[3].register(with: coordinator).status == 200)
-        let ids = Set(try agents(coordinator).compactMap { ($0["heartbeat"] as? [String: Any])?["agentId"] as? String })
+        let ids = Set(try coordinator.meshAgents().compactMap { ($0["heartbeat"] as? [String: Any])?["agentId"] as? String })
         #expect(ids.count == 3 && ids.contains(members[3].identity.id) && ids.contains(members[1].identity.id))
         #expect(try coordinator.get("/mesh/stats").object["evicted"] as? Int == 1)
         let page = try coordinator.get("/mesh/agents?limit=2").object
@@ -233,7 +220,7 @@ import Glibc
     }
 
     @Test func forgedNearbyRecordsNeitherGrowTheTableNorDisplaceARealPeer() throws {
-        let first = try agentWorkspace(), second = try agentWorkspace()
+        let first = try MeshFixtures.agentWorkspace(), second = try MeshFixtures.agentWorkspace()
         defer { first.remove(); second.remove() }
         let port = UInt16(freePort())
         let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(port)", "--announce-interval", "0.3"]
@@ -333,79 +320,4 @@ import Glibc
         }
     }
 
-    func waitUntil(timeout: Double = 10, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !(try condition()) {
-            guard Date() < deadline else { throw DepotFailure(message: "condition not met within \(timeout) s") }
-            usleep(50_000)
-        }
-    }
-}
-
-/// Sends datagrams to the discovery group on the loopback interface, as a forger on the LAN would.
-final class MulticastSender {
-    let socket: Int32
-    var address = sockaddr_in()
-
-    init(port: UInt16, group: String = "239.255.42.99") throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), Int32(IPPROTO_UDP))
-        guard socket >= 0 else { throw DepotFailure(message: "no UDP socket") }
-        var interface = in_addr()
-        inet_pton(AF_INET, "127.0.0.1", &interface)
-        setsockopt(socket, Int32(IPPROTO_IP), IP_MULTICAST_IF, &interface, socklen_t(MemoryLayout<in_addr>.size))
-        var loop: UInt8 = 1
-        setsockopt(socket, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, &loop, 1)
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, group, &address.sin_addr)
-    }
-
-    deinit { close(socket) }
-
-    func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { buffer in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(socket, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-    }
-}
-
-/// A raw TCP connection to 127.0.0.1, for clients that misbehave.
-final class TCPConnection {
-    let socket: Int32
-
-    init?(port: Int) {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(socket)
-            return nil
-        }
-    }
-
-    deinit { close(socket) }
-
-    func write(_ text: String) { _ = text.withCString { Glibc.send(socket, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
-
-    /// Whether the server closed the connection (a read gives end of file or a reset) in time.
-    func waitForClose(timeout: Double) -> Bool {
-        var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            guard poll(&pollDescriptor, 1, 200) > 0 else { continue }
-            var byte: UInt8 = 0
-            let count = recv(socket, &byte, 1, 0)
-            if count <= 0 { return true }
-        }
-        return false
-    }
 }

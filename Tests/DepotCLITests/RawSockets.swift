@@ -1,0 +1,72 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends datagrams to the discovery group on the loopback interface, as a forger on the LAN would.
+final class MulticastSender {
+    let socket: Int32
+    var address = sockaddr_in()
+
+    init(port: UInt16, group: String = "239.255.42.99") throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), Int32(IPPROTO_UDP))
+        guard socket >= 0 else { throw DepotFailure(message: "no UDP socket") }
+        var interface = in_addr()
+        inet_pton(AF_INET, "127.0.0.1", &interface)
+        setsockopt(socket, Int32(IPPROTO_IP), IP_MULTICAST_IF, &interface, socklen_t(MemoryLayout<in_addr>.size))
+        var loop: UInt8 = 1
+        setsockopt(socket, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, &loop, 1)
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, group, &address.sin_addr)
+    }
+
+    deinit { close(socket) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { buffer in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(socket, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+    }
+}
+
+/// A raw TCP connection to 127.0.0.1, for clients that misbehave.
+final class TCPConnection {
+    let socket: Int32
+
+    init?(port: Int) {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(socket)
+            return nil
+        }
+    }
+
+    deinit { close(socket) }
+
+    func write(_ text: String) { _ = text.withCString { Glibc.send(socket, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
+
+    /// Whether the server closed the connection (a read gives end of file or a reset) in time.
+    func waitForClose(timeout: Double) -> Bool {
+        var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard poll(&pollDescriptor, 1, 200) > 0 else { continue }
+            var byte: UInt8 = 0
+            let count = recv(socket, &byte, 1, 0)
+            if count <= 0 { return true }
+        }
+        return false
+    }
+}
