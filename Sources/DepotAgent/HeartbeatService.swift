@@ -90,10 +90,11 @@ struct HeartbeatService: Service {
                 let beat = await agent.heartbeat(address: address(), status: change)
                 if let current = session, ContinuousClock.now < current.renewAt {
                     let (status, _) = await post(client, "/heartbeat", beat, credential: current.credential)
-                    guard status == 401 else { continue }
+                    guard status == 401 || status == 403 else { continue }
                 }
-                // Not registered yet, due for a new credential, or forgotten: register (the
-                // registration carries this beat).
+                // Not registered yet, due for a new credential, or refused (the coordinator
+                // restarted, forgot this agent, or the address changed): register; the
+                // registration carries this beat.
                 switch await register(client, beat) {
                 case .success(let registered):
                     session = registered
@@ -128,7 +129,8 @@ struct HeartbeatService: Service {
             let message = (try? JSONDecoder().decode([String: String].self, from: reply))?["error"] ?? "status \(status)"
             return .failure(MeshProtocolError(message))
         }
-        let lifetime = max(1, receipt.credentialExpiresInSeconds)
+        // A day at most: the figure comes from the network (1e300 would trap below).
+        let lifetime = min(max(1, receipt.credentialExpiresInSeconds), 86_400)
         return .success(Session(credential: receipt.credential, renewAt: started + .milliseconds(Int64(lifetime * 800))))
     }
 

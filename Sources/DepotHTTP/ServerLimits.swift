@@ -67,7 +67,8 @@ final class ConnectionCounter: @unchecked Sendable {
 }
 
 /// One per connection: counts it against the cap (closing it when the cap is reached) and
-/// closes it when a request head does not arrive in time.
+/// closes it when a request head does not arrive in time: after connecting, or once every
+/// request on it has been answered (pipelined requests keep it open until the last answer).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -78,6 +79,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let headTimeout: TimeAmount
     private var counted = false
     private var deadline: Scheduled<Void>?
+    /// Request heads read whose response has not ended.
+    private var unanswered = 0
 
     init(counter: ConnectionCounter, headTimeout: TimeAmount) {
         self.counter = counter
@@ -103,6 +106,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
+            unanswered += 1
             deadline?.cancel()
             deadline = nil
         }
@@ -110,7 +114,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { armDeadline(context) }
+        if case .end = unwrapOutboundIn(data) {
+            unanswered = max(0, unanswered - 1)
+            if unanswered == 0 { armDeadline(context) }
+        }
         context.write(data, promise: promise)
     }
 

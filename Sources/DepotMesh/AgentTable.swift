@@ -27,6 +27,8 @@ struct AgentTable {
     private(set) var entries: [String: Entry] = [:]
     private(set) var tallies: [String: ModelTally] = [:]
     private(set) var onlineCount = 0
+    /// Installed models listed by all agents together.
+    private(set) var installedCount = 0
     /// Set when a model becomes available here or stops being so; the gossip loop clears it.
     var modelsChanged = false
     /// Online agents by the tenth of a second of their last heartbeat: expiry takes whole
@@ -34,6 +36,11 @@ struct AgentTable {
     private var buckets: [Int64: Set<String>] = [:]
     /// Every bucket below this key has expired.
     private var expiredBelow = Int64.min
+    /// Agents in the order they went offline, which is the order of their last heartbeats
+    /// (expiry takes buckets in order); entries an agent has since left (it came back, or was
+    /// removed) are skipped when met. Eviction and retention take from the front.
+    private var offlineQueue: [(id: String, lastSeen: Date)] = []
+    private var offlineQueueStart = 0
 
     static func bucket(_ date: Date) -> Int64 {
         let tenths = (date.timeIntervalSince1970 * 10).rounded(.down)
@@ -50,13 +57,17 @@ struct AgentTable {
             let key = Self.bucket(old.lastSeen)
             buckets[key]?.remove(id)
             if buckets[key]?.isEmpty == true { buckets[key] = nil }
-            vacated = takeOffline(id, old)
+            vacated = takeOffline(id, old, queued: false)
         }
         defer { if let vacated, tallies[vacated] == nil { modelsChanged = true } }
+        installedCount += heartbeat.installedModels.count - (entries[id]?.heartbeat.installedModels.count ?? 0)
         let key = Self.bucket(time)
         let entry = Entry(heartbeat: heartbeat, publicKey: publicKey, lastSeen: time, online: key >= expiredBelow)
         entries[id] = entry
-        guard entry.online else { return }
+        guard entry.online else {
+            offlineQueue.append((id, time))  // a beat older than what already expired
+            return
+        }
         onlineCount += 1
         buckets[key, default: []].insert(id)
         guard let model = Self.availableModel(heartbeat) else { return }
@@ -72,7 +83,7 @@ struct AgentTable {
         guard limit > expiredBelow else { return }
         // Walk the keys in between when that is cheaper than looking at every bucket.
         let due = expiredBelow != .min && limit - expiredBelow <= Int64(buckets.count)
-            ? Array(expiredBelow..<limit) : buckets.keys.filter { $0 < limit }
+            ? Array(expiredBelow..<limit) : buckets.keys.filter { $0 < limit }.sorted()
         for key in due {
             for id in buckets.removeValue(forKey: key) ?? [] {
                 if takeOffline(id, entries[id]!) != nil { modelsChanged = true }
@@ -81,26 +92,46 @@ struct AgentTable {
         expiredBelow = limit
     }
 
-    /// Forgets an agent (the caller took it offline, or it never was online).
+    /// Forgets an agent.
     mutating func remove(_ id: String) {
         guard let entry = entries[id] else { return }
         if entry.online {
             let key = Self.bucket(entry.lastSeen)
             buckets[key]?.remove(id)
             if buckets[key]?.isEmpty == true { buckets[key] = nil }
-            if takeOffline(id, entry) != nil { modelsChanged = true }
+            if takeOffline(id, entry, queued: false) != nil { modelsChanged = true }
         }
+        installedCount -= entry.heartbeat.installedModels.count
         entries[id] = nil
     }
 
     /// The offline agent heard from longest ago: the first to go when the table is full.
-    func oldestOffline() -> String? {
-        entries.lazy.filter { !$0.value.online }.min { $0.value.lastSeen < $1.value.lastSeen }?.key
+    mutating func oldestOffline() -> String? {
+        dropStaleQueueFront()
+        return offlineQueueStart < offlineQueue.count ? offlineQueue[offlineQueueStart].id : nil
     }
 
-    /// Offline agents last heard from before `cutoff`.
-    func offline(before cutoff: Date) -> [String] {
-        entries.compactMap { !$0.value.online && $0.value.lastSeen < cutoff ? $0.key : nil }
+    /// Takes the offline agents last heard from before `cutoff` off the queue, oldest first.
+    mutating func dequeueOffline(lastSeenBefore cutoff: Date) -> [String] {
+        var due: [String] = []
+        while true {
+            dropStaleQueueFront()
+            guard offlineQueueStart < offlineQueue.count, offlineQueue[offlineQueueStart].lastSeen < cutoff else { return due }
+            due.append(offlineQueue[offlineQueueStart].id)
+            offlineQueueStart += 1
+        }
+    }
+
+    private mutating func dropStaleQueueFront() {
+        while offlineQueueStart < offlineQueue.count {
+            let (id, lastSeen) = offlineQueue[offlineQueueStart]
+            if let entry = entries[id], !entry.online, entry.lastSeen == lastSeen { break }
+            offlineQueueStart += 1
+        }
+        if offlineQueueStart > 1024 && offlineQueueStart * 2 > offlineQueue.count {
+            offlineQueue.removeFirst(offlineQueueStart)
+            offlineQueueStart = 0
+        }
     }
 
     /// The agent's model when it can take work: online, a model loaded, not loading another.
@@ -112,9 +143,10 @@ struct AgentTable {
     /// model when no other agent here runs it. The tally is changed in place: a copy would copy
     /// the set of every agent running the model.
     @discardableResult
-    private mutating func takeOffline(_ id: String, _ entry: Entry) -> String? {
+    private mutating func takeOffline(_ id: String, _ entry: Entry, queued: Bool = true) -> String? {
         entries[id]?.online = false
         onlineCount -= 1
+        if queued { offlineQueue.append((id, entry.lastSeen)) }
         guard let model = Self.availableModel(entry.heartbeat), tallies[model] != nil else { return nil }
         tallies[model]!.agents.remove(id)
         tallies[model]!.capacityMicros -= Self.micros(entry.heartbeat.activeModelParamSize)

@@ -39,19 +39,14 @@ extension Coordinator {
             }
             if let refusal = configuration.admission.refusal(of: registration) { throw Refusal("notAdmitted", .forbidden, refusal) }
             let nonceRefusal: Refusal? = lock.withLock {
-                if usedNonces.count >= 4_096 { usedNonces = usedNonces.filter { $0.value > now } }
-                guard usedNonces.count < 100_000 else {
-                    return Refusal("busy", .serviceUnavailable, "too many registrations at once; try again in a minute")
+                switch usedNonces.use(registration.nonce, expiring: nonceExpiry, at: now) {
+                case .fresh: nil
+                case .used: Refusal("replayed", .conflict, "this nonce was used already: GET /mesh/challenge for a new one")
+                case .full: Refusal("busy", .serviceUnavailable, "too many registrations at once; try again in a minute")
                 }
-                guard usedNonces.updateValue(nonceExpiry, forKey: registration.nonce) == nil else {
-                    return Refusal("replayed", .conflict, "this nonce was used already: GET /mesh/challenge for a new one")
-                }
-                return nil
             }
             if let nonceRefusal { throw nonceRefusal }
-            guard record(registration.heartbeat, publicKey: registration.publicKey, at: now) else {
-                throw Refusal("tableFull", .serviceUnavailable, "this coordinator holds its maximum of \(configuration.maximumAgents) agents, all online")
-            }
+            if let refusal = record(registration.heartbeat, publicKey: registration.publicKey, at: now) { throw refusal }
         } catch {
             count(error.reason)
             throw APIError(error.status, error.message)
@@ -75,11 +70,15 @@ extension Coordinator {
             case .forged: throw Refusal("forged", .forbidden, "the session credential was not issued by this coordinator")
             case .otherAgent: throw Refusal("otherAgent", .forbidden, "the session credential belongs to another agent")
             }
-            let key = knownKey(heartbeat.agentId)
-            guard let key else { throw Refusal("unregistered", .unauthorized, "this coordinator no longer knows agent \(heartbeat.agentId): register again") }
-            guard record(heartbeat, publicKey: key, at: now) else {
-                throw Refusal("tableFull", .serviceUnavailable, "this coordinator holds its maximum of \(configuration.maximumAgents) agents, all online")
+            guard let known = knownEntry(heartbeat.agentId) else {
+                throw Refusal("unregistered", .unauthorized, "this coordinator no longer knows agent \(heartbeat.agentId): register again")
             }
+            // The address was signed at registration; a credential alone (which travels in the
+            // clear on plain HTTP) must not be able to send clients elsewhere.
+            guard heartbeat.address == known.address else {
+                throw Refusal("addressChanged", .forbidden, "the address differs from the one this agent registered with: register again to change it")
+            }
+            if let refusal = record(heartbeat, publicKey: known.publicKey, at: now) { throw refusal }
         } catch {
             count(error.reason)
             throw APIError(error.status, error.message)

@@ -44,7 +44,8 @@ extension Coordinator {
             return .failure(.unsupported)
         }
         guard let peer = configuration.peers.first(where: { $0.id == message.sender }) else { return .failure(.notAPeer) }
-        guard message.senderForgery(by: peer.key) == nil, message.forgery() == nil else { return .failure(.forged) }
+        guard message.senderForgery(by: peer.key) == nil, message.forgery() == nil,
+              message.signed.summary.coordinatorId == message.signed.origin else { return .failure(.forged) }
         guard message.signed.summary.modelAvailability.count <= configuration.maximumSummaryModels else { return .failure(.oversized) }
         let age = now.timeIntervalSince(message.signed.sentAt)
         guard age >= -configuration.maximumClockSkew.seconds else { return .failure(.futureDated) }

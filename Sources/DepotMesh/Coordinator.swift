@@ -21,6 +21,9 @@ public final class Coordinator: @unchecked Sendable {
         /// Offline agents are forgotten after this.
         public var agentRetention: Duration = .seconds(7 * 86_400)
         public var maximumInstalledModels = Heartbeat.Limits.defaultInstalledModels
+        /// Installed models listed by all agents together, which bounds the table's memory
+        /// (an entry is a few hundred bytes).
+        public var maximumInstalledTotal = 1_000_000
         /// Models in one capability summary at most; beyond it, those with the least capacity
         /// are left out (and counted), so a summary always fits a peer's body limit.
         public var maximumSummaryModels = 1_000
@@ -50,12 +53,22 @@ public final class Coordinator: @unchecked Sendable {
         public var publicKey: String
         public var lastSeen: Date
         public var online: Bool
+        public var installedModelCount: Int
 
         init(_ entry: AgentTable.Entry) {
             heartbeat = entry.heartbeat
             publicKey = entry.publicKey
             lastSeen = entry.lastSeen
             online = entry.online
+            installedModelCount = entry.heartbeat.installedModels.count
+        }
+
+        /// The row without the list of installed models (their count stays): listings stay
+        /// small unless the list is asked for.
+        var summarized: AgentRow {
+            var row = self
+            row.heartbeat.installedModels = []
+            return row
         }
     }
 
@@ -70,7 +83,7 @@ public final class Coordinator: @unchecked Sendable {
     var remote: [String: (message: GossipMessage, receivedAt: Date)] = [:]
     private var unsaved: Set<String> = []
     private var forgotten: Set<String> = []
-    var usedNonces: [String: Date] = [:]
+    var usedNonces = UsedNonces()
     var counters = Counters()
     let lock = NSLock()
     let outbox: GossipOutbox
@@ -158,13 +171,19 @@ public final class Coordinator: @unchecked Sendable {
     /// Records a heartbeat of an agent whose key was proven (registration or credential). The
     /// table lives in memory; changed rows reach SQLite in one transaction at most
     /// `persistInterval` later, off the request's path, so a crash loses at most that much of
-    /// heartbeats the agents send again anyway. False when the table is full of online agents.
+    /// heartbeats the agents send again anyway. Refused when the table is full of online agents
+    /// or of installed models.
     @discardableResult
-    func record(_ heartbeat: Heartbeat, publicKey: String, at now: Date = Date()) -> Bool {
+    func record(_ heartbeat: Heartbeat, publicKey: String, at now: Date = Date()) -> Refusal? {
         lock.withLock {
-            if table.entries[heartbeat.agentId] == nil, table.entries.count >= configuration.maximumAgents {
+            let listed = table.entries[heartbeat.agentId]?.heartbeat.installedModels.count ?? 0
+            while table.entries[heartbeat.agentId] == nil && table.entries.count >= configuration.maximumAgents
+                    || table.installedCount - listed + heartbeat.installedModels.count > configuration.maximumInstalledTotal {
                 table.expire(before: now.addingTimeInterval(-agentExpiry))
-                guard let oldest = table.oldestOffline() else { return false }
+                guard let oldest = table.oldestOffline(), oldest != heartbeat.agentId else {
+                    return Refusal("tableFull", .serviceUnavailable,
+                                   "this coordinator holds its maximum of agents (\(configuration.maximumAgents)) or installed models (\(configuration.maximumInstalledTotal)), all online")
+                }
                 table.remove(oldest)
                 forgotten.insert(oldest)
                 unsaved.remove(oldest)
@@ -173,12 +192,15 @@ public final class Coordinator: @unchecked Sendable {
             table.record(heartbeat, publicKey: publicKey, at: now)
             unsaved.insert(heartbeat.agentId)
             forgotten.remove(heartbeat.agentId)
-            return true
+            return nil
         }
     }
 
-    /// The key of an agent in the table (a credential outlives an agent that was evicted).
-    func knownKey(_ agentId: String) -> String? { lock.withLock { table.entries[agentId]?.publicKey } }
+    /// The key and registered address of an agent in the table (a credential outlives an
+    /// agent that was evicted).
+    func knownEntry(_ agentId: String) -> (publicKey: String, address: String)? {
+        lock.withLock { table.entries[agentId].map { ($0.publicKey, $0.heartbeat.address) } }
+    }
 
     static let persistInterval: TimeInterval = 0.5
 
@@ -217,7 +239,7 @@ public final class Coordinator: @unchecked Sendable {
     /// Forgets offline agents past the retention period.
     func forgetRetired(at now: Date = Date()) {
         withCurrentTable(at: now) { table in
-            for id in table.offline(before: now.addingTimeInterval(-configuration.agentRetention.seconds)) {
+            for id in table.dequeueOffline(lastSeenBefore: now.addingTimeInterval(-configuration.agentRetention.seconds)) {
                 table.remove(id)
                 forgotten.insert(id)
                 unsaved.remove(id)

@@ -19,7 +19,7 @@ extension Coordinator {
         var stale: Bool
     }
 
-    /// A page of `/mesh/agents`.
+    /// A page of `/mesh/agents` (installed models listed with `?installed=1`).
     struct AgentPage: Encodable {
         var agents: [AgentRow]
         var total: Int
@@ -54,7 +54,8 @@ extension Coordinator {
             let pageSize = try Self.integer(query.get("limit"), named: "limit", in: 1...1_000) ?? 100
             let offset = try Self.integer(query.get("offset"), named: "offset", in: 0...Int(Int32.max)) ?? 0
             let rows = self.agentRows()
-            let page = Array(rows.dropFirst(offset).prefix(pageSize))
+            var page = Array(rows.dropFirst(offset).prefix(pageSize))
+            if query.get("installed") != "1" { page = page.map(\.summarized) }
             return JSON.response(AgentPage(agents: page, total: rows.count, offset: offset,
                                            nextOffset: offset + page.count < rows.count ? offset + page.count : nil))
         }

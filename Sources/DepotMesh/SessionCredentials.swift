@@ -3,16 +3,18 @@ import Foundation
 
 /// The coordinator's short-lived secrets for agents: registration nonces (taken once, within
 /// their lifetime) and session credentials (checked with one HMAC per heartbeat, far cheaper
-/// than an Ed25519 verification). The key is new each start, so a restart forgets every
-/// session and agents register again, proving their keys anew.
+/// than an Ed25519 verification). The key and the epoch are new each start, so a restart forgets
+/// every session: a credential of an earlier run reads as expired (401), and agents register
+/// again, proving their keys anew. MACs cover the text as sent, so each value has one spelling.
 struct SessionCredentials: Sendable {
     let key = SymmetricKey(size: .bits256)
+    let epoch = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     let credentialLifetime: TimeInterval
     let nonceLifetime: TimeInterval = 60
 
     enum Verdict: Equatable {
         case valid
-        /// Past its lifetime (or made before this coordinator started): register again.
+        /// Past its lifetime, or made before this coordinator started: register again.
         case expired
         /// Not made by this coordinator.
         case forged
@@ -22,14 +24,17 @@ struct SessionCredentials: Sendable {
 
     func credential(for agentId: String, at now: Date) -> String {
         let expires = Self.milliseconds(now.addingTimeInterval(credentialLifetime))
-        return "c1.\(agentId).\(expires).\(mac("c1|\(agentId)|\(expires)"))"
+        return "c1.\(epoch).\(agentId).\(expires).\(mac("c1|\(epoch)|\(agentId)|\(expires)"))"
     }
 
     func check(credential: String, agentId: String, at now: Date) -> Verdict {
         let parts = credential.split(separator: ".", omittingEmptySubsequences: false)
-        guard credential.utf8.count <= 128, parts.count == 4, parts[0] == "c1", let expires = Int64(parts[2]),
-              Self.equal(mac("c1|\(parts[1])|\(expires)"), String(parts[3])) else { return .forged }
-        guard parts[1] == agentId else { return .otherAgent }
+        guard credential.utf8.count <= 160, parts.count == 5, parts[0] == "c1" else { return .forged }
+        guard parts[1] == epoch else { return .expired }
+        guard let expires = Int64(parts[3]), Self.equal(mac("c1|\(parts[1])|\(parts[2])|\(parts[3])"), String(parts[4])) else {
+            return .forged
+        }
+        guard parts[2] == agentId else { return .otherAgent }
         return expires > Self.milliseconds(now) ? .valid : .expired
     }
 
@@ -43,7 +48,7 @@ struct SessionCredentials: Sendable {
     func nonceExpiry(_ nonce: String, at now: Date) -> Date? {
         let parts = nonce.split(separator: ".", omittingEmptySubsequences: false)
         guard nonce.utf8.count <= 128, parts.count == 4, parts[0] == "n1", let expires = Int64(parts[1]),
-              Self.equal(mac("n1|\(expires)|\(parts[2])"), String(parts[3])), expires > Self.milliseconds(now) else { return nil }
+              Self.equal(mac("n1|\(parts[1])|\(parts[2])"), String(parts[3])), expires > Self.milliseconds(now) else { return nil }
         return Date(timeIntervalSince1970: Double(expires) / 1000)
     }
 
@@ -61,7 +66,7 @@ struct SessionCredentials: Sendable {
     /// Constant time over the longer length: how much of a MAC matched never shows in timing.
     static func equal(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        var difference: UInt8 = x.count == y.count ? 0 : 1
         for index in 0..<max(x.count, y.count) {
             difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
         }

@@ -68,7 +68,7 @@ extension Heartbeat {
             return "protocolVersion \(protocolVersion) is not supported; this coordinator speaks \(Self.protocolVersion)"
         }
         guard Self.isAgentID(agentId) else { return "field 'agentId' must be the 16 hex digits derived from the agent's public key" }
-        guard !platform.isEmpty, platform.utf8.count <= Limits.platformBytes, platform.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+        guard !platform.isEmpty, platform.utf8.count <= Limits.platformBytes, platform.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             return "field 'platform' must be 1 to \(Limits.platformBytes) printable ASCII characters"
         }
         guard freeMemoryMB <= Limits.freeMemoryMB else { return "field 'freeMemoryMB' must be at most \(Limits.freeMemoryMB)" }

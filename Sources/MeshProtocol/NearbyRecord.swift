@@ -17,6 +17,8 @@ public struct NearbyRecord: Sendable, Equatable {
     static let maximumModelBytes = 128
     static let maximumHostBytes = 64
     static let signatureBytes = 64
+    /// Letters, digits, '.', '-', ':' (IPv6) and '_'.
+    static let hostBytes: Set<UInt8> = Set(Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:_".utf8))
 
     /// The agent's Ed25519 public key (32 bytes).
     public var publicKey: Data
@@ -95,6 +97,8 @@ public struct NearbyRecord: Sendable, Equatable {
         let model = try reader.text(maximum: Self.maximumModelBytes, field: "activeModel")
         activeModel = model.isEmpty ? nil : model
         host = try reader.text(maximum: Self.maximumHostBytes, field: "host")
+        // A host name or an IP address, nothing that would make the peer's URL point elsewhere.
+        guard !host.isEmpty, host.utf8.allSatisfy({ Self.hostBytes.contains($0) }) else { throw .invalidText("host") }
         let signed = reader.position
         let signature = try reader.take(Self.signatureBytes)
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }

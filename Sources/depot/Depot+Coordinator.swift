@@ -77,12 +77,18 @@ extension Depot {
             let token = joinToken ?? ProcessInfo.processInfo.environment["DEPOT_JOIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             switch join {
             case .open:
-                guard token == nil || joinToken == nil, joinKeys == nil else {
+                guard joinToken == nil, joinKeys == nil else {
                     throw ValidationError("--join-token and --join-keys need --join token or --join keys")
+                }
+                if token != nil {
+                    Output.error("warning: $DEPOT_JOIN_TOKEN is set but --join is open: any agent may register (pass --join token to require it)")
                 }
                 return .open
             case .token:
-                guard let token, token.count >= 8 else { throw ValidationError("--join token needs --join-token (at least 8 characters) or $DEPOT_JOIN_TOKEN") }
+                // A registration seen on the wire lets one guess the token offline: it must be long.
+                guard let token, token.count >= 16 else {
+                    throw ValidationError("--join token needs --join-token or $DEPOT_JOIN_TOKEN of at least 16 characters (e.g. `openssl rand -base64 24`)")
+                }
                 return .token(token)
             case .keys:
                 guard let joinKeys else { throw ValidationError("--join keys needs --join-keys FILE") }

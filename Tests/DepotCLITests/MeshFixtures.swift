@@ -16,9 +16,9 @@ enum MeshFixtures {
 }
 
 extension AgentProcess {
-    /// The coordinator's agents (first page of up to 1,000).
+    /// The coordinator's agents with their installed models (first page of up to 1,000).
     func meshAgents() throws -> [[String: Any]] {
-        (try get("/mesh/agents?limit=1000").object["agents"] as? [[String: Any]]) ?? []
+        (try get("/mesh/agents?limit=1000&installed=1").object["agents"] as? [[String: Any]]) ?? []
     }
 
     func capabilities(_ model: String) throws -> [[String: Any]] {

@@ -14,7 +14,7 @@ import Glibc
     @Test func agentsHeartbeatTheirModelAndTheCoordinatorRoutesToThem() throws {
         let place = Workspace()
         defer { place.remove() }
-        let state = ["--state", place.path + "/coordinator", "--heartbeat-interval", Self.interval]
+        let state = ["--state", place.path + "/coordinator", "--heartbeat-interval", Self.interval, "--port", "\(freePort())"]
         var coordinator = try AgentProcess(place, command: "coordinator", arguments: state)
         defer { coordinator.stop() }
         let first = try MeshFixtures.agentWorkspace(), second = try MeshFixtures.agentWorkspace()
@@ -65,10 +65,15 @@ import Glibc
         #expect(rows.count == 2, "an offline agent stays listed")
         #expect(rows.filter { $0["online"] as? Bool == false }.count == 1)
 
-        // The coordinator's table survives a restart.
+        // The coordinator's table survives a restart; the live agent's session does not (a
+        // restart forgets every credential), so it registers again and is back online.
         coordinator.stop()
         coordinator = try AgentProcess(place, command: "coordinator", arguments: state)
         #expect(try coordinator.meshAgents().count == 2)
+        try waitUntil(timeout: 3) { try coordinator.get("/mesh/stats").object["heartbeats"] as? Int ?? 0 >= 2 }
+        let stats = try coordinator.get("/mesh/stats").object
+        #expect((stats["refused"] as? [String: Int])?["forged"] == nil && stats["registrations"] as? Int == 1, "\(stats)")
+        #expect(try coordinator.meshAgents().contains { $0["online"] as? Bool == true })
     }
 
     @Test func aSummaryCrossesAChainOfThreeCoordinatorsAndExpiresWhenItsOriginDies() throws {

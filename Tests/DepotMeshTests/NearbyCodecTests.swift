@@ -84,6 +84,10 @@ import Testing
         claimed.replaceSubrange(4..<36, with: other.key.publicKey.rawRepresentation)
         #expect(throws: NearbyRecord.CodecError.badSignature) { try NearbyRecord(decoding: claimed) }
         #expect(throws: NearbyRecord.CodecError.keyMismatch) { try record.encoded(signedBy: other) }
+        // A host that would turn the peer's URL into another one is refused, signed or not.
+        var sneaky = record
+        sneaky.host = "evil.example/x?"
+        #expect(throws: NearbyRecord.CodecError.invalidText("host")) { try NearbyRecord(decoding: sneaky.encoded(signedBy: Self.identity)) }
     }
 
     @Test func randomBytesNeverCrashTheDecoder() {

@@ -53,6 +53,8 @@ import Testing
         resigned.heartbeat.address = "http://evil.example:1"
         resigned.signature = try attacker.signature(for: resigned.signedBytes)
         #expect(status { _ = try coordinator.register(resigned) } == 403)
+        // With the honest agent's own credential (sniffed off plain HTTP), the signed address holds.
+        #expect(status { try coordinator.heartbeat(hijack, credential: receipt.credential) } == 403)
         #expect(coordinator.route("qwen:1.5b").map(\.heartbeat.address) != "http://evil.example:1")
         #expect(coordinator.agentRows().first { $0.heartbeat.agentId == honest.id }?.heartbeat.address == "http://127.0.0.1:4302")
 
@@ -68,6 +70,7 @@ import Testing
         #expect(status { _ = try coordinator.register(madeUp) } == 401, "a nonce this coordinator never issued")
 
         let refused = coordinator.stats.refused
+        #expect(refused["addressChanged"] == 1)
         #expect(refused["otherAgent"] == 1 && refused["unregistered"] == 1 && refused["forged"] == 3 && refused["replayed"] == 1)
         #expect(refused["badNonce"] == 1)
         #expect(elsewhere.stats.refused["otherCoordinator"] == 1)
@@ -153,6 +156,26 @@ import Testing
         #expect(restarted.agentRows(at: later).map(\.heartbeat.agentId) == [agents[3].id])
     }
 
+    @Test func installedModelsAcrossAllAgentsAreBounded() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try coordinator {
+            $0.maximumInstalledTotal = 5
+            $0.heartbeatInterval = .seconds(1)
+        }
+        let start = Date()
+        func listing(_ count: Int) -> [Heartbeat.InstalledModel] {
+            (0..<count).map { Heartbeat.InstalledModel(name: "m:\($0)", sha256: String(repeating: "b", count: 64), sizeBytes: 1) }
+        }
+        let first = MeshIdentity(), second = MeshIdentity()
+        _ = try coordinator.register(AgentRegistration(identity: first, challenge: coordinator.challenge(),
+                                                      heartbeat: beat(first, installed: listing(4)), joinToken: nil), at: start)
+        let crowded = try AgentRegistration(identity: second, challenge: coordinator.challenge(), heartbeat: beat(second, installed: listing(2)), joinToken: nil)
+        #expect(status { _ = try coordinator.register(crowded, at: start) } == 503, "4 + 2 listed models are over the budget of 5")
+        let later = try AgentRegistration(identity: second, challenge: coordinator.challenge(), heartbeat: beat(second, installed: listing(2)), joinToken: nil)
+        #expect(status { _ = try coordinator.register(later, at: start.addingTimeInterval(10)) } == 200, "the offline first agent made room")
+        #expect(coordinator.agentRows(at: start.addingTimeInterval(10)).map(\.heartbeat.agentId) == [second.id])
+    }
+
     @Test func aFailedWriteKeepsItsRowsForTheNextOne() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let coordinator = try coordinator()
@@ -203,8 +226,12 @@ import Testing
         let restartedOrigin = try coordinator("a")
         #expect(try b.receive(try restartedOrigin.outgoing(url: "http://a", at: Date().addingTimeInterval(-30))).get() == true)
 
+        var misnamed = try restartedOrigin.outgoing(url: "http://a")
+        misnamed.signed.summary.coordinatorId = "someone-else"  // a summary naming another coordinator
+        misnamed = try GossipMessage(signing: misnamed.signed, by: restartedOrigin.identity)
+        #expect(throws: GossipRejection.forged) { try b.receive(misnamed).get() }
         for model in ["a:1", "b:1", "c:1", "d:1"] { restartedOrigin.record(beat(MeshIdentity(), model: model), publicKey: "") }
         #expect(throws: GossipRejection.oversized) { try b.receive(try restartedOrigin.outgoing(url: "http://a")).get() }
-        #expect(b.gossipStats.rejected == ["tooManyHops": 1, "futureDated": 1, "oversized": 1])
+        #expect(b.gossipStats.rejected == ["tooManyHops": 1, "futureDated": 1, "oversized": 1, "forged": 1])
     }
 }
