@@ -1,5 +1,5 @@
-import DepotHTTP
 import Crypto
+import DepotHTTP
 import Foundation
 import MeshProtocol
 import ModelCatalog

@@ -1,8 +1,8 @@
 import DepotHTTP
 import Foundation
-import MeshProtocol
 import Hummingbird
 import Logging
+import MeshProtocol
 import ModelRuntime
 import NIOCore
 import ServiceLifecycle

@@ -1,5 +1,5 @@
-import DepotHTTP
 import AsyncHTTPClient
+import DepotHTTP
 import Foundation
 import MeshProtocol
 import ModelRuntime

@@ -1,5 +1,5 @@
-import MeshProtocol
 import Foundation
+import MeshProtocol
 import Testing
 @testable import DepotMesh
 
