@@ -78,7 +78,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let counter: ConnectionCounter
     let headTimeout: TimeAmount
     private var counted = false
-    private var deadline: Scheduled<Void>?
+    /// Since when a request head is awaited; nil while requests are answered.
+    private var waitingSince: NIODeadline?
+    /// One timer at a time, rescheduled when it finds the wait restarted: arming one per
+    /// request would cost a timer (and a wake-up of the event loop) on every response.
+    private var timer: Scheduled<Void>?
     /// Request heads read whose response has not ended.
     private var unanswered = 0
 
@@ -93,11 +97,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         counted = true
-        armDeadline(context)
+        startWaiting(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        timer?.cancel()
+        timer = nil
         if counted {
             counted = false
             counter.release()
@@ -107,8 +112,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
             unanswered += 1
-            deadline?.cancel()
-            deadline = nil
+            waitingSince = nil
         }
         context.fireChannelRead(data)
     }
@@ -116,14 +120,28 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             unanswered = max(0, unanswered - 1)
-            if unanswered == 0 { armDeadline(context) }
+            if unanswered == 0 { startWaiting(context) }
         }
         context.write(data, promise: promise)
     }
 
-    private func armDeadline(_ context: ChannelHandlerContext) {
-        deadline?.cancel()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: headTimeout) { loopBound.value.close(promise: nil) }
+    private func startWaiting(_ context: ChannelHandlerContext) {
+        waitingSince = .now()
+        if timer == nil { schedule(context, in: headTimeout) }
+    }
+
+    private func schedule(_ context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            guard let since = handler.waitingSince else { return }  // answering: the next wait rearms
+            let waited = NIODeadline.now() - since
+            if waited >= handler.headTimeout {
+                context.close(promise: nil)
+            } else {
+                handler.schedule(context, in: handler.headTimeout - waited)
+            }
+        }
     }
 }

@@ -70,20 +70,11 @@ extension Coordinator {
             case .forged: throw Refusal("forged", .forbidden, "the session credential was not issued by this coordinator")
             case .otherAgent: throw Refusal("otherAgent", .forbidden, "the session credential belongs to another agent")
             }
-            guard let known = knownEntry(heartbeat.agentId) else {
-                throw Refusal("unregistered", .unauthorized, "this coordinator no longer knows agent \(heartbeat.agentId): register again")
-            }
-            // The address was signed at registration; a credential alone (which travels in the
-            // clear on plain HTTP) must not be able to send clients elsewhere.
-            guard heartbeat.address == known.address else {
-                throw Refusal("addressChanged", .forbidden, "the address differs from the one this agent registered with: register again to change it")
-            }
-            if let refusal = record(heartbeat, publicKey: known.publicKey, at: now) { throw refusal }
+            if let refusal = recordFromSession(heartbeat, at: now) { throw refusal }
         } catch {
             count(error.reason)
             throw APIError(error.status, error.message)
         }
-        lock.withLock { counters.heartbeats += 1 }
     }
 
     /// Every field in range, model names by the store's rules.

@@ -175,31 +175,47 @@ public final class Coordinator: @unchecked Sendable {
     /// or of installed models.
     @discardableResult
     func record(_ heartbeat: Heartbeat, publicKey: String, at now: Date = Date()) -> Refusal? {
-        lock.withLock {
-            let listed = table.entries[heartbeat.agentId]?.heartbeat.installedModels.count ?? 0
-            while table.entries[heartbeat.agentId] == nil && table.entries.count >= configuration.maximumAgents
-                    || table.installedCount - listed + heartbeat.installedModels.count > configuration.maximumInstalledTotal {
-                table.expire(before: now.addingTimeInterval(-agentExpiry))
-                guard let oldest = table.oldestOffline(), oldest != heartbeat.agentId else {
-                    return Refusal("tableFull", .serviceUnavailable,
-                                   "this coordinator holds its maximum of agents (\(configuration.maximumAgents)) or installed models (\(configuration.maximumInstalledTotal)), all online")
-                }
-                table.remove(oldest)
-                forgotten.insert(oldest)
-                unsaved.remove(oldest)
-                counters.evicted += 1
-            }
-            table.record(heartbeat, publicKey: publicKey, at: now)
-            unsaved.insert(heartbeat.agentId)
-            forgotten.remove(heartbeat.agentId)
-            return nil
-        }
+        lock.withLock { recordLocked(heartbeat, publicKey: publicKey, at: now) }
     }
 
-    /// The key and registered address of an agent in the table (a credential outlives an
-    /// agent that was evicted).
-    func knownEntry(_ agentId: String) -> (publicKey: String, address: String)? {
-        lock.withLock { table.entries[agentId].map { ($0.publicKey, $0.heartbeat.address) } }
+    /// `record`, with the lock held.
+    private func recordLocked(_ heartbeat: Heartbeat, publicKey: String, at now: Date) -> Refusal? {
+        let listed = table.entries[heartbeat.agentId]?.heartbeat.installedModels.count ?? 0
+        while table.entries[heartbeat.agentId] == nil && table.entries.count >= configuration.maximumAgents
+                || table.installedCount - listed + heartbeat.installedModels.count > configuration.maximumInstalledTotal {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
+            guard let oldest = table.oldestOffline(), oldest != heartbeat.agentId else {
+                return Refusal("tableFull", .serviceUnavailable,
+                               "this coordinator holds its maximum of agents (\(configuration.maximumAgents)) or installed models (\(configuration.maximumInstalledTotal)), all online")
+            }
+            table.remove(oldest)
+            forgotten.insert(oldest)
+            unsaved.remove(oldest)
+            counters.evicted += 1
+        }
+        table.record(heartbeat, publicKey: publicKey, at: now)
+        unsaved.insert(heartbeat.agentId)
+        forgotten.remove(heartbeat.agentId)
+        return nil
+    }
+
+
+    /// Records a heartbeat that came with a valid session credential, in one pass under the
+    /// lock: the agent must still be in the table (a credential outlives an evicted agent), and
+    /// the address must be the one its registration signed, since a credential alone travels in
+    /// the clear on plain HTTP and must not be able to send clients elsewhere.
+    func recordFromSession(_ heartbeat: Heartbeat, at now: Date) -> Refusal? {
+        lock.withLock {
+            guard let known = table.entries[heartbeat.agentId] else {
+                return Refusal("unregistered", .unauthorized, "this coordinator no longer knows agent \(heartbeat.agentId): register again")
+            }
+            guard heartbeat.address == known.heartbeat.address else {
+                return Refusal("addressChanged", .forbidden, "the address differs from the one this agent registered with: register again to change it")
+            }
+            if let refusal = recordLocked(heartbeat, publicKey: known.publicKey, at: now) { return refusal }
+            counters.heartbeats += 1
+            return nil
+        }
     }
 
     static let persistInterval: TimeInterval = 0.5

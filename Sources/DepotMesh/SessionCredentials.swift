@@ -28,19 +28,23 @@ struct SessionCredentials: Sendable {
     }
 
     func check(credential: String, agentId: String, at now: Date) -> Verdict {
-        let parts = credential.split(separator: ".", omittingEmptySubsequences: false)
-        guard credential.utf8.count <= 160, parts.count == 5, parts[0] == "c1" else { return .forged }
-        guard parts[1] == epoch else { return .expired }
-        guard let expires = Int64(parts[3]), Self.equal(mac("c1|\(parts[1])|\(parts[2])|\(parts[3])"), String(parts[4])) else {
+        // By bytes: this runs on every heartbeat, and splitting by Character costs more than the HMAC.
+        let bytes = Array(credential.utf8)
+        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard bytes.count <= 160, parts.count == 5, parts[0].elementsEqual("c1".utf8) else { return .forged }
+        guard parts[1].elementsEqual(epoch.utf8) else { return .expired }
+        guard let expires = Int64(String(decoding: parts[3], as: UTF8.self)) else { return .forged }
+        let signed = bytes[..<parts[4].startIndex].map { $0 == UInt8(ascii: ".") ? UInt8(ascii: "|") : $0 }.dropLast()
+        guard Self.equal(Array(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Array(signed), using: key)).utf8), Array(parts[4])) else {
             return .forged
         }
-        guard parts[2] == agentId else { return .otherAgent }
+        guard parts[2].elementsEqual(agentId.utf8) else { return .otherAgent }
         return expires > Self.milliseconds(now) ? .valid : .expired
     }
 
     func nonce(at now: Date) -> String {
         let expires = Self.milliseconds(now.addingTimeInterval(nonceLifetime))
-        let random = Self.base64URL(Data((0..<12).map { _ in UInt8.random(in: 0...255) }))
+        let random = Self.base64URL((0..<12).map { _ in UInt8.random(in: 0...255) })
         return "n1.\(expires).\(random).\(mac("n1|\(expires)|\(random)"))"
     }
 
@@ -53,19 +57,33 @@ struct SessionCredentials: Sendable {
     }
 
     private func mac(_ text: String) -> String {
-        Self.base64URL(Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)))
+        Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key))
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Unpadded base64url, by table: checked on every heartbeat, where Foundation's base64 and
+    /// its string replacements cost more than the HMAC itself.
+    static func base64URL(_ bytes: some Sequence<UInt8>) -> String {
+        let bytes = Array(bytes)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            let value = chunk.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (16 - 8 * $1.offset) }
+            for position in 0...chunk.count { out.append(alphabet[Int(value >> (18 - 6 * position)) & 0x3F]) }
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Constant time over the longer length: how much of a MAC matched never shows in timing.
-    static func equal(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+    static func equal(_ a: String, _ b: String) -> Bool { equal(Array(a.utf8), Array(b.utf8)) }
+
+    static func equal(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         var difference: UInt8 = x.count == y.count ? 0 : 1
         for index in 0..<max(x.count, y.count) {
             difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)

@@ -72,8 +72,7 @@ extension Heartbeat {
             return "field 'platform' must be 1 to \(Limits.platformBytes) printable ASCII characters"
         }
         guard freeMemoryMB <= Limits.freeMemoryMB else { return "field 'freeMemoryMB' must be at most \(Limits.freeMemoryMB)" }
-        guard address.utf8.count <= Limits.addressBytes, let url = URL(string: address), ["http", "https"].contains(url.scheme ?? ""),
-              url.host?.isEmpty == false else {
+        guard address.utf8.count <= Limits.addressBytes, Self.isHTTPAddress(address) else {
             return "field 'address' must be an http(s) URL of at most \(Limits.addressBytes) bytes"
         }
         if let activeModel, let problem = modelNameProblem(activeModel) { return "field 'activeModel': \(problem)" }
@@ -89,6 +88,21 @@ extension Heartbeat {
             guard Self.isSHA256(model.sha256) else { return "field 'installedModels.\(index).sha256' must be 64 lowercase hex digits" }
         }
         return nil
+    }
+
+    /// `http://` or `https://`, a host, and nothing but printable ASCII without spaces (by
+    /// bytes: checked on every heartbeat, where Foundation's URL parser is the slow part).
+    static func isHTTPAddress(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else { return false }
+        let rest: ArraySlice<UInt8>
+        if bytes.starts(with: "http://".utf8) { rest = bytes.dropFirst(7) } else if bytes.starts(with: "https://".utf8) {
+            rest = bytes.dropFirst(8)
+        } else {
+            return false
+        }
+        let host = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        return !host.isEmpty && host.first != UInt8(ascii: ":") && !host.contains(UInt8(ascii: "@"))
     }
 
     public static func isAgentID(_ text: String) -> Bool {

@@ -156,6 +156,16 @@ import Testing
         #expect(restarted.agentRows(at: later).map(\.heartbeat.agentId) == [agents[3].id])
     }
 
+    @Test func credentialsAreBase64URLAsFoundationWouldSpellThem() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let expected = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(SessionCredentials.base64URL(bytes) == expected)
+        }
+    }
+
     @Test func installedModelsAcrossAllAgentsAreBounded() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let coordinator = try coordinator {

@@ -45,7 +45,14 @@ func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?,
     guard value.count <= maximumLength else {
         throw StoreError(.invalidName, "\(kind) is \(value.count) characters long; at most \(maximumLength) are allowed")
     }
-    for scalar in value.unicodeScalars {
+    // Bytes first: names are checked on every mesh heartbeat, and Character's properties are
+    // slow; the same rule as below, for ASCII (where letters and digits are just these).
+    let extraByte = extraAllowed?.asciiValue
+    let plain = value.utf8.allSatisfy { byte in
+        (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || (0x30...0x39).contains(byte)
+            || byte == 0x2E || byte == 0x5F || byte == 0x2D || byte == extraByte
+    }
+    for scalar in value.unicodeScalars where !plain {
         let c = Character(scalar)
         let allowed = scalar.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-" || c == extraAllowed)
         guard allowed else {
