@@ -67,15 +67,20 @@ struct SessionCredentials: Sendable {
     /// Unpadded base64url, by table: checked on every heartbeat, where Foundation's base64 and
     /// its string replacements cost more than the HMAC itself.
     static func base64URL(_ bytes: some Sequence<UInt8>) -> String {
-        let bytes = Array(bytes)
         var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var index = 0
-        while index < bytes.count {
-            let chunk = bytes[index..<min(index + 3, bytes.count)]
-            let value = chunk.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (16 - 8 * $1.offset) }
-            for position in 0...chunk.count { out.append(alphabet[Int(value >> (18 - 6 * position)) & 0x3F]) }
-            index += 3
+        var value: UInt32 = 0, pending = 0
+        for byte in bytes {
+            value = value << 8 | UInt32(byte)
+            pending += 1
+            if pending == 3 {
+                for shift in [18, 12, 6, 0] { out.append(alphabet[Int(value >> UInt32(shift)) & 0x3F]) }
+                value = 0
+                pending = 0
+            }
+        }
+        if pending > 0 {
+            value <<= UInt32(8 * (3 - pending))
+            for shift in [18, 12, 6, 0].prefix(pending + 1) { out.append(alphabet[Int(value >> UInt32(shift)) & 0x3F]) }
         }
         return String(decoding: out, as: UTF8.self)
     }
