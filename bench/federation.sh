@@ -63,18 +63,20 @@ AGENTS, MODELS = 1000, ["qwen2.5-coder:1.5b", "qwen2.5-coder:7b", "llama3.2:3b",
 SIZES = {"qwen2.5-coder:1.5b": 1.5, "qwen2.5-coder:7b": 7, "llama3.2:3b": 3, "phi4:14b": 14, "gemma3:4b": 4}
 model_of = {k: MODELS[k % len(MODELS)] for k in range(AGENTS)}
 lock = threading.Lock()
-# Agent k's id and session credential, from its registration with coordinator k % 16.
+# Agent k's id, session credential and registered address, from its registration with
+# coordinator k % 16.
 identity = {}
 for index in range(len(ports)):
-    lines = open(f"{work}/agents-{index}.txt").read().split()
+    lines = open(f"{work}/agents-{index}.txt").read().splitlines()
     mine = [k for k in range(AGENTS) if k % len(ports) == index]
-    for k, (_, agent_id, credential) in zip(mine, zip(lines[0::3], lines[1::3], lines[2::3])):
-        identity[k] = (agent_id, credential)
+    for k, line in zip(mine, lines):
+        _, agent_id, credential, address = line.split()
+        identity[k] = (agent_id, credential, address)
 
 def body(k):
     with lock: model = model_of[k]
     return json.dumps({"protocolVersion": 2, "agentId": identity[k][0], "platform": "linux", "freeMemoryMB": 16384,
-                       "address": f"http://10.1.{k // 250}.{k % 250}:4302", "activeModel": model,
+                       "address": identity[k][2], "activeModel": model,
                        "activeModelParamSize": SIZES.get(model, 1.0), "modelSwapInProgress": False,
                        "currentLoad": k % 3, "installedModels": []})
 

@@ -9,8 +9,11 @@ import NIOHTTPTypes
 /// body limit (413 beyond it).
 public struct ServerLimits: Sendable {
     public var maximumConnections = 512
-    /// From connecting, or the end of the previous response, to a complete request head.
+    /// From connecting to a complete request head (a client dripping half a header is cut off).
     public var requestHeadTimeout: Duration = .seconds(10)
+    /// From the end of a response to the next complete request head on the same connection
+    /// (as nginx's keepalive_timeout): clients keep connections open between requests.
+    public var keepAliveTimeout: Duration = .seconds(75)
     /// Reading nothing for this long while a request is read, or between requests, closes it.
     public var idleTimeout: Duration = .seconds(60)
     public var maximumBodyBytes = 2 << 20
@@ -21,7 +24,9 @@ public struct ServerLimits: Sendable {
     public func server() -> HTTPServerBuilder {
         let counter = ConnectionCounter(limit: maximumConnections)
         let headTimeout = TimeAmount.nanoseconds(Int64(requestHeadTimeout.seconds * 1e9))
-        return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout)],
+        let keepAlive = TimeAmount.nanoseconds(Int64(keepAliveTimeout.seconds * 1e9))
+        return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout,
+                                                                                       keepAliveTimeout: keepAlive)],
                                            idleTimeout: .nanoseconds(Int64(idleTimeout.seconds * 1e9))))
     }
 }
@@ -67,8 +72,9 @@ final class ConnectionCounter: @unchecked Sendable {
 }
 
 /// One per connection: counts it against the cap (closing it when the cap is reached) and
-/// closes it when a request head does not arrive in time: after connecting, or once every
-/// request on it has been answered (pipelined requests keep it open until the last answer).
+/// closes it when a request head does not arrive in time: `headTimeout` after connecting, or
+/// `keepAliveTimeout` once every request on it has been answered (pipelined requests keep it
+/// open until the last answer).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -77,18 +83,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     let counter: ConnectionCounter
     let headTimeout: TimeAmount
+    let keepAliveTimeout: TimeAmount
     private var counted = false
-    /// Since when a request head is awaited; nil while requests are answered.
+    /// Since when a request head is awaited, and for how long; nil while requests are answered.
     private var waitingSince: NIODeadline?
+    private var allowance: TimeAmount
     /// One timer at a time, rescheduled when it finds the wait restarted: arming one per
     /// request would cost a timer (and a wake-up of the event loop) on every response.
     private var timer: Scheduled<Void>?
     /// Request heads read whose response has not ended.
     private var unanswered = 0
 
-    init(counter: ConnectionCounter, headTimeout: TimeAmount) {
+    init(counter: ConnectionCounter, headTimeout: TimeAmount, keepAliveTimeout: TimeAmount) {
         self.counter = counter
         self.headTimeout = headTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        allowance = headTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -97,7 +107,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         counted = true
-        startWaiting(context)
+        startWaiting(context, for: headTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -120,14 +130,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             unanswered = max(0, unanswered - 1)
-            if unanswered == 0 { startWaiting(context) }
+            if unanswered == 0 { startWaiting(context, for: keepAliveTimeout) }
         }
         context.write(data, promise: promise)
     }
 
-    private func startWaiting(_ context: ChannelHandlerContext) {
+    private func startWaiting(_ context: ChannelHandlerContext, for allowance: TimeAmount) {
         waitingSince = .now()
-        if timer == nil { schedule(context, in: headTimeout) }
+        self.allowance = allowance
+        if timer == nil { schedule(context, in: allowance) }
     }
 
     private func schedule(_ context: ChannelHandlerContext, in delay: TimeAmount) {
@@ -137,10 +148,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             handler.timer = nil
             guard let since = handler.waitingSince else { return }  // answering: the next wait rearms
             let waited = NIODeadline.now() - since
-            if waited >= handler.headTimeout {
+            if waited >= handler.allowance {
                 context.close(promise: nil)
             } else {
-                handler.schedule(context, in: handler.headTimeout - waited)
+                handler.schedule(context, in: handler.allowance - waited)
             }
         }
     }

@@ -5,8 +5,9 @@ import NIOCore
 import NIOHTTP1
 
 // Registers made-up agents with a coordinator for the mesh benchmarks, each with a key of its
-// own: mesh-agents URL COUNT [FIRST]. Prints "INDEX AGENTID CREDENTIAL" per agent, so load
-// generators can send signed heartbeats (the credential goes in Authorization: Bearer).
+// own: mesh-agents URL COUNT [FIRST]. Prints "INDEX AGENTID CREDENTIAL ADDRESS" per agent, so
+// load generators can send its heartbeats (the credential goes in Authorization: Bearer, and the
+// address must stay the one registered).
 let arguments = CommandLine.arguments
 guard arguments.count >= 3, let count = Int(arguments[2]), count > 0 else {
     print("usage: mesh-agents URL COUNT [FIRST]")
@@ -30,12 +31,13 @@ func call(_ method: HTTPMethod, _ path: String, _ body: Data? = nil) async throw
 
 func register(_ index: Int) async throws -> String {
     let identity = MeshIdentity()
-    let heartbeat = Heartbeat(agentId: identity.id, platform: "linux", freeMemoryMB: 8192, address: "http://10.0.\(index % 250).\(index % 200):4302",
+    let address = "http://10.0.\(index % 250).\(index % 200):4302"
+    let heartbeat = Heartbeat(agentId: identity.id, platform: "linux", freeMemoryMB: 8192, address: address,
                               activeModel: nil, activeModelParamSize: nil, modelSwapInProgress: false, currentLoad: 0, installedModels: [])
     let challenge = try JSONDecoder().decode(RegistrationChallenge.self, from: try await call(.GET, "/mesh/challenge"))
     let registration = try AgentRegistration(identity: identity, challenge: challenge, heartbeat: heartbeat, joinToken: nil)
     let receipt = try JSONDecoder().decode(RegistrationReceipt.self, from: try await call(.POST, "/register", try JSONEncoder().encode(registration)))
-    return "\(index) \(identity.id) \(receipt.credential)"
+    return "\(index) \(identity.id) \(receipt.credential) \(address)"
 }
 
 var lines: [String] = []
