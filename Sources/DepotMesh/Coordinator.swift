@@ -199,7 +199,6 @@ public final class Coordinator: @unchecked Sendable {
         return nil
     }
 
-
     /// Records a heartbeat that came with a valid session credential, in one pass under the
     /// lock: the agent must still be in the table (a credential outlives an evicted agent), and
     /// the address must be the one its registration signed, since a credential alone travels in

@@ -57,6 +57,23 @@ final class TCPConnection {
 
     func write(_ text: String) { _ = text.withCString { Glibc.send(socket, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
 
+    /// Sends `text` and returns the status line of the answer (nil when the server closed the
+    /// connection or said nothing within `timeout`).
+    func exchange(_ text: String, timeout: Double = 5) -> String? {
+        write(text)
+        var received: [UInt8] = []
+        var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, !received.contains(0x0A) {
+            guard poll(&pollDescriptor, 1, 200) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(socket, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received.prefix { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self)
+    }
+
     /// Whether the server closed the connection (a read gives end of file or a reset) in time.
     func waitForClose(timeout: Double) -> Bool {
         var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
