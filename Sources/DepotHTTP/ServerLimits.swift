@@ -11,10 +11,9 @@ public struct ServerLimits: Sendable {
     public var maximumConnections = 512
     /// From connecting to a complete request head (a client dripping half a header is cut off).
     public var requestHeadTimeout: Duration = .seconds(10)
-    /// From the end of a response to the next complete request head on the same connection
-    /// (as nginx's keepalive_timeout): clients keep connections open between requests.
-    public var keepAliveTimeout: Duration = .seconds(75)
-    /// Reading nothing for this long while a request is read, or between requests, closes it.
+    /// Reading nothing for this long while a request is read, or between requests, closes the
+    /// connection; it is also how long the next request head on a kept-alive connection may
+    /// take to arrive (so dripping it byte by byte does not keep the connection either).
     public var idleTimeout: Duration = .seconds(60)
     public var maximumBodyBytes = 2 << 20
 
@@ -23,11 +22,10 @@ public struct ServerLimits: Sendable {
     /// The HTTP/1 server with these limits, for `Application(server:)`.
     public func server() -> HTTPServerBuilder {
         let counter = ConnectionCounter(limit: maximumConnections)
-        let headTimeout = TimeAmount.nanoseconds(Int64(requestHeadTimeout.seconds * 1e9))
-        let keepAlive = TimeAmount.nanoseconds(Int64(keepAliveTimeout.seconds * 1e9))
+        let headTimeout = TimeAmount(requestHeadTimeout), idle = TimeAmount(idleTimeout)
         return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout,
-                                                                                       keepAliveTimeout: keepAlive)],
-                                           idleTimeout: .nanoseconds(Int64(idleTimeout.seconds * 1e9))))
+                                                                                       keepAliveTimeout: idle)],
+                                           idleTimeout: idle))
     }
 }
 

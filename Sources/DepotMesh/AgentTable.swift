@@ -39,8 +39,7 @@ struct AgentTable {
     /// Agents in the order they went offline, which is the order of their last heartbeats
     /// (expiry takes buckets in order); entries an agent has since left (it came back, or was
     /// removed) are skipped when met. Eviction and retention take from the front.
-    private var offlineQueue: [(id: String, lastSeen: Date)] = []
-    private var offlineQueueStart = 0
+    private var offlineQueue = FIFOQueue<(id: String, lastSeen: Date)>()
 
     static func bucket(_ date: Date) -> Int64 {
         let tenths = (date.timeIntervalSince1970 * 10).rounded(.down)
@@ -108,7 +107,7 @@ struct AgentTable {
     /// The offline agent heard from longest ago: the first to go when the table is full.
     mutating func oldestOffline() -> String? {
         dropStaleQueueFront()
-        return offlineQueueStart < offlineQueue.count ? offlineQueue[offlineQueueStart].id : nil
+        return offlineQueue.first?.id
     }
 
     /// Takes the offline agents last heard from before `cutoff` off the queue, oldest first.
@@ -116,21 +115,16 @@ struct AgentTable {
         var due: [String] = []
         while true {
             dropStaleQueueFront()
-            guard offlineQueueStart < offlineQueue.count, offlineQueue[offlineQueueStart].lastSeen < cutoff else { return due }
-            due.append(offlineQueue[offlineQueueStart].id)
-            offlineQueueStart += 1
+            guard let front = offlineQueue.first, front.lastSeen < cutoff else { return due }
+            due.append(front.id)
+            offlineQueue.removeFirst()
         }
     }
 
     private mutating func dropStaleQueueFront() {
-        while offlineQueueStart < offlineQueue.count {
-            let (id, lastSeen) = offlineQueue[offlineQueueStart]
+        while let (id, lastSeen) = offlineQueue.first {
             if let entry = entries[id], !entry.online, entry.lastSeen == lastSeen { break }
-            offlineQueueStart += 1
-        }
-        if offlineQueueStart > 1024 && offlineQueueStart * 2 > offlineQueue.count {
-            offlineQueue.removeFirst(offlineQueueStart)
-            offlineQueueStart = 0
+            offlineQueue.removeFirst()
         }
     }
 

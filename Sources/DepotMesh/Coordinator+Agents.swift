@@ -16,7 +16,7 @@ extension Coordinator {
     /// Takes a registration: the agent's first heartbeat, signed with its key. Returns its
     /// session credential.
     public func register(_ registration: AgentRegistration, at now: Date = Date()) throws(APIError) -> RegistrationReceipt {
-        do throws(Refusal) {
+        try countingRefusals { () throws(Refusal) in
             guard registration.protocolVersion == AgentRegistration.protocolVersion else {
                 throw Refusal("unsupported", .badRequest,
                               "registration protocolVersion \(registration.protocolVersion) is not supported; this coordinator speaks \(AgentRegistration.protocolVersion)")
@@ -47,9 +47,6 @@ extension Coordinator {
             }
             if let nonceRefusal { throw nonceRefusal }
             if let refusal = record(registration.heartbeat, publicKey: registration.publicKey, at: now) { throw refusal }
-        } catch {
-            count(error.reason)
-            throw APIError(error.status, error.message)
         }
         lock.withLock { counters.registrations += 1 }
         return RegistrationReceipt(coordinatorId: id, agentId: registration.heartbeat.agentId,
@@ -59,7 +56,7 @@ extension Coordinator {
 
     /// Takes a heartbeat carrying the session credential from `Authorization: Bearer`.
     public func heartbeat(_ heartbeat: Heartbeat, credential: String?, at now: Date = Date()) throws(APIError) {
-        do throws(Refusal) {
+        try countingRefusals { () throws(Refusal) in
             try check(heartbeat)
             guard let credential else {
                 throw Refusal("unregistered", .unauthorized, "heartbeats need the credential from registering: GET /mesh/challenge, then POST /register")
@@ -71,9 +68,6 @@ extension Coordinator {
             case .otherAgent: throw Refusal("otherAgent", .forbidden, "the session credential belongs to another agent")
             }
             if let refusal = recordFromSession(heartbeat, at: now) { throw refusal }
-        } catch {
-            count(error.reason)
-            throw APIError(error.status, error.message)
         }
     }
 
@@ -89,7 +83,13 @@ extension Coordinator {
         return nil
     }
 
-    private func count(_ reason: String) { lock.withLock { counters.refused[reason, default: 0] += 1 } }
+    /// Runs `body`; a refusal is counted by its reason and becomes the agent's error.
+    private func countingRefusals(_ body: () throws(Refusal) -> Void) throws(APIError) {
+        do throws(Refusal) { try body() } catch {
+            lock.withLock { counters.refused[error.reason, default: 0] += 1 }
+            throw APIError(error.status, error.message)
+        }
+    }
 
     public struct MeshStats: Codable, Sendable {
         public var agents: Int
@@ -107,11 +107,11 @@ extension Coordinator {
     }
 
     public var stats: MeshStats {
-        let (total, online) = agentCounts
-        return lock.withLock {
-            MeshStats(agents: total, onlineAgents: online, maximumAgents: configuration.maximumAgents, registrations: counters.registrations,
-                      heartbeats: counters.heartbeats, refused: counters.refused, evicted: counters.evicted,
-                      forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped)
+        lock.withLock {
+            let (total, online) = agentCountsLocked
+            return MeshStats(agents: total, onlineAgents: online, maximumAgents: configuration.maximumAgents, registrations: counters.registrations,
+                             heartbeats: counters.heartbeats, refused: counters.refused, evicted: counters.evicted,
+                             forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped)
         }
     }
 }

@@ -188,15 +188,20 @@ public final class Coordinator: @unchecked Sendable {
                 return Refusal("tableFull", .serviceUnavailable,
                                "this coordinator holds its maximum of agents (\(configuration.maximumAgents)) or installed models (\(configuration.maximumInstalledTotal)), all online")
             }
-            table.remove(oldest)
-            forgotten.insert(oldest)
-            unsaved.remove(oldest)
+            forgetLocked(oldest)
             counters.evicted += 1
         }
         table.record(heartbeat, publicKey: publicKey, at: now)
         unsaved.insert(heartbeat.agentId)
         forgotten.remove(heartbeat.agentId)
         return nil
+    }
+
+    /// Takes an agent out of the table, and its row out of SQLite at the next write (lock held).
+    private func forgetLocked(_ id: String) {
+        table.remove(id)
+        forgotten.insert(id)
+        unsaved.remove(id)
     }
 
     /// Records a heartbeat that came with a valid session credential, in one pass under the
@@ -253,11 +258,10 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Forgets offline agents past the retention period.
     func forgetRetired(at now: Date = Date()) {
-        withCurrentTable(at: now) { table in
+        lock.withLock {
+            table.expire(before: now.addingTimeInterval(-agentExpiry))
             for id in table.dequeueOffline(lastSeenBefore: now.addingTimeInterval(-configuration.agentRetention.seconds)) {
-                table.remove(id)
-                forgotten.insert(id)
-                unsaved.remove(id)
+                forgetLocked(id)
                 counters.forgottenAfterRetention += 1
             }
         }
@@ -311,6 +315,6 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Agents in the table, and how many are online.
-    var agentCounts: (total: Int, online: Int) { lock.withLock { (table.entries.count, table.onlineCount) } }
+    /// Agents in the table and how many are online (lock held).
+    var agentCountsLocked: (total: Int, online: Int) { (table.entries.count, table.onlineCount) }
 }

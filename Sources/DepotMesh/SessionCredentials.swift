@@ -1,4 +1,5 @@
 import Crypto
+import DepotHTTP
 import Foundation
 
 /// The coordinator's short-lived secrets for agents: registration nonces (taken once, within
@@ -35,7 +36,7 @@ struct SessionCredentials: Sendable {
         guard parts[1].elementsEqual(epoch.utf8) else { return .expired }
         guard let expires = Int64(String(decoding: parts[3], as: UTF8.self)) else { return .forged }
         let signed = bytes[..<parts[4].startIndex].map { $0 == UInt8(ascii: ".") ? UInt8(ascii: "|") : $0 }.dropLast()
-        guard Self.equal(Array(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Array(signed), using: key)).utf8), Array(parts[4])) else {
+        guard ConstantTime.equal(Array(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Array(signed), using: key)).utf8), Array(parts[4])) else {
             return .forged
         }
         guard parts[2].elementsEqual(agentId.utf8) else { return .otherAgent }
@@ -52,7 +53,8 @@ struct SessionCredentials: Sendable {
     func nonceExpiry(_ nonce: String, at now: Date) -> Date? {
         let parts = nonce.split(separator: ".", omittingEmptySubsequences: false)
         guard nonce.utf8.count <= 128, parts.count == 4, parts[0] == "n1", let expires = Int64(parts[1]),
-              Self.equal(mac("n1|\(parts[1])|\(parts[2])"), String(parts[3])), expires > Self.milliseconds(now) else { return nil }
+              ConstantTime.equal(Array(mac("n1|\(parts[1])|\(parts[2])").utf8), Array(parts[3].utf8)),
+              expires > Self.milliseconds(now) else { return nil }
         return Date(timeIntervalSince1970: Double(expires) / 1000)
     }
 
@@ -83,16 +85,5 @@ struct SessionCredentials: Sendable {
             for shift in [18, 12, 6, 0].prefix(pending + 1) { out.append(alphabet[Int(value >> UInt32(shift)) & 0x3F]) }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Constant time over the longer length: how much of a MAC matched never shows in timing.
-    static func equal(_ a: String, _ b: String) -> Bool { equal(Array(a.utf8), Array(b.utf8)) }
-
-    static func equal(_ x: [UInt8], _ y: [UInt8]) -> Bool {
-        var difference: UInt8 = x.count == y.count ? 0 : 1
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
-        }
-        return difference == 0
     }
 }

@@ -9,21 +9,16 @@ struct UsedNonces {
 
     let capacity: Int
     private var expiries: [String: Date] = [:]
-    private var order: [(nonce: String, expires: Date)] = []
-    private var start = 0
+    private var order = FIFOQueue<(nonce: String, expires: Date)>()
 
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
     var count: Int { expiries.count }
 
     mutating func use(_ nonce: String, expiring: Date, at now: Date) -> Outcome {
-        while start < order.count, order[start].expires <= now {
-            expiries[order[start].nonce] = nil
-            start += 1
-        }
-        if start > 1024 && start * 2 > order.count {
-            order.removeFirst(start)
-            start = 0
+        while let front = order.first, front.expires <= now {
+            expiries[front.nonce] = nil
+            order.removeFirst()
         }
         guard expiries[nonce] == nil else { return .used }
         guard expiries.count < capacity else { return .full }
