@@ -27,6 +27,12 @@ import Glibc
         let victim = try #require(try coordinator.meshAgents().first?["heartbeat"] as? [String: Any])
         let victimID = try #require(victim["agentId"] as? String)
         let printed = try place.depot.run(["serve", "--print-identity"]).stdout
+        let keyMode = try FileManager.default.attributesOfItem(atPath: place.path + "/store/agent.key")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600, "the agent's private key is readable by its owner only")
+        // Listings leave out the installed models (their count stays) unless asked for them.
+        let plainRow = try #require((try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]])?.first)
+        #expect(((plainRow["heartbeat"] as? [String: Any])?["installedModels"] as? [Any])?.isEmpty == true
+                && plainRow["installedModelCount"] as? Int == 2)
         #expect(printed.hasPrefix(victimID + " "), "the agent's id is its key's: \(printed)")
 
         // Plain text, as the attack was made before identities: no credential.
@@ -257,8 +263,13 @@ import Glibc
             sender.send(datagram)
             if index % 50 == 49 { usleep(5_000) }  // paced, so the receivers' buffers take them
         }
+        // An old record of B, properly signed with B's own key (read from its store): a replay.
+        let identityB = try MeshIdentity.load(path: second.path + "/store/agent.key")
+        sender.send(try NearbyRecord(publicKey: keyB, sequence: 1, activeModel: "tiny:one", paramSize: 1, currentLoad: 0, freeMemoryMB: 1,
+                                     host: "127.0.0.1", port: 6666).encoded(signedBy: identityB))
         Thread.sleep(forTimeInterval: 0.5)
         let stats = try agentA.get("/mesh/peers/stats").object
+        #expect((stats["replayed"] as? Int ?? 0) >= 1, "B's old record was dropped as a replay")
         print("mesh trust: nearby stats after the flood: \(stats)")
         #expect((stats["peers"] as? Int ?? .max) <= 256, "the table is capped")
         #expect((stats["invalid"] as? Int ?? 0) >= 2_000, "forged and garbage records were heard and refused")
@@ -275,7 +286,8 @@ import Glibc
     @Test func theCoordinatorRefusesWebPagesForeignHostsHugeBodiesAndIdleSockets() throws {
         let place = Workspace()
         defer { place.remove() }
-        let coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/c", "--max-connections", "16"])
+        let coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/c", "--max-connections", "16",
+                                                                                   "--allowed-host", "mesh.lan"])
         defer { coordinator.stop() }
         var agent = MeshAgent()
         let challenge = try coordinator.request("GET", "/mesh/challenge", headers: ["Origin: https://evil.example"])
@@ -285,6 +297,8 @@ import Glibc
         #expect(try coordinator.request("GET", "/mesh/agents", headers: ["Host: attacker.example:\(coordinator.port)"]).status == 403,
                 "a DNS-rebinding name")
         #expect(try coordinator.request("GET", "/mesh/agents", headers: ["Host: localhost:\(coordinator.port)"]).status == 200)
+        #expect(try coordinator.request("GET", "/mesh/agents", headers: ["Host: mesh.lan:\(coordinator.port)"]).status == 200,
+                "a name given with --allowed-host")
         #expect(try coordinator.postMany("/heartbeat", bodies: [Data(repeating: 0x78, count: 3 << 20)], in: place.path) == [413])
         #expect(try agent.register(with: coordinator).status == 200)
 
