@@ -191,7 +191,9 @@ public final class Coordinator: @unchecked Sendable {
             forgetLocked(oldest)
             counters.evicted += 1
         }
+        let previous = table.entries[heartbeat.agentId]
         table.record(heartbeat, publicKey: publicKey, at: now)
+        if let previous, !Self.mustSave(heartbeat, at: now, over: previous) { return nil }
         unsaved.insert(heartbeat.agentId)
         forgotten.remove(heartbeat.agentId)
         return nil
@@ -223,6 +225,17 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     static let persistInterval: TimeInterval = 0.5
+
+    /// Whether a beat changes the saved row enough to write it again: what the agent holds, where
+    /// and how it is reached, or a new minute of `lastSeen`. Load and free memory change on nearly
+    /// every beat and mean nothing after a restart (agents register again), so writing each
+    /// beat's row cost the coordinator more than checking its credential.
+    static func mustSave(_ heartbeat: Heartbeat, at now: Date, over previous: AgentTable.Entry) -> Bool {
+        let saved = previous.heartbeat
+        return Int64(now.timeIntervalSince1970 / 60) != Int64(previous.lastSeen.timeIntervalSince1970 / 60)
+            || heartbeat.address != saved.address || heartbeat.activeModel != saved.activeModel
+            || heartbeat.platform != saved.platform || heartbeat.installedModels != saved.installedModels
+    }
 
     /// Writes the rows changed since the last time, and deletes the forgotten ones. A failed
     /// write keeps them pending for the next time.

@@ -8,10 +8,17 @@ import Foundation
 /// every session: a credential of an earlier run reads as expired (401), and agents register
 /// again, proving their keys anew. MACs cover the text as sent, so each value has one spelling.
 struct SessionCredentials: Sendable {
-    let key = SymmetricKey(size: .bits256)
+    /// HMAC with a key made at start, keyed once: keying pads and hashes the key, which costs
+    /// as much as a credential's MAC itself; each check copies this state.
+    private let keyed: HMAC<SHA256>
     let epoch = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     let credentialLifetime: TimeInterval
     let nonceLifetime: TimeInterval = 60
+
+    init(credentialLifetime: TimeInterval) {
+        self.credentialLifetime = credentialLifetime
+        keyed = HMAC(key: SymmetricKey(size: .bits256))
+    }
 
     enum Verdict: Equatable {
         case valid
@@ -36,7 +43,7 @@ struct SessionCredentials: Sendable {
         guard parts[1].elementsEqual(epoch.utf8) else { return .expired }
         guard let expires = Int64(String(decoding: parts[3], as: UTF8.self)) else { return .forged }
         let signed = bytes[..<parts[4].startIndex].map { $0 == UInt8(ascii: ".") ? UInt8(ascii: "|") : $0 }.dropLast()
-        guard ConstantTime.equal(Array(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Array(signed), using: key)).utf8), Array(parts[4])) else {
+        guard ConstantTime.equal(Array(Self.base64URL(authenticationCode(Array(signed))).utf8), Array(parts[4])) else {
             return .forged
         }
         guard parts[2].elementsEqual(agentId.utf8) else { return .otherAgent }
@@ -59,7 +66,13 @@ struct SessionCredentials: Sendable {
     }
 
     private func mac(_ text: String) -> String {
-        Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key))
+        Self.base64URL(authenticationCode(Array(text.utf8)))
+    }
+
+    private func authenticationCode(_ bytes: [UInt8]) -> HMAC<SHA256>.MAC {
+        var hmac = keyed
+        hmac.update(data: bytes)
+        return hmac.finalize()
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }

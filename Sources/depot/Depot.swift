@@ -1,4 +1,5 @@
 import ArgumentParser
+import DepotHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,6 +24,7 @@ struct Depot: AsyncParsableCommand {
     static func main() async {
         // A write past a file-size limit must fail with EFBIG and be reported, not kill the process.
         signal(SIGXFSZ, SIG_IGN)
+        if CommandLine.arguments.dropFirst().first == "coordinator" { EventLoopExecutor.install() }
         await main(nil)
     }
 }

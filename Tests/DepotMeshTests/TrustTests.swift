@@ -199,6 +199,29 @@ import Testing
         #expect(count == 1)
     }
 
+    @Test func aBeatIsWrittenWhenWhatItHoldsChangesOrOncePerMinuteNotForLoadAlone() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try coordinator()
+        let agent = MeshIdentity()
+        let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 1)
+        let receipt = try coordinator.register(try registration(agent, at: coordinator), at: start)
+        func saved() throws -> (load: Int, installed: Int, lastSeen: Double) {
+            try coordinator.persist()
+            let row = try coordinator.database.read { db in try Row.fetchOne(db, sql: "SELECT heartbeat, lastSeen FROM agent")! }
+            let heartbeat = try JSONDecoder().decode(Heartbeat.self, from: Data((row["heartbeat"] as String).utf8))
+            return (heartbeat.currentLoad, heartbeat.installedModels.count, row["lastSeen"])
+        }
+        #expect(try saved().load == 0)
+        try coordinator.heartbeat(beat(agent, load: 3), credential: receipt.credential, at: start.addingTimeInterval(10))
+        #expect(try saved().load == 0, "a beat that changes only the load is not written again within the minute")
+        #expect(coordinator.agentRows(at: start.addingTimeInterval(10)).first?.heartbeat.currentLoad == 3, "but it is what the table answers")
+        let installed = [Heartbeat.InstalledModel(name: "qwen:1.5b", sha256: String(repeating: "c", count: 64), sizeBytes: 9)]
+        try coordinator.heartbeat(beat(agent, load: 4, installed: installed), credential: receipt.credential, at: start.addingTimeInterval(20))
+        #expect(try saved() == (4, 1, start.addingTimeInterval(20).timeIntervalSince1970), "a new installed model is written at once")
+        try coordinator.heartbeat(beat(agent, load: 5, installed: installed), credential: receipt.credential, at: start.addingTimeInterval(61))
+        #expect(try saved() == (5, 1, start.addingTimeInterval(61).timeIntervalSince1970), "a new minute is written")
+    }
+
     @Test func aSummaryKeepsTheModelsWithMostCapacityWithinItsCap() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let coordinator = try coordinator { $0.maximumSummaryModels = 2 }
