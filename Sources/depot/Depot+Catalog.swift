@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import ModelCatalog
 import ModelStore
+import ModelTransfer
 
 /// Where the catalog comes from: `--catalog`, else `$DEPOT_CATALOG`, else the cached copy's address.
 struct CatalogOptions: ParsableArguments {
@@ -45,7 +46,7 @@ extension CatalogError {
 extension Depot {
     struct CatalogCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "catalog", abstract: "Browse the model catalog.", subcommands: [List.self, Show.self, KeyGen.self, Sign.self])
+            commandName: "catalog", abstract: "Browse the model catalog.", subcommands: [List.self, Show.self, KeyGen.self, Sign.self, Pieces.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -128,6 +129,37 @@ extension Depot {
                 let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
                 try handle.write(contentsOf: Data((key.rawRepresentation.base64EncodedString() + "\n").utf8))
                 print(key.publicKey.rawRepresentation.base64EncodedString())
+            }
+        }
+
+        struct Pieces: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Print a file's BitTorrent v2 pieces root (BEP 52), the value a catalog entry's piecesRoot carries.")
+            @Argument(help: "The model file.") var file: String
+            @Option(help: "Bytes per piece: a power of two, at least 16384 (default: about 1,500 pieces, at most 16 MiB).") var pieceSize: UInt64?
+            @Flag(help: "Also print the piece layer (hex, one hash per piece).") var layer = false
+
+            struct Description: Encodable {
+                var fileSize: UInt64
+                var pieceSize: UInt64
+                var pieces: Int
+                var piecesRoot: String
+                var pieceLayer: [String]?
+            }
+
+            func run() throws {
+                let pieces: MerklePieces
+                do {
+                    pieces = try MerklePieces(path: file, pieceSize: pieceSize)
+                } catch let error as TransferError {
+                    Output.error(error.message)
+                    throw ExitCode(2)
+                } catch {
+                    Output.error("cannot read \(file): \(error.localizedDescription)")
+                    throw ExitCode(3)
+                }
+                Output.json(Description(fileSize: pieces.fileSize, pieceSize: pieces.pieceSize, pieces: pieces.layer.count,
+                                        piecesRoot: MerklePieces.hex(pieces.root), pieceLayer: layer ? pieces.layer.map(MerklePieces.hex) : nil))
             }
         }
 
