@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable {
     public var joinToken: String?
     /// LAN discovery over UDP multicast; nil: off.
     public var discovery: NearbyDiscovery.Configuration?
+    /// Serving verified blobs to peers (`--seed`); nil: off.
+    public var seed: SeedPolicy?
 
     public init() {}
 
@@ -47,6 +49,8 @@ public final class Agent: Sendable {
     let catalogKey: Curve25519.Signing.PublicKey?
     let events: EventHub
     let metrics: AgentMetrics
+    /// Uploads to peers, when seeding.
+    let uploads: UploadSlots?
     public let startedAt = Date()
     /// The model the latest `/model/swap` asked for: a pull that finishes loads its model only
     /// if no later swap asked for another.
@@ -72,6 +76,7 @@ public final class Agent: Sendable {
         self.store = store
         events = EventHub()
         metrics = AgentMetrics()
+        uploads = configuration.seed.map(UploadSlots.init)
         do { manager = try StoreModelManager(store: store, configuration: configuration.download) } catch { throw AgentError(error) }
         runtime = ModelRuntime(engine: engine, keepAlive: configuration.keepAlive)
         jobs = JobRegistry(manager: manager, events: events, metrics: metrics)

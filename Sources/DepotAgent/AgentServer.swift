@@ -9,8 +9,8 @@ import ServiceLifecycle
 
 extension Agent {
     /// Every route: EdgeCoder, Ollama, jobs and events, metrics, the web UI.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<AgentRequestContext> {
+        let router = Router(context: AgentRequestContext.self)
         router.add(middleware: ErrorMiddleware(translate: Agent.translate))
         if let token = configuration.token {
             router.add(middleware: BearerTokenMiddleware(token: token, message: "this agent needs 'Authorization: Bearer <token>' for changes") {
@@ -20,6 +20,7 @@ extension Agent {
         addEdgeCoderRoutes(to: router)
         addOllamaRoutes(to: router)
         addJobRoutes(to: router)
+        addPeerRoutes(to: router)
         router.get("/mesh/peers") { _, _ in JSON.response(self.nearby.current?.currentPeers() ?? []) }
         router.get("/mesh/peers/stats") { _, _ in JSON.response(self.nearby.current?.stats ?? NearbyDiscovery.Stats()) }
         router.get("/mesh/peers/route") { request, _ in

@@ -47,7 +47,7 @@ extension Agent {
         var available: [CatalogEntry]
     }
 
-    func addEdgeCoderRoutes(to router: Router<BasicRequestContext>) {
+    func addEdgeCoderRoutes(to router: Router<AgentRequestContext>) {
         router.get("/model/status") { _, _ in JSON.response(await self.status()) }
 
         router.get("/model/list") { _, _ in

@@ -23,7 +23,7 @@ extension Agent {
         var token: String?
     }
 
-    func addJobRoutes(to router: Router<BasicRequestContext>) {
+    func addJobRoutes(to router: Router<AgentRequestContext>) {
         router.get("/jobs") { _, _ in JSON.response(try self.manager.downloader.jobs()) }
 
         router.post("/jobs") { request, context in
@@ -71,7 +71,8 @@ extension Agent {
             let status = await self.runtime.currentStatus
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.render(state: status.state.rawValue,
-                                                                                                  activeModel: status.activeModel))))
+                                                                                                  activeModel: status.activeModel)
+                                                                             + (self.uploads?.renderMetrics() ?? ""))))
         }
 
         router.get("/") { _, _ in WebUI.response("index.html") }

@@ -110,7 +110,7 @@ extension Agent {
                  size_vram: expiresAt == nil ? nil : 0)
     }
 
-    func addOllamaRoutes(to router: Router<BasicRequestContext>) {
+    func addOllamaRoutes(to router: Router<AgentRequestContext>) {
         router.get("/api/version") { _, _ in JSON.response(["version": "0.12.0"]) }
 
         router.get("/api/tags") { _, _ in JSON.response(["models": try self.manager.list().map { self.tag($0) }]) }

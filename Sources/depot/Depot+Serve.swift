@@ -31,6 +31,9 @@ extension Depot {
         @Option(help: "UDP port for discovery.") var discoveryPort: UInt16 = 43020
         @Option(help: "IPv4 address of the interface to announce on.") var discoveryInterface = "0.0.0.0"
         @Option(help: "Seconds between announcements (peers are dropped after three missed ones).") var announceInterval: Double = 5
+        @Flag(help: "Serve this agent's verified models to peers on this machine and its private network.") var seed = false
+        @Option(help: "Most peers served at once when seeding.") var seedUploads = 4
+        @Option(help: "Upload rate cap over all peers when seeding, in bytes per second (K, M, G suffixes; default: none).") var seedRate: String?
         @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
 
@@ -62,6 +65,19 @@ extension Depot {
                 nearby.interval = interval
                 configuration.discovery = nearby
             }
+            if seed {
+                guard (1...256).contains(seedUploads) else { throw ValidationError("--seed-uploads must be between 1 and 256") }
+                var rate: UInt64?
+                if let seedRate {
+                    guard let bytes = Self.byteCount(seedRate), bytes > 0 else {
+                        throw ValidationError("--seed-rate takes bytes per second, such as 500K, 10M or 1G")
+                    }
+                    rate = bytes
+                }
+                configuration.seed = SeedPolicy(maximumUploads: seedUploads, bytesPerSecond: rate)
+            } else if seedRate != nil {
+                throw ValidationError("--seed-rate applies only with --seed")
+            }
             guard let keepAliveDuration = Self.duration(keepAlive) else {
                 throw ValidationError("--keep-alive takes a duration such as 5m, 30s, 0, or never")
             }
@@ -78,6 +94,14 @@ extension Depot {
                 // Scripts and tests wait for this line.
                 FileHandle.standardOutput.write(Data("depot agent listening on http://\(host):\(port)\n".utf8))
             }
+        }
+
+        /// "1048576", "500K", "10M" or "1G" (powers of 1024), at most 1 TiB.
+        static func byteCount(_ text: String) -> UInt64? {
+            let scales: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+            let scale = text.last.flatMap { scales[Character($0.uppercased())] }
+            guard let number = UInt64(scale == nil ? text : String(text.dropLast())), number <= (1 << 40) / (scale ?? 1) else { return nil }
+            return number * (scale ?? 1)
         }
 
         /// "5m", "30s", "1h", "0", "-1" or "never" (forever: nil).

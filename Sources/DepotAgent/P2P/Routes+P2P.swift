@@ -1,0 +1,127 @@
+import DepotHTTP
+import Foundation
+import Hummingbird
+import ModelStore
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Agent {
+    /// Peer blob serving: `GET|HEAD /p2p/blobs/sha256/<hex>` with `Range`, for blobs of ready
+    /// models whose files are as the store recorded them (never a partial download, never a
+    /// model marked corrupt). The ETag is the SHA-256, so a peer (or a BitTorrent client using
+    /// this address as a web seed) resumes against the bytes themselves. Only peers on this
+    /// machine or a private network are served: tickets from a coordinator, which other
+    /// peers will need, do not exist yet.
+    func addPeerRoutes(to router: Router<AgentRequestContext>) {
+        router.get("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: true) }
+        router.head("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: false) }
+        // The same bytes under a file name: BitTorrent clients treat a web seed ending in '/'
+        // as a folder and append the torrent's file name (libtorrent does for v2 torrents).
+        router.get("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: true) }
+        router.head("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: false) }
+    }
+
+    private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
+        guard let slots = uploads else {
+            throw AgentError(.forbidden, "this agent does not seed: start it with --seed to serve its models to peers")
+        }
+        guard SeedPolicy.isLocalNetwork(context.remoteAddress) else {
+            slots.refuse("notLocal")
+            throw AgentError(.forbidden, "this agent serves blobs only to peers on its own machine or private network")
+        }
+        let digest = context.parameters.get("digest") ?? ""
+        guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw AgentError.badRequest("a blob is named by its SHA-256: 64 lowercase hex digits")
+        }
+        guard let path = try seedableBlobPath(digest) else {
+            slots.refuse("notHeld")
+            throw AgentError.notFound("this agent holds no verified blob \(digest)")
+        }
+        let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+        let etag = "\"\(digest)\""
+        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]
+        var range: Range<UInt64> = 0..<size
+        var status = HTTPResponse.Status.ok
+        // An If-Range naming other bytes asks for the whole file; this one is content-addressed.
+        if let header = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
+            switch ByteRange.parse(header, size: size) {
+            case .whole: break
+            case .part(let part):
+                range = part
+                status = .partialContent
+                headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)"
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            }
+        }
+        headers[.contentLength] = String(range.count)
+        guard body, !range.isEmpty else { return Response(status: status, headers: headers) }
+        guard slots.acquire() else {
+            slots.refuse("busy")
+            var busy = AgentError(.serviceUnavailable, "this agent already serves \(slots.policy.maximumUploads) peers; try again shortly").response
+            busy.headers[.retryAfter] = "1"
+            return busy
+        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            slots.release()
+            throw AgentError(.internalServerError, "cannot open blob \(digest): \(String(cString: strerror(errno)))")
+        }
+        let sent = range
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: sent.count) { writer in
+            defer {
+                close(descriptor)
+                slots.release()
+            }
+            var position = sent.lowerBound
+            var buffer = ByteBufferAllocator().buffer(capacity: 64 << 10)
+            while position < sent.upperBound {
+                let count = Int(min(64 << 10, sent.upperBound - position))
+                buffer.clear()
+                let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { bytes in
+                    pread(descriptor, bytes.baseAddress, count, off_t(position))
+                }
+                guard read > 0 else { throw AgentError(.internalServerError, "blob \(digest) ended early") }
+                try await slots.send(read)
+                try await writer.write(buffer)
+                position += UInt64(read)
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// The blob's path if a ready model uses it and its file is as recorded.
+    func seedableBlobPath(_ digest: String) throws -> String? {
+        let used = try store.listModels().contains { entry in
+            entry.status == .ready && entry.files.contains { $0.sha256 == digest }
+        }
+        return used ? try store.storedBlobPath(sha256: digest) : nil
+    }
+}
+
+/// One `Range: bytes=…` header against a file of `size` bytes (RFC 9110). Several ranges are
+/// answered with the whole file, which the RFC allows.
+enum ByteRange: Equatable {
+    case whole
+    case part(Range<UInt64>)
+    case unsatisfiable
+
+    static func parse(_ header: String, size: UInt64) -> ByteRange {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let sides = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard sides.count == 2 else { return .whole }
+        if sides[0].isEmpty {  // the last N bytes
+            guard let suffix = UInt64(sides[1]), suffix > 0, size > 0 else { return .unsatisfiable }
+            return .part(size - min(suffix, size)..<size)
+        }
+        guard let first = UInt64(sides[0]) else { return .whole }
+        guard first < size else { return .unsatisfiable }
+        if sides[1].isEmpty { return .part(first..<size) }
+        guard let last = UInt64(sides[1]), last >= first else { return .whole }
+        return .part(first..<min(last, size - 1) + 1)
+    }
+}
