@@ -1,0 +1,162 @@
+import DepotTestSupport
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Agents seeding models to peers, checked by a third party: libtorrent (Debian's
+/// python3-libtorrent) computes BitTorrent v2 roots and downloads from agents as web seeds.
+@Suite(.serialized) struct SeedingTests {
+    static let peerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/libtorrent_peer.py").path
+
+    /// Debian's python, where python3-libtorrent lives.
+    func libtorrent(_ arguments: [String]) throws -> [String: Any] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Self.peerScript] + arguments
+        let out = try OutputFile()
+        process.standardOutput = out.handle
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let object = try JSONSerialization.jsonObject(with: Data(out.contents().utf8)) as? [String: Any] else {
+            throw DepotFailure(message: "libtorrent_peer.py \(arguments) failed: \(out.contents())")
+        }
+        return object
+    }
+
+    /// curl's status, headers and body (to a file) for one request.
+    func curl(_ url: String, _ options: [String] = []) throws -> (status: Int, headers: String, body: Data) {
+        let workspace = NSTemporaryDirectory() + "curl-\(UUID().uuidString)"
+        defer { unlink(workspace + ".h"); unlink(workspace + ".b") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "-D", workspace + ".h", "-o", workspace + ".b", "-w", "%{http_code}"] + options + [url]
+        let out = try OutputFile()
+        process.standardOutput = out.handle
+        try process.run()
+        process.waitUntilExit()
+        return (Int(out.contents()) ?? 0, (try? String(contentsOfFile: workspace + ".h", encoding: .utf8)) ?? "",
+                FileManager.default.contents(atPath: workspace + ".b") ?? Data())
+    }
+
+    @Test func piecesRootsAndLayersAreTheOnesLibtorrentMakes() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        var generator = SystemRandomNumberGenerator()
+        // Around each boundary: one block, one block and a byte, pieces with a short last one.
+        for size in [1, 16_384, 16_385, 200_000, (1 << 20) + 5] {
+            let path = workspace.path + "/f\(size)"
+            try Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: path))
+            for pieceSize in [16_384, 65_536, 1 << 20] {
+                let theirs = try libtorrent(["root", path, String(pieceSize)])
+                let ours = try workspace.depot.run(["catalog", "pieces", path, "--piece-size", String(pieceSize), "--layer"], useStore: false)
+                let object = try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as? [String: Any] ?? [:]
+                #expect(object["piecesRoot"] as? String == theirs["piecesRoot"] as? String, "size \(size), pieces of \(pieceSize)")
+                // libtorrent leaves out the layer of a file of one piece, whose layer is its root.
+                let layer = theirs["pieceLayer"] as? [String] ?? []
+                #expect(object["pieceLayer"] as? [String] == (layer.isEmpty ? [theirs["piecesRoot"] as! String] : layer))
+            }
+        }
+        let refused = try workspace.depot.run(["catalog", "pieces", workspace.path + "/f1", "--piece-size", "1000"], useStore: false)
+        #expect(refused.status == 2 && refused.stderr.contains("power of two"))
+    }
+
+    @Test func aSeedingAgentServesVerifiedBlobsByRangeWithinItsLimitsAndNothingElse() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let model = try workspace.bigModel("big.gguf", megabytes: 3)
+        #expect(try workspace.depot.run(["import", model, "--name", "big:one"]).status == 0)
+        let bytes = FileManager.default.contents(atPath: model)!
+        let digest = try sha256sum(model)
+
+        let quiet = try AgentProcess(workspace)
+        #expect(try curl(quiet.base + "/p2p/blobs/sha256/\(digest)").status == 403, "seeding is opt-in")
+        quiet.stop()
+
+        let agent = try AgentProcess(workspace, arguments: ["--seed", "--seed-uploads", "1", "--seed-rate", "1M"])
+        defer { agent.stop() }
+        let blob = agent.base + "/p2p/blobs/sha256/\(digest)"
+        let head = try curl(blob, ["-I"])
+        #expect(head.status == 200 && head.headers.contains("ETag: \"\(digest)\"") && head.headers.contains("Content-Length: \(bytes.count)"))
+        let part = try curl(blob, ["-r", "100-199"])
+        #expect(part.status == 206 && part.body == bytes[100..<200] && part.headers.contains("Content-Range: bytes 100-199/\(bytes.count)"))
+        #expect(try curl(blob, ["-r", "-10"]).body == bytes.suffix(10))
+        let beyond = try curl(blob, ["-r", "\(bytes.count)-"])
+        #expect(beyond.status == 416 && beyond.headers.contains("Content-Range: bytes */\(bytes.count)"))
+        let otherVersion = try curl(blob, ["-r", "0-9", "-H", "If-Range: \"feed\""])
+        #expect(otherVersion.status == 200 && otherVersion.body == bytes, "an If-Range naming other bytes gets the whole file")
+        #expect(try curl(agent.base + "/p2p/blobs/sha256/" + String(repeating: "0", count: 64)).status == 404)
+        #expect(try curl(agent.base + "/p2p/blobs/sha256/ABC").status == 400)
+
+        // One upload slot at 1 MiB/s: a second peer is told to come back, and the first gets
+        // its 3 MB no faster than the cap allows (256 KiB of burst).
+        let started = Date()
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        first.arguments = ["-s", "-o", workspace.path + "/first", blob]
+        try first.run()
+        usleep(300_000)
+        let second = try curl(blob)
+        #expect(second.status == 503 && second.headers.contains("Retry-After: 1"))
+        first.waitUntilExit()
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(FileManager.default.contents(atPath: workspace.path + "/first") == bytes)
+        #expect(elapsed >= Double(bytes.count - (256 << 10)) / Double(1 << 20) * 0.9, "the rate cap held: \(elapsed) s")
+        let metrics = try agent.get("/metrics").body
+        #expect(metrics.contains("depot_seed_refused_total{reason=\"busy\"} 1"))
+        #expect(metrics.contains("depot_seed_refused_total{reason=\"notHeld\"} 1"))
+
+        // Our own downloader takes an agent as a source.
+        let other = Workspace()
+        defer { other.remove() }
+        let pulled = try other.depot.run(["pull", blob, "--sha256", digest, "--name", "big:copy", "--connections", "1"])
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+
+        // A blob whose file changed behind the store's back is never served.
+        agent.stop()
+        let stored = workspace.path + "/store/blobs/sha256/" + digest
+        chmod(stored, 0o644)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: stored))
+        try handle.seek(toOffset: 1000)
+        try handle.write(contentsOf: Data([bytes[1000] ^ 0xFF]))
+        try handle.close()
+        let restarted = try AgentProcess(workspace, arguments: ["--seed"])
+        defer { restarted.stop() }
+        #expect(try curl(restarted.base + "/p2p/blobs/sha256/\(digest)").status == 404)
+    }
+
+    @Test func libtorrentDownloadsAModelFromSeedingAgentsAndRejectsALiarsPieces() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let model = try workspace.bigModel("big.gguf", megabytes: 8)
+        #expect(try workspace.depot.run(["import", model, "--name", "big:one"]).status == 0)
+        let digest = try sha256sum(model)
+        let agent = try AgentProcess(workspace, arguments: ["--seed"])
+        defer { agent.stop() }
+        // The liar serves the same file with byte 1000 flipped (Fixtures/fault_server.py).
+        let liarRoot = workspace.path + "/liar"
+        try FileManager.default.createDirectory(atPath: liarRoot, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: model, toPath: liarRoot + "/big.gguf")
+        let liar = try FaultServer(root: liarRoot)
+        defer { liar.stop() }
+
+        let torrent = workspace.path + "/big.torrent"
+        let written = try workspace.depot.run(["torrent", "big:one", "--web-seed", "http://127.0.0.1:\(liar.port)/corrupt/",
+                                               "--piece-size", "65536", "-o", torrent])
+        #expect(written.status == 0, "\(written.stderr)")
+        let save = workspace.path + "/download"
+        try FileManager.default.createDirectory(atPath: save, withIntermediateDirectories: true)
+        // First the liar alone; once a piece fails its hash, the honest agent joins.
+        let outcome = try libtorrent(["fetch", torrent, save, "90", agent.base + "/p2p/blobs/sha256/\(digest)/file/"])
+        #expect(outcome["v2"] as? Bool == true)
+        #expect(outcome["complete"] as? Bool == true, "\(outcome)")
+        #expect((outcome["hashFailures"] as? Int ?? 0) >= 1, "the liar's piece was caught: \(outcome)")
+        #expect(try sha256sum(save + "/big.gguf") == digest)
+        let metrics = try agent.get("/metrics").body
+        let sent = metrics.split(separator: "\n").first { $0.hasPrefix("depot_seed_bytes_total ") }.flatMap { UInt64($0.split(separator: " ")[1]) }
+        #expect((sent ?? 0) > 0, "the agent served the pieces the liar could not")
+    }
+}
