@@ -51,6 +51,13 @@ public final class Agent: Sendable {
     let metrics: AgentMetrics
     /// Uploads to peers, when seeding.
     let uploads: UploadSlots?
+    /// The public key of the coordinator this agent registered with, whose seeder tickets
+    /// admit peers beyond the LAN.
+    let coordinatorKey = LockedValue<String?>(nil)
+    /// The session credential from the coordinator, which also asks it for seeders.
+    let meshCredential = LockedValue<String?>(nil)
+    /// Piece layers computed for peers, by blob and piece size (a few, recent).
+    let pieceLayers = LockedValue<[String: Data]>([:])
     public let startedAt = Date()
     /// The model the latest `/model/swap` asked for: a pull that finishes loads its model only
     /// if no later swap asked for another.
@@ -217,4 +224,6 @@ final class LockedValue<Value: Sendable>: @unchecked Sendable {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
+
+    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
 }

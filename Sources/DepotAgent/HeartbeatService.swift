@@ -22,7 +22,8 @@ extension Agent {
         return Heartbeat(agentId: identity.id, platform: platform, freeMemoryMB: SystemMemory.availableBytes() >> 20, address: address,
                          activeModel: status.loadingModel ?? status.activeModel, activeModelParamSize: status.paramSize,
                          modelSwapInProgress: status.state == .loading, currentLoad: status.currentLoad,
-                         installedModels: Array(installed.prefix(Heartbeat.Limits.defaultInstalledModels)))
+                         installedModels: Array(installed.prefix(Heartbeat.Limits.defaultInstalledModels)),
+                         seeding: configuration.seed.map { SeedingPolicy(maximumUploads: $0.maximumUploads, bytesPerSecond: $0.bytesPerSecond) })
     }
 }
 
@@ -129,6 +130,12 @@ struct HeartbeatService: Service {
             let message = (try? JSONDecoder().decode([String: String].self, from: reply))?["error"] ?? "status \(status)"
             return .failure(MeshProtocolError(message))
         }
+        // Its tickets admit peers beyond the LAN to this agent's blobs; the key must be the
+        // one the coordinator's id derives from. The credential also asks it for seeders.
+        if let key = receipt.coordinatorPublicKey, MeshIdentity.id(ofPublicKey: key) == receipt.coordinatorId {
+            agent.coordinatorKey.current = key
+        }
+        agent.meshCredential.current = receipt.credential
         // A day at most: the figure comes from the network (1e300 would trap below).
         let lifetime = min(max(1, receipt.credentialExpiresInSeconds), 86_400)
         return .success(Session(credential: receipt.credential, renewAt: started + .milliseconds(Int64(lifetime * 800))))

@@ -79,12 +79,7 @@ extension Agent {
             guard let entry = await self.catalog()?.entry(body.model) else {
                 throw AgentError.notFound("model '\(body.model)' is neither installed nor in the catalog")
             }
-            let pull: PullRequest
-            do throws(CatalogError) {
-                pull = try entry.pullRequest(app: body.app ?? self.configuration.appID, token: nil, allowUnverified: false, replace: false)
-            } catch {
-                throw AgentError.badRequest(error.message)
-            }
+            let pull = try await self.catalogPull(entry, app: body.app)
             // Pull first, then load: the answer comes now, the swap when the download is verified.
             self.jobs.start(pull, model: body.model) { _ in
                 guard self.desiredModel.current == body.model, let installed = try? self.manager.get(body.model) else { return }

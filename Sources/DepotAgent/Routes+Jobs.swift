@@ -87,11 +87,7 @@ extension Agent {
             guard let entry = await catalog()?.entry(model) else {
                 throw AgentError.notFound("model '\(model)' is not in the catalog")
             }
-            do throws(CatalogError) {
-                return try entry.pullRequest(app: body.app ?? configuration.appID, token: nil, allowUnverified: false, replace: false)
-            } catch {
-                throw AgentError.badRequest(error.message)
-            }
+            return try await catalogPull(entry, app: body.app)
         }
         guard let source = body.source else { throw AgentError.badRequest("give 'model' (a catalog id) or 'source' (a URL)") }
         _ = try TransferSource(source)

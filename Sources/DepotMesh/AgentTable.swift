@@ -27,6 +27,8 @@ struct AgentTable {
     private(set) var entries: [String: Entry] = [:]
     private(set) var tallies: [String: ModelTally] = [:]
     private(set) var onlineCount = 0
+    /// Online seeding agents by the SHA-256 of each blob they hold.
+    private(set) var holders: [String: Set<String>] = [:]
     /// Installed models listed by all agents together.
     private(set) var installedCount = 0
     /// Set when a model becomes available here or stops being so; the gossip loop clears it.
@@ -69,6 +71,9 @@ struct AgentTable {
         }
         onlineCount += 1
         buckets[key, default: []].insert(id)
+        if heartbeat.seeding != nil {
+            for model in heartbeat.installedModels { holders[model.sha256, default: []].insert(id) }
+        }
         guard let model = Self.availableModel(heartbeat) else { return }
         if tallies[model] == nil, model != vacated { modelsChanged = true }
         tallies[model, default: ModelTally()].agents.insert(id)
@@ -141,6 +146,12 @@ struct AgentTable {
         entries[id]?.online = false
         onlineCount -= 1
         if queued { offlineQueue.append((id, entry.lastSeen)) }
+        if entry.heartbeat.seeding != nil {
+            for model in entry.heartbeat.installedModels {
+                holders[model.sha256]?.remove(id)
+                if holders[model.sha256]?.isEmpty == true { holders[model.sha256] = nil }
+            }
+        }
         guard let model = Self.availableModel(entry.heartbeat), tallies[model] != nil else { return nil }
         tallies[model]!.agents.remove(id)
         tallies[model]!.capacityMicros -= Self.micros(entry.heartbeat.activeModelParamSize)

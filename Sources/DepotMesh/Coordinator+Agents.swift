@@ -49,7 +49,7 @@ extension Coordinator {
             if let refusal = record(registration.heartbeat, publicKey: registration.publicKey, at: now) { throw refusal }
         }
         lock.withLock { counters.registrations += 1 }
-        return RegistrationReceipt(coordinatorId: id, agentId: registration.heartbeat.agentId,
+        return RegistrationReceipt(coordinatorId: id, coordinatorPublicKey: publicKey, agentId: registration.heartbeat.agentId,
                                    credential: sessions.credential(for: registration.heartbeat.agentId, at: now),
                                    credentialExpiresInSeconds: sessions.credentialLifetime)
     }
@@ -104,6 +104,8 @@ extension Coordinator {
         public var forgottenAfterRetention: Int
         /// Models left out of summaries for the size cap.
         public var summaryModelsDropped: Int
+        /// Seeder tickets handed out (`/mesh/seeders`).
+        public var ticketsIssued: Int
     }
 
     public var stats: MeshStats {
@@ -111,7 +113,8 @@ extension Coordinator {
             let (total, online) = agentCountsLocked
             return MeshStats(agents: total, onlineAgents: online, maximumAgents: configuration.maximumAgents, registrations: counters.registrations,
                              heartbeats: counters.heartbeats, refused: counters.refused, evicted: counters.evicted,
-                             forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped)
+                             forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped,
+                             ticketsIssued: counters.ticketsIssued)
         }
     }
 }

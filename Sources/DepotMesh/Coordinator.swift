@@ -98,6 +98,7 @@ public final class Coordinator: @unchecked Sendable {
         var evicted = 0
         var forgottenAfterRetention = 0
         var summaryModelsDropped = 0
+        var ticketsIssued = 0
         var gossipAccepted = 0
         var gossipRejected: [GossipRejection: Int] = [:]
     }
@@ -235,6 +236,7 @@ public final class Coordinator: @unchecked Sendable {
         return Int64(now.timeIntervalSince1970 / 60) != Int64(previous.lastSeen.timeIntervalSince1970 / 60)
             || heartbeat.address != saved.address || heartbeat.activeModel != saved.activeModel
             || heartbeat.platform != saved.platform || heartbeat.installedModels != saved.installedModels
+            || heartbeat.seeding != saved.seeding
     }
 
     /// Writes the rows changed since the last time, and deletes the forgotten ones. A failed
@@ -321,7 +323,7 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     /// The table under the lock, with the agents past their deadline at `now` taken offline.
-    private func withCurrentTable<T>(at now: Date, _ body: (inout AgentTable) -> T) -> T {
+    func withCurrentTable<T>(at now: Date, _ body: (inout AgentTable) -> T) -> T {
         lock.withLock {
             table.expire(before: now.addingTimeInterval(-agentExpiry))
             return body(&table)

@@ -45,8 +45,7 @@ extension Coordinator {
         }
         router.post("/heartbeat") { request, context in
             let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context, decoder: decoder, limit: limit)
-            let credential = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
-            try self.heartbeat(heartbeat, credential: credential)
+            try self.heartbeat(heartbeat, credential: Self.bearer(request))
             return recorded
         }
         router.get("/mesh/agents") { request, _ in
@@ -60,6 +59,11 @@ extension Coordinator {
                                            nextOffset: offset + page.count < rows.count ? offset + page.count : nil))
         }
         router.get("/mesh/stats") { _, _ in JSON.response(self.stats) }
+        router.get("/mesh/seeders") { request, _ in
+            let query = request.uri.queryParameters
+            let limit = try Self.integer(query.get("limit"), named: "limit", in: 1...Self.maximumSeedersPerAnswer) ?? 8
+            return JSON.response(try self.seeders(of: query.get("sha256") ?? "", credential: Self.bearer(request), limit: limit))
+        }
         router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else {
@@ -102,6 +106,11 @@ extension Coordinator {
         }
         router.get("/mesh/gossip/stats") { _, _ in JSON.response(self.gossipStats) }
         return router
+    }
+
+    /// The session credential in `Authorization: Bearer`.
+    static func bearer(_ request: Request) -> String? {
+        request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
     }
 
     static func integer(_ text: String?, named name: String, in range: ClosedRange<Int>) throws -> Int? {

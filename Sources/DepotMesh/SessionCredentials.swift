@@ -50,6 +50,13 @@ struct SessionCredentials: Sendable {
         return expires > Self.milliseconds(now) ? .valid : .expired
     }
 
+    /// The agent a valid, unexpired credential speaks for.
+    func agent(of credential: String, at now: Date) -> String? {
+        let parts = credential.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 5, case .valid = check(credential: credential, agentId: String(parts[2]), at: now) else { return nil }
+        return String(parts[2])
+    }
+
     func nonce(at now: Date) -> String {
         let expires = Self.milliseconds(now.addingTimeInterval(nonceLifetime))
         let random = Self.base64URL((0..<12).map { _ in UInt8.random(in: 0...255) })

@@ -32,9 +32,12 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     /// -1 while a model loads (routers skip the agent), else requests in flight.
     public var currentLoad: Int
     public var installedModels: [InstalledModel]
+    /// Set when the agent seeds its installed models to peers (`depot serve --seed`).
+    public var seeding: SeedingPolicy?
 
     public init(agentId: String, platform: String, freeMemoryMB: UInt64, address: String, activeModel: String?,
-                activeModelParamSize: Double?, modelSwapInProgress: Bool, currentLoad: Int, installedModels: [InstalledModel]) {
+                activeModelParamSize: Double?, modelSwapInProgress: Bool, currentLoad: Int, installedModels: [InstalledModel],
+                seeding: SeedingPolicy? = nil) {
         protocolVersion = Self.protocolVersion
         self.agentId = agentId
         self.platform = platform
@@ -45,6 +48,7 @@ public struct Heartbeat: Codable, Sendable, Equatable {
         self.modelSwapInProgress = modelSwapInProgress
         self.currentLoad = currentLoad
         self.installedModels = installedModels
+        self.seeding = seeding
     }
 }
 
@@ -82,6 +86,9 @@ extension Heartbeat {
         guard Limits.currentLoad.contains(currentLoad) else { return "field 'currentLoad' must be -1 (loading) or 0 to 1000000" }
         guard installedModels.count <= maximumInstalledModels else {
             return "field 'installedModels' lists \(installedModels.count) models; at most \(maximumInstalledModels) are taken"
+        }
+        if let seeding, !SeedingPolicy.uploads.contains(seeding.maximumUploads) {
+            return "field 'seeding.maximumUploads' must be \(SeedingPolicy.uploads.lowerBound) to \(SeedingPolicy.uploads.upperBound)"
         }
         for (index, model) in installedModels.enumerated() {
             if let problem = modelNameProblem(model.name) { return "field 'installedModels.\(index).name': \(problem)" }

@@ -73,10 +73,14 @@ public struct RegistrationReceipt: Codable, Sendable {
     public var agentId: String
     public var credential: String
     public var credentialExpiresInSeconds: Double
+    /// The coordinator's Ed25519 key (its id is derived from it): what its seeder tickets are
+    /// checked with.
+    public var coordinatorPublicKey: String?
 
-    public init(coordinatorId: String, agentId: String, credential: String, credentialExpiresInSeconds: Double) {
+    public init(coordinatorId: String, coordinatorPublicKey: String, agentId: String, credential: String, credentialExpiresInSeconds: Double) {
         status = "registered"
         self.coordinatorId = coordinatorId
+        self.coordinatorPublicKey = coordinatorPublicKey
         self.agentId = agentId
         self.credential = credential
         self.credentialExpiresInSeconds = credentialExpiresInSeconds

@@ -33,6 +33,12 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var mirrors: [String]?
     public var license: String?
     public var pieces: PieceManifest?
+    /// The weights' BitTorrent v2 pieces root (BEP 52, lowercase hex; `depot catalog pieces`
+    /// prints it): with it, a piece layer from any peer is checked against the signed catalog,
+    /// and each piece from a peer against the layer.
+    public var piecesRoot: String?
+    /// The piece size peers are asked to lay the pieces out in (default: `MerklePieces.defaultPieceSize`).
+    public var pieceSize: UInt64?
 
     /// Whether this entry runs on `device`.
     public func fits(_ device: DeviceProfile) -> Bool {

@@ -1,5 +1,6 @@
 import Foundation
 import ModelStore
+import ModelTransfer
 
 extension Catalog {
     static let supportedVersion = 1
@@ -39,6 +40,14 @@ extension Catalog {
             for (field, url) in [("downloadUrl", entry.downloadUrl), ("projector.url", entry.projector?.url ?? "https://x")] {
                 guard url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("hf://") else {
                     throw CatalogError(.invalid, "the catalog's \(at) has a \(field) that is not an http(s):// or hf:// address")
+                }
+            }
+            if let root = entry.piecesRoot, root.count != 64 || !root.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+                throw CatalogError(.invalid, "the catalog's \(at) has a piecesRoot that is not 64 lowercase hex digits")
+            }
+            if let size = entry.pieceSize {
+                do { try MerklePieces.checkPieceSize(size) } catch {
+                    throw CatalogError(.invalid, "the catalog's \(at) pieceSize: \(error.message)")
                 }
             }
             if let pieces = entry.pieces {

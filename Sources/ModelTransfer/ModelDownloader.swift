@@ -26,6 +26,11 @@ public final class ModelDownloader: Sendable {
         public var pieceAttempts = 3
         /// Ranges smaller than twice this are not split further.
         public var minimumSplitBytes: UInt64 = 1 << 20
+        /// Connections to each peer holding the file, in a swarm download.
+        public var connectionsPerPeer = 2
+        /// How long peers have the file to themselves before the primary source joins in
+        /// (then it fills what they do not get to, and takes over what they fail).
+        public var peerHeadStart: Duration = .seconds(1)
         /// Where `hf://` references resolve (`$HF_ENDPOINT`, else https://huggingface.co).
         public var huggingFaceEndpoint = TransferSource.huggingFaceEndpoint()
 
@@ -91,7 +96,7 @@ public final class ModelDownloader: Sendable {
             if let app = request.app { try AppID.validate(app) }
             progress.stage(.resolving)
             var files = [try mirrored(.weights, [request.source] + request.mirrors, expected: request.sha256,
-                                      pieces: request.pieces, token: request.token, progress)]
+                                      pieces: request.pieces, token: request.token, peers: request.peers, progress)]
             if let projector = request.projector {
                 files.append(try mirrored(.projector, [projector], expected: request.projectorSHA256, pieces: nil,
                                           token: request.token, progress))
@@ -198,7 +203,12 @@ public final class ModelDownloader: Sendable {
 
     /// One file of a pull with the addresses to try for it, primary first.
     private func mirrored(_ role: FileRole, _ sources: [String], expected: ExpectedHash?, pieces: PieceManifest?, token: String?,
-                          _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
+                          peers: [PeerSource] = [], _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
+        // Peers are fetched from alongside each address, and only where a manifest checks their pieces.
+        let peerFetchers = pieces == nil ? [] : try peers.map { peer throws(TransferError) in
+            HTTPFetcher(client: client, source: try TransferSource(peer.url), token: nil, stallTimeout: configuration.stallTimeout,
+                        headers: peer.ticket.map { [PeerSource.ticketHeader: $0] } ?? [:])
+        }
         let key = PullRequest.fileKey(sources[0], expected: expected)
         var downloads: [FileDownload] = []
         for text in sources {
@@ -208,7 +218,7 @@ public final class ModelDownloader: Sendable {
                                       stallTimeout: configuration.stallTimeout)
             downloads.append(FileDownload(role: role, source: source, key: downloads.isEmpty ? key : PullRequest.fileKey(text, expected: expected),
                                           expected: expected, pieces: pieces, fetcher: fetcher, journal: journal,
-                                          store: store, configuration: configuration, progress: progress))
+                                          store: store, configuration: configuration, progress: progress, peers: peerFetchers))
         }
         return MirroredDownload(downloads: downloads, progress: progress)
     }

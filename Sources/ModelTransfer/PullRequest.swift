@@ -24,6 +24,9 @@ public struct PullRequest: Sendable, Codable, Equatable {
     public var token: String?
     /// Replace an entry of the same name with other files.
     public var replace: Bool
+    /// Agents that hold the weights: fetched from beside the source when `pieces` lets each of
+    /// their pieces be checked. Not stored: tickets expire, and a resumed job asks again.
+    public var peers: [PeerSource] = []
 
     /// A request with no expectations beyond the source.
     public init(source: String, mirrors: [String] = [], projector: String? = nil, name: String? = nil, app: String? = nil,

@@ -1,5 +1,6 @@
 import DepotTestSupport
 import Foundation
+import ModelStore
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -158,5 +159,140 @@ import Glibc
         let metrics = try agent.get("/metrics").body
         let sent = metrics.split(separator: "\n").first { $0.hasPrefix("depot_seed_bytes_total ") }.flatMap { UInt64($0.split(separator: " ")[1]) }
         #expect((sent ?? 0) > 0, "the agent served the pieces the liar could not")
+    }
+}
+
+/// Agents pulling a model from each other through a coordinator, with nginx as the CDN and a
+/// catalog carrying the weights' BEP 52 pieces root.
+@Suite(.serialized) struct SwarmTests {
+    struct Mesh {
+        let place = Workspace()
+        let nginx: Nginx
+        let coordinator: AgentProcess
+        let model: String
+        let digest: String
+        let size: Int
+
+        init(megabytes: Int = 24) throws {
+            let www = place.path + "/www"
+            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+            model = try place.bigModel("www/big.gguf", megabytes: megabytes)
+            digest = try sha256sum(model)
+            size = FileManager.default.contents(atPath: model)!.count
+            let pieces = try place.depot.run(["catalog", "pieces", model, "--piece-size", "1048576"], useStore: false)
+            let root = try #require((try JSONSerialization.jsonObject(with: Data(pieces.stdout.utf8)) as? [String: Any])?["piecesRoot"] as? String)
+            nginx = try Nginx(root: www)
+            try Data("""
+                {"version": 1, "models": [{"modelId": "big:swarm", "displayName": "big", "paramSize": 0.00004, "quantization": "F32",
+                 "fileSizeBytes": \(size), "downloadUrl": "\(nginx.url("big.gguf"))", "checksumSha256": "\(digest)", "platform": "all",
+                 "languages": ["en"], "minMemoryMB": 1, "piecesRoot": "\(root)", "pieceSize": 1048576}]}
+                """.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
+            coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/coordinator", "--heartbeat-interval", "1"])
+        }
+
+        /// An agent that seeds, with its own store (holding the model when `holding`).
+        func agent(_ workspace: Workspace, holding: Bool) throws -> AgentProcess {
+            if holding { #expect(try workspace.depot.run(["import", model, "--name", "big:swarm"]).status == 0) }
+            return try AgentProcess(workspace, arguments: ["--coordinator", coordinator.base, "--heartbeat-interval", "1", "--seed",
+                                                           "--catalog", nginx.url("catalog.json")])
+        }
+
+        /// Waits until the coordinator lists `count` seeders of the model.
+        func waitForSeeders(_ count: Int) throws {
+            try waitUntil(timeout: 20) {
+                let agents = try coordinator.get("/mesh/agents?installed=1").object["agents"] as? [[String: Any]] ?? []
+                return agents.filter { row in
+                    let installed = (row["heartbeat"] as? [String: Any])?["installedModels"] as? [[String: Any]] ?? []
+                    return installed.contains { $0["sha256"] as? String == digest }
+                }.count >= count && agents.count >= count + 1
+            }
+        }
+
+        /// Pulls the model through the agent's job API and waits until it is in its store.
+        func pull(_ agent: AgentProcess, into workspace: Workspace) throws {
+            let submitted = try agent.post("/jobs", #"{"model": "big:swarm"}"#)
+            #expect(submitted.status == 202)
+            do {
+                try waitUntil(timeout: 60) { try workspace.depot.run(["show", "big:swarm"]).status == 0 }
+            } catch {
+                throw DepotFailure(message: "the pull did not finish: \(submitted.body) \(try agent.get("/jobs").body) \(try agent.get("/jobs/" + (submitted.object["id"] as? String ?? "")).body)")
+            }
+            let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
+            #expect(entry.weights?.sha256 == digest && entry.status == .ready)
+        }
+
+        func remove() {
+            coordinator.stop()
+            nginx.stop()
+            place.remove()
+        }
+    }
+
+    static func seedBytes(_ agent: AgentProcess) throws -> Int {
+        let metrics = try agent.get("/metrics").body
+        return metrics.split(separator: "\n").first { $0.hasPrefix("depot_seed_bytes_total ") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+    }
+
+    @Test func agentsPullAModelFromEachOtherAndTheCDNServesAlmostNothing() throws {
+        let mesh = try Mesh()
+        defer { mesh.remove() }
+        let (a, b, c) = (Workspace(), Workspace(), Workspace())
+        defer { [a, b, c].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true)
+        defer { agentA.stop() }
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+
+        try mesh.pull(agentB, into: b)
+        let fromCDNForB = mesh.nginx.bytesServed("big.gguf")
+        #expect(fromCDNForB < UInt64(mesh.size / 4), "B took \(fromCDNForB) of \(mesh.size) bytes from the CDN")
+        #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4)
+
+        let agentC = try mesh.agent(c, holding: false)
+        defer { agentC.stop() }
+        try mesh.waitForSeeders(2)
+        try mesh.pull(agentC, into: c)
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        #expect(fromCDN < UInt64(mesh.size / 2), "A, B and C together took \(fromCDN) bytes from the CDN for two pulls of \(mesh.size)")
+        #expect(try Self.seedBytes(agentA) + Self.seedBytes(agentB) >= mesh.size * 3 / 2, "both pulls came mostly from peers")
+    }
+
+    @Test func aLyingSeedersPieceIsCaughtAndTheCDNFillsIn() throws {
+        let mesh = try Mesh(megabytes: 8)
+        defer { mesh.remove() }
+        let (liarStore, downloaderStore) = (Workspace(), Workspace())
+        defer { [liarStore, downloaderStore].forEach { $0.remove() } }
+        // A copy: an import hardlinks, and the CDN's file must stay honest.
+        try FileManager.default.copyItem(atPath: mesh.model, toPath: liarStore.path + "/big.gguf")
+        #expect(try liarStore.depot.run(["import", liarStore.path + "/big.gguf", "--name", "big:swarm"]).status == 0)
+        let liar = try mesh.agent(liarStore, holding: false)
+        defer { liar.stop() }
+        // The liar computes its piece layer while its blob is honest (and keeps it); then the
+        // blob changes behind its store's back with its mtime put back, so it still serves it
+        // as verified: an honest layer, and one flipped byte in piece 5.
+        let layer = try SeedingTests().curl(liar.base + "/p2p/blobs/sha256/\(mesh.digest)/layer?pieceSize=1048576")
+        #expect(layer.status == 200 && layer.body.count == 32 * ((mesh.size + (1 << 20) - 1) >> 20))
+        let blob = liarStore.path + "/store/blobs/sha256/" + mesh.digest
+        var status = stat()
+        stat(blob, &status)
+        chmod(blob, 0o644)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: blob))
+        try handle.seek(toOffset: 5 << 20 + 100)
+        let original = try handle.read(upToCount: 1)![0]
+        try handle.seek(toOffset: 5 << 20 + 100)
+        try handle.write(contentsOf: Data([original ^ 0xFF]))
+        try handle.close()
+        var times = [status.st_atim, status.st_mtim]
+        utimensat(AT_FDCWD, blob, &times, 0)
+
+        let downloader = try mesh.agent(downloaderStore, holding: false)
+        defer { downloader.stop() }
+        try mesh.waitForSeeders(1)
+        try mesh.pull(downloader, into: downloaderStore)
+        #expect(try Self.seedBytes(liar) > 0, "the liar was used")
+        let cdnRanges = mesh.nginx.requests("big.gguf").filter { $0.hasPrefix("GET") }
+        #expect(!cdnRanges.isEmpty, "the CDN filled in what the liar got wrong: \(cdnRanges)")
     }
 }

@@ -1,7 +1,9 @@
 import DepotHTTP
 import Foundation
 import Hummingbird
+import MeshProtocol
 import ModelStore
+import ModelTransfer
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -11,34 +13,74 @@ extension Agent {
     /// Peer blob serving: `GET|HEAD /p2p/blobs/sha256/<hex>` with `Range`, for blobs of ready
     /// models whose files are as the store recorded them (never a partial download, never a
     /// model marked corrupt). The ETag is the SHA-256, so a peer (or a BitTorrent client using
-    /// this address as a web seed) resumes against the bytes themselves. Only peers on this
-    /// machine or a private network are served: tickets from a coordinator, which other
-    /// peers will need, do not exist yet.
+    /// this address as a web seed) resumes against the bytes themselves. Peers on this machine
+    /// or a private network are served as they are; others need a ticket from this agent's
+    /// coordinator naming this agent and the blob. A ticket is a bearer token: it does not
+    /// prove who presents it, only that the coordinator let someone fetch these bytes.
     func addPeerRoutes(to router: Router<AgentRequestContext>) {
         router.get("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: true) }
         router.head("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: false) }
+        router.get("/p2p/blobs/sha256/:digest/layer") { request, context in try self.pieceLayer(request, context) }
         // The same bytes under a file name: BitTorrent clients treat a web seed ending in '/'
         // as a folder and append the torrent's file name (libtorrent does for v2 torrents).
         router.get("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: true) }
         router.head("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: false) }
     }
 
-    private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
+    /// The path of the blob the request names, if this agent seeds it to this peer.
+    private func seededBlob(_ request: Request, _ context: AgentRequestContext) throws -> (path: String, digest: String, slots: UploadSlots) {
         guard let slots = uploads else {
             throw AgentError(.forbidden, "this agent does not seed: start it with --seed to serve its models to peers")
-        }
-        guard SeedPolicy.isLocalNetwork(context.remoteAddress) else {
-            slots.refuse("notLocal")
-            throw AgentError(.forbidden, "this agent serves blobs only to peers on its own machine or private network")
         }
         let digest = context.parameters.get("digest") ?? ""
         guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
             throw AgentError.badRequest("a blob is named by its SHA-256: 64 lowercase hex digits")
         }
+        if let ticket = request.headers.first(where: { $0.name.canonicalName == PeerSource.ticketHeader.lowercased() })?.value {
+            guard let key = coordinatorKey.current else {
+                slots.refuse("badTicket")
+                throw AgentError(.forbidden, "this agent has no coordinator whose tickets it could check")
+            }
+            if let problem = SeederTicket.problem(with: ticket, coordinatorKey: key, seeder: identity.id, sha256: digest) {
+                slots.refuse("badTicket")
+                throw AgentError(.forbidden, problem)
+            }
+        } else if !SeedPolicy.isLocalNetwork(context.remoteAddress) {
+            slots.refuse("notLocal")
+            throw AgentError(.forbidden, "peers beyond this agent's machine and private network need a ticket from its coordinator (GET /mesh/seeders) in \(PeerSource.ticketHeader)")
+        }
         guard let path = try seedableBlobPath(digest) else {
             slots.refuse("notHeld")
             throw AgentError.notFound("this agent holds no verified blob \(digest)")
         }
+        return (path, digest, slots)
+    }
+
+    /// The blob's piece layer (BEP 52) for `?pieceSize=`: 32 bytes a piece, which the asker
+    /// checks against the pieces root its signed catalog holds.
+    private func pieceLayer(_ request: Request, _ context: AgentRequestContext) throws -> Response {
+        let (path, digest, _) = try seededBlob(request, context)
+        let size = request.uri.queryParameters.get("pieceSize").flatMap { UInt64($0) }
+        let key = "\(digest):\(size.map(String.init) ?? "default")"
+        let layer: Data
+        if let cached = pieceLayers.current[key] {
+            layer = cached
+        } else {
+            do {
+                layer = try MerklePieces(path: path, pieceSize: size).layerBytes
+            } catch let error as TransferError {
+                throw AgentError.badRequest(error.message)
+            }
+            pieceLayers.withLock { layers in
+                if layers.count >= 16 { layers.removeAll() }
+                layers[key] = layer
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: layer)))
+    }
+
+    private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
+        let (path, digest, slots) = try seededBlob(request, context)
         let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
         let etag = "\"\(digest)\""
         var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]

@@ -39,6 +39,9 @@ struct FileDownload: Sendable {
     let store: ModelStore
     let configuration: ModelDownloader.Configuration
     let progress: ProgressReporter
+    /// Other agents that hold the same bytes (`…/p2p/blobs/sha256/<hex>` with a ticket). Used
+    /// only with a piece manifest, so each piece a peer sends is checked before it counts.
+    var peers: [HTTPFetcher] = []
 
     /// A finished file and the journal job to remove once the store has recorded it. Holds
     /// the partial file's lock until then, so a process waiting for the same file finds it
@@ -167,18 +170,34 @@ struct FileDownload: Sendable {
 
     private func transfer(_ remote: RemoteFile, into partial: PartialFile, resuming done: IntervalSet,
                           jobID: String, useRanges: Bool) async throws -> String {
-        let connections = useRanges ? max(1, configuration.connections) : 1
-        let scheduler = RangeScheduler(size: remote.size, completed: done, pieces: pieces, connections: connections,
+        let peerLanes = useRanges && pieces != nil ? await reachablePeers(size: remote.size) : []
+        let primary = Lane(fetcher: fetcher, address: CurrentAddress(remote), peer: nil)
+        var lanes = peerLanes.flatMap { Array(repeating: $0, count: max(1, configuration.connectionsPerPeer)) }
+        // With peers, one connection to the primary source fills in behind them.
+        lanes += Array(repeating: primary, count: peerLanes.isEmpty ? (useRanges ? max(1, configuration.connections) : 1) : 1)
+        let scheduler = RangeScheduler(size: remote.size, completed: done, pieces: pieces, connections: lanes.count,
                                        minimumSplit: configuration.minimumSplitBytes,
-                                       checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(connections))
+                                       checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(lanes.count))
         let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
-        let address = CurrentAddress(remote)
+        let swarm = Swarm(lanes: lanes)
         do {
             let digest = try await withThrowingTaskGroup(of: String?.self) { group in
-                for worker in 0..<connections {
+                for (worker, lane) in lanes.enumerated() {
                     group.addTask {
-                        try await work(worker, address: address, partial: partial, scheduler: scheduler,
-                                       checkpoint: checkpoint, useRanges: useRanges)
+                        if let peer = lane.peer {
+                            // A peer that fails or lies costs only its own connections.
+                            do {
+                                try await work(worker, lane: lane, swarm: swarm, partial: partial, scheduler: scheduler,
+                                               checkpoint: checkpoint, useRanges: true)
+                            } catch {
+                                scheduler.release(worker: worker)
+                                swarm.drop(peer, because: "\(error)")
+                            }
+                        } else {
+                            if !peerLanes.isEmpty { try await Task.sleep(for: configuration.peerHeadStart) }
+                            try await work(worker, lane: lane, swarm: swarm, partial: partial, scheduler: scheduler,
+                                           checkpoint: checkpoint, useRanges: useRanges)
+                        }
                         return nil
                     }
                 }
@@ -196,26 +215,46 @@ struct FileDownload: Sendable {
         }
     }
 
-    /// One connection: takes ranges until none are left, retrying with back-off.
-    private func work(_ worker: Int, address: CurrentAddress, partial: PartialFile, scheduler: RangeScheduler,
+    /// The peers that answer for a file of `size` bytes with ranges; the others are left out.
+    private func reachablePeers(size: UInt64) async -> [Lane] {
+        var lanes: [Lane] = []
+        for (index, peer) in peers.enumerated() {
+            guard let remote = try? await peer.probe(), remote.size == size, remote.acceptsRanges else { continue }
+            lanes.append(Lane(fetcher: peer, address: CurrentAddress(remote), peer: index))
+        }
+        return lanes
+    }
+
+    /// One connection: takes ranges until none are left, retrying with back-off. In a swarm,
+    /// the primary source's connection waits for work until the file is complete (a peer may
+    /// fail, or a piece be found bad, after it ran out), and a peer's stops once it is dropped.
+    private func work(_ worker: Int, lane: Lane, swarm: Swarm, partial: PartialFile, scheduler: RangeScheduler,
                       checkpoint: Checkpoint, useRanges: Bool) async throws {
         var failures = 0
         let role = self.role, progress = self.progress
-        while let range = scheduler.take(worker: worker) {
+        while true {
+            if let peer = lane.peer, swarm.isDropped(peer) { return }
+            guard let range = scheduler.take(worker: worker) else {
+                guard lane.peer == nil, swarm.hasPeers, !scheduler.isComplete else { return }
+                try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
             let received = ByteCounter()
-            let remote = await address.remote
+            let remote = await lane.address.remote
             do {
-                try await fetcher.fetch(remote, range: useRanges ? range : nil, validator: remote.rangeValidator) { offset, chunk in
+                try await lane.fetcher.fetch(remote, range: useRanges ? range : nil, validator: remote.rangeValidator) { offset, chunk in
+                    if let peer = lane.peer, swarm.isDropped(peer) { return false }
                     let allowed = scheduler.claim(worker: worker, offset: offset, length: chunk.readableBytes)
                     guard allowed > 0 else { return false }
                     try partial.write(chunk, count: allowed, at: offset)
                     received.add(allowed)
                     progress.add(allowed, for: role)
-                    let (checkpointDue, completedPieces) = scheduler.recordWritten(offset..<offset + UInt64(allowed))
-                    for piece in completedPieces { try checkPiece(piece, of: partial, scheduler: scheduler) }
+                    let (checkpointDue, completedPieces) = scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker)
+                    for piece in completedPieces { try checkPiece(piece, of: partial, scheduler: scheduler, swarm: swarm) }
                     if checkpointDue { try checkpoint.take() }
                     return !scheduler.isFinished(worker: worker)
                 }
+                if let peer = lane.peer, swarm.isDropped(peer) { throw FetchFailure.transient("dropped") }
                 if !scheduler.isFinished(worker: worker) {
                     throw FetchFailure.transient("the server ended the response before the range was complete")
                 }
@@ -226,13 +265,14 @@ struct FileDownload: Sendable {
                 guard failures <= configuration.maximumAttempts else {
                     throw TransferError(.rejected, "the download address for \(source.redacted) keeps being refused; the partial download is kept: pull again to resume")
                 }
-                _ = try await address.refresh(after: failed, using: fetcher)
+                _ = try await lane.address.refresh(after: failed, using: lane.fetcher)
             } catch FetchFailure.transient(let reason) where !useRanges {
                 throw FetchFailure.wholeFileInterrupted(reason)
             } catch FetchFailure.transient(let reason) {
                 scheduler.release(worker: worker)
+                // A peer gets one retry: others hold the same bytes.
                 failures = received.value > 0 ? 1 : failures + 1
-                guard failures <= configuration.maximumAttempts else {
+                guard failures <= (lane.peer == nil ? configuration.maximumAttempts : 2) else {
                     throw TransferError(.unreachable, "\(reason); gave up after \(failures) attempts. The partial download is kept: pull again to resume")
                 }
                 try await Task.sleep(for: configuration.backoff(attempt: failures))
@@ -245,24 +285,20 @@ struct FileDownload: Sendable {
 
     /// Reads a completed piece back and compares it with the manifest; a bad piece goes back
     /// to be fetched again, up to `pieceAttempts` times.
-    private func checkPiece(_ index: Int, of partial: PartialFile, scheduler: RangeScheduler) throws {
+    private func checkPiece(_ index: Int, of partial: PartialFile, scheduler: RangeScheduler, swarm: Swarm) throws {
         guard let pieces else { return }
+        let writers = scheduler.takeWriters(of: index)
         let range = pieces.range(of: index, fileSize: scheduler.size)
-        var hasher = SHA256()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
         defer { buffer.deallocate() }
-        var position = range.lowerBound
-        while position < range.upperBound {
-            let count = Int(min(UInt64(buffer.count), range.upperBound - position))
-            try partial.read(into: buffer, count: count, at: position)
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            position += UInt64(count)
-        }
-        let found = hasher.finalize().hexString
+        try partial.read(into: buffer, count: range.count, at: range.lowerBound)
+        let found = pieces.hash(of: UnsafeRawBufferPointer(buffer), fileSize: scheduler.size)
         let good = found == pieces.sha256[index].lowercased()
         let failures = scheduler.pieceChecked(index, good: good)
         guard !good else { return }
         progress.add(-range.count, for: role)
+        // Pieces are split on their boundaries, so the writers are the sources of these bytes.
+        for worker in writers { if let peer = swarm.peer(of: worker) { swarm.drop(peer, because: "sent a bad piece \(index)") } }
         guard failures < configuration.pieceAttempts else {
             throw TransferError(.checksumMismatch, "piece \(index) (bytes \(range.lowerBound)–\(range.upperBound - 1)) of \(source.redacted) does not match the piece manifest after \(failures) fetches: expected \(pieces.sha256[index]), found \(found). The pieces that matched are kept")
         }
@@ -345,4 +381,30 @@ final class ByteCounter: @unchecked Sendable {
     private let lock = NSLock()
     func add(_ bytes: Int) { lock.withLock { count += bytes } }
     var value: Int { lock.withLock { count } }
+}
+
+/// One source a connection fetches from: the primary source (and its mirrors' fallbacks), or a
+/// peer (`peer` is its index in `FileDownload.peers`).
+struct Lane: Sendable {
+    let fetcher: HTTPFetcher
+    let address: CurrentAddress
+    let peer: Int?
+}
+
+/// The connections of one download and which peers were dropped (failed, or sent a bad
+/// piece): their connections stop, and the rest of the file comes from the others.
+final class Swarm: @unchecked Sendable {
+    private let peerOfWorker: [Int?]
+    // Guarded by `lock`.
+    private var dropped: [Int: String] = [:]
+    private let lock = NSLock()
+
+    init(lanes: [Lane]) { peerOfWorker = lanes.map(\.peer) }
+
+    var hasPeers: Bool { peerOfWorker.contains { $0 != nil } }
+    func peer(of worker: Int) -> Int? { peerOfWorker.indices.contains(worker) ? peerOfWorker[worker] : nil }
+    func isDropped(_ peer: Int) -> Bool { lock.withLock { dropped[peer] != nil } }
+    func drop(_ peer: Int, because reason: String) { lock.withLock { if dropped[peer] == nil { dropped[peer] = reason } } }
+    /// Why each dropped peer was dropped.
+    var droppedPeers: [Int: String] { lock.withLock { dropped } }
 }

@@ -18,6 +18,9 @@ final class RangeScheduler: @unchecked Sendable {
     /// Pieces being checked now, and how often each was found bad.
     private var checking: Set<Int> = []
     private var pieceFailures: [Int: Int] = [:]
+    /// The workers that wrote into each unchecked piece (with a manifest), so a bad piece
+    /// names the sources it came from.
+    private var writers: [Int: Set<Int>] = [:]
     private var writtenSinceCheckpoint: UInt64 = 0
     private let lock = NSLock()
 
@@ -44,9 +47,9 @@ final class RangeScheduler: @unchecked Sendable {
         var pieces = done.gaps(upTo: size)
         // Start with at least one range per connection, splitting the largest gap in half.
         while pieces.count < connections, let largest = pieces.indices.max(by: { pieces[$0].count < pieces[$1].count }),
-              UInt64(pieces[largest].count) >= 2 * self.minimumSplit {
+              UInt64(pieces[largest].count) >= 2 * self.minimumSplit,
+              let middle = Self.middle(of: pieces[largest], pieceSize: self.pieces?.pieceSize) {
             let range = pieces[largest]
-            let middle = range.lowerBound + UInt64(range.count) / 2
             pieces.replaceSubrange(largest...largest, with: [range.lowerBound..<middle, middle..<range.upperBound])
         }
         pending = pieces
@@ -71,11 +74,11 @@ final class RangeScheduler: @unchecked Sendable {
             }
             guard let (victim, work) = assignments.filter({ $0.key != worker })
                 .max(by: { $0.value.end - $0.value.next < $1.value.end - $1.value.next }),
-                  work.end - work.next >= 2 * minimumSplit else {
+                  work.end - work.next >= 2 * minimumSplit,
+                  let middle = Self.middle(of: work.next..<work.end, pieceSize: pieces?.pieceSize) else {
                 assignments[worker] = nil
                 return nil
             }
-            let middle = work.next + (work.end - work.next) / 2
             assignments[victim] = (work.next, middle)
             assignments[worker] = (middle, work.end)
             return middle..<work.end
@@ -99,9 +102,21 @@ final class RangeScheduler: @unchecked Sendable {
         lock.withLock { assignments[worker].map { $0.next >= $0.end } ?? true }
     }
 
-    /// Records written bytes. Returns whether enough accumulated for a checkpoint, and the
-    /// pieces this write completed, which the caller checks and reports to `pieceChecked`.
-    func recordWritten(_ range: Range<UInt64>) -> (checkpointDue: Bool, completedPieces: [Int]) {
+    /// Where to split a range between two workers: its middle, moved to a piece boundary when
+    /// there are pieces (so each piece comes from one source, and a bad one names it); nil
+    /// when no boundary lies inside.
+    static func middle(of range: Range<UInt64>, pieceSize: UInt64?) -> UInt64? {
+        let middle = range.lowerBound + UInt64(range.count) / 2
+        guard let pieceSize else { return middle }
+        let down = middle / pieceSize * pieceSize
+        if down > range.lowerBound { return down }
+        let up = down + pieceSize
+        return up < range.upperBound ? up : nil
+    }
+
+    /// Records bytes `worker` wrote. Returns whether enough accumulated for a checkpoint, and
+    /// the pieces this write completed, which the caller checks and reports to `pieceChecked`.
+    func recordWritten(_ range: Range<UInt64>, by worker: Int? = nil) -> (checkpointDue: Bool, completedPieces: [Int]) {
         lock.withLock {
             written.insert(range)
             writtenSinceCheckpoint += UInt64(range.count)
@@ -109,6 +124,7 @@ final class RangeScheduler: @unchecked Sendable {
             if let pieces, !range.isEmpty {
                 for index in Int(range.lowerBound / pieces.pieceSize)...Int((range.upperBound - 1) / pieces.pieceSize)
                 where !checking.contains(index) {
+                    if let worker { writers[index, default: []].insert(worker) }
                     let piece = pieces.range(of: index, fileSize: size)
                     if written.covers(piece) && !verified.covers(piece) {
                         checking.insert(index)
@@ -138,6 +154,12 @@ final class RangeScheduler: @unchecked Sendable {
             return pieceFailures[index]!
         }
     }
+
+    /// The workers that wrote piece `index` since it was last checked; forgets them.
+    func takeWriters(of index: Int) -> Set<Int> { lock.withLock { writers.removeValue(forKey: index) ?? [] } }
+
+    /// Whether every byte is written (and checked, with a manifest).
+    var isComplete: Bool { lock.withLock { (pieces == nil ? written : verified).count == size } }
 
     func checkpointTaken() { lock.withLock { writtenSinceCheckpoint = 0 } }
 

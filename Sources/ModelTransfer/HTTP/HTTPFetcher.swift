@@ -12,6 +12,8 @@ struct HTTPFetcher: Sendable {
     /// Sent as `Authorization: Bearer` to the original host only; never stored or logged.
     let token: String?
     let stallTimeout: Duration
+    /// More headers for the original host only (a peer's ticket).
+    var headers: [String: String] = [:]
     static let maximumRedirects = 10
 
     /// HEAD the file (GET of its first byte when HEAD is refused) and learn size and validators.
@@ -105,8 +107,9 @@ struct HTTPFetcher: Sendable {
             var request = HTTPClientRequest(url: url.absoluteString)
             request.method = method
             for (name, value) in headers { request.headers.add(name: name, value: value) }
-            if let token, Self.sameOrigin(url, source.url) {
-                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            if Self.sameOrigin(url, source.url) {
+                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                for (name, value) in self.headers { request.headers.add(name: name, value: value) }
             }
             let response: HTTPClientResponse
             do {

@@ -1,0 +1,77 @@
+import AsyncHTTPClient
+import Foundation
+import MeshProtocol
+import ModelCatalog
+import ModelTransfer
+import NIOCore
+
+extension Agent {
+    /// The pull for a catalog entry, with the seeders of its weights as peers.
+    func catalogPull(_ entry: CatalogEntry, app: String?) async throws -> PullRequest {
+        let pull: PullRequest
+        do throws(CatalogError) {
+            pull = try entry.pullRequest(app: app ?? configuration.appID, token: nil, allowUnverified: false, replace: false)
+        } catch {
+            throw AgentError.badRequest(error.message)
+        }
+        return await addingPeers(to: pull, piecesRoot: entry.piecesRoot, pieceSize: entry.pieceSize, fileSize: entry.fileSizeBytes)
+    }
+
+    /// The request with the agents that seed its weights as peers, when this agent has a
+    /// coordinator and the weights' SHA-256 is known; with a pieces root from the signed
+    /// catalog and no piece manifest, the piece layer comes from the first peer whose layer
+    /// leads to that root. Anything that fails leaves the request as it was: the CDN alone.
+    func addingPeers(to request: PullRequest, piecesRoot: String?, pieceSize: UInt64?, fileSize: UInt64?) async -> PullRequest {
+        guard let coordinator = configuration.coordinator, let credential = meshCredential.current,
+              let sha256 = request.sha256?.sha256 else { return request }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { client.shutdown(queue: .global()) { _ in } }
+        var httpRequest = HTTPClientRequest(url: "\(coordinator)/mesh/seeders?sha256=\(sha256)")
+        httpRequest.headers.add(name: "Authorization", value: "Bearer \(credential)")
+        guard let response = try? await client.execute(httpRequest, timeout: .seconds(5)), response.status == .ok,
+              let body = try? await response.body.collect(upTo: 1 << 20),
+              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(buffer: body)), answer.sha256 == sha256 else {
+            return request
+        }
+        var peered = request
+        peered.peers = answer.seeders.map { PeerSource(url: "\($0.address)/p2p/blobs/sha256/\(sha256)", ticket: $0.ticket) }
+        if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexString: piecesRoot) {
+            let size = pieceSize ?? MerklePieces.defaultPieceSize(fileSize: fileSize)
+            for peer in peered.peers {
+                if let layer = await Self.pieceLayer(from: peer, pieceSize: size, fileSize: fileSize, root: root, client: client) {
+                    peered.pieces = PieceManifest(layer)
+                    break
+                }
+            }
+        }
+        return peered
+    }
+
+    /// A peer's piece layer for the blob, if it leads to `root`.
+    static func pieceLayer(from peer: PeerSource, pieceSize: UInt64, fileSize: UInt64, root: Data, client: HTTPClient) async -> MerklePieces? {
+        var request = HTTPClientRequest(url: "\(peer.url)/layer?pieceSize=\(pieceSize)")
+        if let ticket = peer.ticket { request.headers.add(name: PeerSource.ticketHeader, value: ticket) }
+        let hashes = Int((fileSize + pieceSize - 1) / pieceSize)
+        guard let response = try? await client.execute(request, timeout: .seconds(30)), response.status == .ok,
+              let body = try? await response.body.collect(upTo: hashes * 32), body.readableBytes == hashes * 32 else { return nil }
+        let bytes = Data(buffer: body)
+        let layer = stride(from: 0, to: bytes.count, by: 32).map { bytes[$0..<$0 + 32] }.map { Data($0) }
+        return try? MerklePieces(fileSize: fileSize, pieceSize: pieceSize, layer: layer, expectedRoot: root)
+    }
+}
+
+extension Data {
+    /// Bytes from lowercase or uppercase hex; nil for anything else.
+    init?(hexString text: String) {
+        guard text.utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2)
+            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        self.init(bytes)
+    }
+}

@@ -1,0 +1,114 @@
+import Crypto
+import Foundation
+
+/// What a seeding agent offers, advertised in its heartbeats: a coordinator lists only agents
+/// that seed as seeders of the blobs they hold.
+public struct SeedingPolicy: Codable, Sendable, Equatable {
+    /// Peers served at once.
+    public var maximumUploads: Int
+    /// Over all peers; nil: no cap.
+    public var bytesPerSecond: UInt64?
+
+    public init(maximumUploads: Int, bytesPerSecond: UInt64?) {
+        self.maximumUploads = maximumUploads
+        self.bytesPerSecond = bytesPerSecond
+    }
+
+    public static let uploads = 1...256
+}
+
+/// A coordinator's permission for one downloader to fetch one blob from one seeder, for a
+/// short time. Signed by the coordinator's key (which its id is derived from); a seeder that
+/// registered with that coordinator serves peers beyond its LAN only with one, and it is what
+/// seed credits will be paid on.
+public struct SeederTicket: Codable, Sendable, Equatable {
+    public static let version = 1
+    public var version: Int
+    public var coordinatorId: String
+    public var downloader: String
+    public var seeder: String
+    public var sha256: String
+    /// Milliseconds since 1970.
+    public var expires: Int64
+
+    public init(coordinatorId: String, downloader: String, seeder: String, sha256: String, expires: Date) {
+        version = Self.version
+        self.coordinatorId = coordinatorId
+        self.downloader = downloader
+        self.seeder = seeder
+        self.sha256 = sha256
+        self.expires = Int64((expires.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// What the signature covers: every field, in a fixed order, with a domain prefix so no
+    /// other signed message of the mesh can pass for a ticket.
+    public var signedBytes: Data {
+        Data("depot-seeder-ticket|\(version)|\(coordinatorId)|\(downloader)|\(seeder)|\(sha256)|\(expires)".utf8)
+    }
+
+    /// The ticket as one header-safe token: base64url(JSON) "." base64url(signature).
+    public func encoded(signedBy coordinator: MeshIdentity) throws -> String {
+        let body = try JSONEncoder().encode(self)
+        let signature = try coordinator.key.signature(for: signedBytes)
+        return Self.base64URL(body) + "." + Self.base64URL(signature)
+    }
+
+    /// Why `token` does not let `downloader`… fetch `sha256` from `seeder` now, or nil when it
+    /// does: a ticket of the coordinator whose public key is `coordinatorKey`, unexpired.
+    public static func problem(with token: String, coordinatorKey: String, seeder: String, sha256: String,
+                               at now: Date = Date()) -> String? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.utf8.count <= 1024, parts.count == 2, let body = data(base64URL: parts[0]),
+              let signature = data(base64URL: parts[1]),
+              let ticket = try? JSONDecoder().decode(SeederTicket.self, from: body) else {
+            return "the ticket is not one a coordinator issued"
+        }
+        guard let key = MeshIdentity.publicKey(coordinatorKey), ticket.coordinatorId == MeshIdentity.id(ofKey: key.rawRepresentation),
+              ticket.version == version, key.isValidSignature(signature, for: ticket.signedBytes) else {
+            return "the ticket is not signed by this agent's coordinator"
+        }
+        guard ticket.seeder == seeder, ticket.sha256 == sha256 else { return "the ticket is for another seeder or blob" }
+        guard Double(ticket.expires) / 1000 > now.timeIntervalSince1970 else { return "the ticket has expired: ask the coordinator again" }
+        return nil
+    }
+
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func data(base64URL text: Substring) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+}
+
+/// `GET /mesh/seeders?sha256=` on a coordinator: agents that hold the blob (complete first),
+/// each with a ticket for the asking agent.
+public struct SeedersAnswer: Codable, Sendable, Equatable {
+    public struct Seeder: Codable, Sendable, Equatable {
+        public var agentId: String
+        public var address: String
+        /// False for an agent still downloading the blob (it serves the pieces it has).
+        public var complete: Bool
+        public var ticket: String
+
+        public init(agentId: String, address: String, complete: Bool, ticket: String) {
+            self.agentId = agentId
+            self.address = address
+            self.complete = complete
+            self.ticket = ticket
+        }
+    }
+
+    public var sha256: String
+    public var coordinatorId: String
+    public var seeders: [Seeder]
+
+    public init(sha256: String, coordinatorId: String, seeders: [Seeder]) {
+        self.sha256 = sha256
+        self.coordinatorId = coordinatorId
+        self.seeders = seeders
+    }
+}
