@@ -56,6 +56,8 @@ public final class Agent: Sendable {
     let coordinatorKey = LockedValue<String?>(nil)
     /// The session credential from the coordinator, which also asks it for seeders.
     let meshCredential = LockedValue<String?>(nil)
+    /// Receipts of the peers this agent seeds to under tickets.
+    let receipts = ReceiptBook()
     /// Piece layers computed for peers, by blob and piece size (a few, recent).
     let pieceLayers = LockedValue<[String: Data]>([:])
     public let startedAt = Date()

@@ -12,7 +12,7 @@ extension Agent {
     func heartbeat(address: String, status given: RuntimeStatus? = nil) async -> Heartbeat {
         let status = if let given { given } else { await runtime.currentStatus }
         let installed = ((try? manager.list()) ?? []).compactMap { entry in
-            entry.weights.map { Heartbeat.InstalledModel(name: entry.name, sha256: $0.sha256, sizeBytes: entry.sizeBytes) }
+            entry.weights.map { Heartbeat.InstalledModel(name: entry.name, sha256: $0.sha256, sizeBytes: $0.size) }
         }
         #if os(Linux)
         let platform = "linux"
@@ -91,6 +91,7 @@ struct HeartbeatService: Service {
                 let beat = await agent.heartbeat(address: address(), status: change)
                 if let current = session, ContinuousClock.now < current.renewAt {
                     let (status, _) = await post(client, "/heartbeat", beat, credential: current.credential)
+                    if status == 200 { await agent.submitReceipts(to: coordinator, credential: current.credential, client: client) }
                     guard status == 401 || status == 403 else { continue }
                 }
                 // Not registered yet, due for a new credential, or refused (the coordinator

@@ -106,6 +106,14 @@ extension Coordinator {
         public var summaryModelsDropped: Int
         /// Seeder tickets handed out (`/mesh/seeders`).
         public var ticketsIssued: Int
+        /// Seed receipts credited, and refused by reason (`POST /mesh/receipts`).
+        public var receipts: Int
+        public var receiptsRefused: [String: Int]
+        public var creditsMinted: Double
+        /// Liar reports taken, refused by reason, and the seeders they banned.
+        public var reports: Int
+        public var reportsRefused: [String: Int]
+        public var seedersBanned: Int
     }
 
     public var stats: MeshStats {
@@ -114,7 +122,9 @@ extension Coordinator {
             return MeshStats(agents: total, onlineAgents: online, maximumAgents: configuration.maximumAgents, registrations: counters.registrations,
                              heartbeats: counters.heartbeats, refused: counters.refused, evicted: counters.evicted,
                              forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped,
-                             ticketsIssued: counters.ticketsIssued)
+                             ticketsIssued: counters.ticketsIssued, receipts: counters.receipts, receiptsRefused: counters.receiptsRefused,
+                             creditsMinted: counters.creditsMinted, reports: counters.reports, reportsRefused: counters.reportsRefused,
+                             seedersBanned: counters.seedersBanned)
         }
     }
 }

@@ -11,15 +11,18 @@ extension Coordinator {
 
     /// Up to `limit` seeders of `sha256` for the agent holding `credential`: those on the
     /// asker's network first (same /24, or the same host), then the least loaded, ties random.
+    /// Banned seeders are left out, and not counted for the rarity the tickets carry.
     public func seeders(of sha256: String, credential: String?, limit: Int = 8, at now: Date = Date()) throws(APIError) -> SeedersAnswer {
         guard Heartbeat.isSHA256(sha256) else { throw APIError.badRequest("give ?sha256= with 64 lowercase hex digits") }
         guard let credential, let asker = sessions.agent(of: credential, at: now) else {
             throw APIError(.unauthorized, "asking for seeders needs this coordinator's session credential: register first")
         }
-        let (candidates, askerNetwork): ([AgentTable.Entry], String?) = withCurrentTable(at: now) { table in
-            ((table.holders[sha256] ?? []).compactMap { table.entries[$0] }.filter { $0.heartbeat.agentId != asker },
+        let banned = lock.withLock { bans.filter { $0.value > now }.keys }
+        let (holders, askerNetwork): ([AgentTable.Entry], String?) = withCurrentTable(at: now) { table in
+            ((table.holders[sha256] ?? []).compactMap { table.entries[$0] }.filter { !banned.contains($0.heartbeat.agentId) },
              table.entries[asker].flatMap { Self.network(of: $0.heartbeat.address) })
         }
+        let candidates = holders.filter { $0.heartbeat.agentId != asker }
         let chosen = candidates.shuffled().sorted { left, right in
             let near = (Self.network(of: left.heartbeat.address) == askerNetwork, Self.network(of: right.heartbeat.address) == askerNetwork)
             if near.0 != near.1 { return near.0 }
@@ -28,7 +31,9 @@ extension Coordinator {
         let expires = now.addingTimeInterval(Self.ticketLifetime)
         var seeders: [SeedersAnswer.Seeder] = []
         for entry in chosen {
-            let ticket = SeederTicket(coordinatorId: id, downloader: asker, seeder: entry.heartbeat.agentId, sha256: sha256, expires: expires)
+            guard let size = entry.heartbeat.installedModels.first(where: { $0.sha256 == sha256 })?.sizeBytes else { continue }
+            let ticket = SeederTicket(coordinatorId: id, downloader: asker, seeder: entry.heartbeat.agentId, sha256: sha256,
+                                      sizeBytes: size, seeders: holders.count, expires: expires)
             guard let token = try? ticket.encoded(signedBy: identity) else { continue }
             seeders.append(.init(agentId: entry.heartbeat.agentId, address: entry.heartbeat.address, complete: true, ticket: token))
         }

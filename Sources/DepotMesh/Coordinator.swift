@@ -45,6 +45,8 @@ public final class Coordinator: @unchecked Sendable {
         }()
         /// Host names (besides loopback names and IP literals) this coordinator answers to.
         public var allowedHosts: [String] = []
+        /// What seeding earns, and when liars are banned.
+        public var credits = CreditPolicy()
         public init() {}
     }
 
@@ -85,6 +87,8 @@ public final class Coordinator: @unchecked Sendable {
     private var forgotten: Set<String> = []
     var usedNonces = UsedNonces()
     var counters = Counters()
+    /// Seeders banned after liar reports, until when (also in SQLite).
+    var bans: [String: Date] = [:]
     let lock = NSLock()
     let outbox: GossipOutbox
     /// The coordinator's public key (base64), which its peers configure.
@@ -99,6 +103,12 @@ public final class Coordinator: @unchecked Sendable {
         var forgottenAfterRetention = 0
         var summaryModelsDropped = 0
         var ticketsIssued = 0
+        var receipts = 0
+        var receiptsRefused: [String: Int] = [:]
+        var creditsMinted = 0.0
+        var reports = 0
+        var reportsRefused: [String: Int] = [:]
+        var seedersBanned = 0
         var gossipAccepted = 0
         var gossipRejected: [GossipRejection: Int] = [:]
     }
@@ -141,7 +151,9 @@ public final class Coordinator: @unchecked Sendable {
             try db.execute(sql: "DELETE FROM agent")
             try db.alter(table: "agent") { t in t.add(column: "publicKey", .text).notNull().defaults(to: "") }
         }
+        Self.migrateCredits(&migrator)
         try migrator.migrate(database)
+        bans = try loadBans()
         Task { [weak self] in
             // Rows that changed while no heartbeat followed still reach the disk; the loop ends
             // with the coordinator (it holds it only while persisting).

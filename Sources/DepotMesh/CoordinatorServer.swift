@@ -64,6 +64,18 @@ extension Coordinator {
             let limit = try Self.integer(query.get("limit"), named: "limit", in: 1...Self.maximumSeedersPerAnswer) ?? 8
             return JSON.response(try self.seeders(of: query.get("sha256") ?? "", credential: Self.bearer(request), limit: limit))
         }
+        router.post("/mesh/receipts") { request, context in
+            let submission = try await JSON.decode(ReceiptSubmission.self, from: request, context: context, decoder: decoder, limit: limit)
+            return JSON.response(try self.submitReceipts(submission, credential: Self.bearer(request)))
+        }
+        router.post("/mesh/reports") { request, context in
+            let report = try await JSON.decode(SeederReport.self, from: request, context: context, decoder: decoder, limit: limit)
+            let banned = try self.report(report, credential: Self.bearer(request))
+            return JSON.response(["status": banned ? "banned" : "recorded"])
+        }
+        router.get("/mesh/credits") { request, _ in
+            JSON.response(try self.credits(of: request.uri.queryParameters.get("agent") ?? ""))
+        }
         router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in
             guard let model = request.uri.queryParameters.get("model") else {

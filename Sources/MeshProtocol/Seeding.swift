@@ -20,7 +20,8 @@ public struct SeedingPolicy: Codable, Sendable, Equatable {
 /// A coordinator's permission for one downloader to fetch one blob from one seeder, for a
 /// short time. Signed by the coordinator's key (which its id is derived from); a seeder that
 /// registered with that coordinator serves peers beyond its LAN only with one, and it is what
-/// seed credits will be paid on.
+/// seed credits are paid on: it carries the blob's size (the most a download may be credited)
+/// and how many complete seeders the coordinator counted (the rarity bonus).
 public struct SeederTicket: Codable, Sendable, Equatable {
     public static let version = 1
     public var version: Int
@@ -28,22 +29,28 @@ public struct SeederTicket: Codable, Sendable, Equatable {
     public var downloader: String
     public var seeder: String
     public var sha256: String
+    public var sizeBytes: UInt64
+    /// Complete seeders of the blob the coordinator knew when it issued the ticket.
+    public var seeders: Int
     /// Milliseconds since 1970.
     public var expires: Int64
 
-    public init(coordinatorId: String, downloader: String, seeder: String, sha256: String, expires: Date) {
+    public init(coordinatorId: String, downloader: String, seeder: String, sha256: String, sizeBytes: UInt64,
+                seeders: Int, expires: Date) {
         version = Self.version
         self.coordinatorId = coordinatorId
         self.downloader = downloader
         self.seeder = seeder
         self.sha256 = sha256
+        self.sizeBytes = sizeBytes
+        self.seeders = seeders
         self.expires = Int64((expires.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     /// What the signature covers: every field, in a fixed order, with a domain prefix so no
     /// other signed message of the mesh can pass for a ticket.
     public var signedBytes: Data {
-        Data("depot-seeder-ticket|\(version)|\(coordinatorId)|\(downloader)|\(seeder)|\(sha256)|\(expires)".utf8)
+        Data("depot-seeder-ticket|\(version)|\(coordinatorId)|\(downloader)|\(seeder)|\(sha256)|\(sizeBytes)|\(seeders)|\(expires)".utf8)
     }
 
     /// The ticket as one header-safe token: base64url(JSON) "." base64url(signature).
@@ -53,23 +60,39 @@ public struct SeederTicket: Codable, Sendable, Equatable {
         return Self.base64URL(body) + "." + Self.base64URL(signature)
     }
 
-    /// Why `token` does not let `downloader`… fetch `sha256` from `seeder` now, or nil when it
+    /// Why `token` does not let its holder fetch `sha256` from `seeder` now, or nil when it
     /// does: a ticket of the coordinator whose public key is `coordinatorKey`, unexpired.
     public static func problem(with token: String, coordinatorKey: String, seeder: String, sha256: String,
                                at now: Date = Date()) -> String? {
+        switch verified(token, coordinatorKey: coordinatorKey) {
+        case .failure(let problem): return problem.description
+        case .success(let ticket):
+            guard ticket.seeder == seeder, ticket.sha256 == sha256 else { return "the ticket is for another seeder or blob" }
+            return ticket.hasExpired(at: now) ? "the ticket has expired: ask the coordinator again" : nil
+        }
+    }
+
+    /// The ticket `token` holds, if the coordinator whose public key is `coordinatorKey`
+    /// signed it (expired or not).
+    public static func verified(_ token: String, coordinatorKey: String) -> Result<SeederTicket, MeshProtocolError> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard token.utf8.count <= 1024, parts.count == 2, let body = data(base64URL: parts[0]),
               let signature = data(base64URL: parts[1]),
               let ticket = try? JSONDecoder().decode(SeederTicket.self, from: body) else {
-            return "the ticket is not one a coordinator issued"
+            return .failure(MeshProtocolError("the ticket is not one a coordinator issued"))
         }
         guard let key = MeshIdentity.publicKey(coordinatorKey), ticket.coordinatorId == MeshIdentity.id(ofKey: key.rawRepresentation),
               ticket.version == version, key.isValidSignature(signature, for: ticket.signedBytes) else {
-            return "the ticket is not signed by this agent's coordinator"
+            return .failure(MeshProtocolError("the ticket is not signed by this agent's coordinator"))
         }
-        guard ticket.seeder == seeder, ticket.sha256 == sha256 else { return "the ticket is for another seeder or blob" }
-        guard Double(ticket.expires) / 1000 > now.timeIntervalSince1970 else { return "the ticket has expired: ask the coordinator again" }
-        return nil
+        return .success(ticket)
+    }
+
+    public func hasExpired(at now: Date) -> Bool { Double(expires) / 1000 <= now.timeIntervalSince1970 }
+
+    /// What receipts name the ticket by: the SHA-256 (hex) of its token.
+    public static func hash(of token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     static func base64URL(_ data: Data) -> String {

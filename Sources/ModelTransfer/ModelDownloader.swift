@@ -207,7 +207,7 @@ public final class ModelDownloader: Sendable {
         // Peers are fetched from alongside each address, and only where a manifest checks their pieces.
         let peerFetchers = pieces == nil ? [] : try peers.map { peer throws(TransferError) in
             HTTPFetcher(client: client, source: try TransferSource(peer.url), token: nil, stallTimeout: configuration.stallTimeout,
-                        headers: peer.ticket.map { [PeerSource.ticketHeader: $0] } ?? [:])
+                        headers: peer.ticket.map { [PeerSource.ticketHeader: $0] } ?? [:], account: peer.account)
         }
         let key = PullRequest.fileKey(sources[0], expected: expected)
         var downloads: [FileDownload] = []

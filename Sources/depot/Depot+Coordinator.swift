@@ -37,10 +37,30 @@ extension Depot {
         @Flag(help: "Print this coordinator's id and public key (made on first use) and exit.") var printIdentity = false
         @Option(help: "Seconds between signed capability summaries to the peers.") var gossipInterval: Double = 60
         @Option(help: "Seconds a peer's summary may be dated in the future (clock differences).") var maxClockSkew: Double = 60
+        @Option(help: "Seed credits per GiB a seeder sent and its downloader verified (before the rarity bonus).") var creditsPerGib = 1.0
+        @Option(help: "Seed credits one agent may earn in a day at most.") var creditDailyCap = 1_000.0
+        @Option(name: .customLong("same-owner"), help: ArgumentHelp(
+            "Agent ids of one owner, comma-separated (repeatable): they earn no credits from each other.", valueName: "id,id,…"))
+        var sameOwner: [String] = []
+        @Option(help: "Distinct downloaders whose reports of bad pieces ban a seeder (7 days).") var reportsUntilBan = 2
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
             var configuration = Coordinator.Configuration()
+            guard creditsPerGib >= 0, creditsPerGib <= 1e6, creditDailyCap >= 0, creditDailyCap <= 1e12 else {
+                throw ValidationError("--credits-per-gib must be 0 to 1000000 and --credit-daily-cap 0 to 1e12")
+            }
+            guard (1...1_000).contains(reportsUntilBan) else { throw ValidationError("--reports-until-ban must be 1 to 1000") }
+            configuration.credits.creditsPerGiB = creditsPerGib
+            configuration.credits.dailyCreditCap = creditDailyCap
+            configuration.credits.reportsUntilBan = reportsUntilBan
+            configuration.credits.ownerGroups = try sameOwner.map { group in
+                let ids = group.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard ids.count >= 2, ids.allSatisfy({ $0.utf8.count == 16 && $0.allSatisfy(\.isHexDigit) }) else {
+                    throw ValidationError("--same-owner takes two or more agent ids (16 hex digits each), comma-separated")
+                }
+                return Set(ids)
+            }
             configuration.heartbeatInterval = try Self.seconds(heartbeatInterval, "--heartbeat-interval")
             configuration.gossipInterval = try Self.seconds(gossipInterval, "--gossip-interval")
             configuration.maximumClockSkew = try Self.seconds(maxClockSkew, "--max-clock-skew")

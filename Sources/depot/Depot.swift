@@ -18,7 +18,7 @@ struct Depot: AsyncParsableCommand {
             12 server cannot serve a verifiable download, 13 paused (partial kept), 130 cancelled or interrupted.
             """,
         subcommands: [List.self, Show.self, Pull.self, Import.self, Use.self, Release.self, Validate.self,
-                      Delete.self, Prune.self, GC.self, Jobs.self, CatalogCommand.self, TorrentCommand.self, Serve.self, CoordinatorCommand.self]
+                      Delete.self, Prune.self, GC.self, Jobs.self, CatalogCommand.self, TorrentCommand.self, Serve.self, CoordinatorCommand.self, Credits.self]
     )
 
     static func main() async {

@@ -1,5 +1,6 @@
 import DepotTestSupport
 import Foundation
+import MeshProtocol
 import ModelStore
 import Testing
 #if canImport(Glibc)
@@ -208,6 +209,15 @@ import Glibc
             }
         }
 
+        /// Waits until the agent serving `workspace`'s store has registered.
+        func waitForAgent(of workspace: Workspace) throws {
+            let id = try workspace.depot.run(["serve", "--print-identity"]).stdout.split(separator: " ").first.map(String.init) ?? "?"
+            try waitUntil(timeout: 20) {
+                let agents = try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]] ?? []
+                return agents.contains { ($0["heartbeat"] as? [String: Any])?["agentId"] as? String == id && $0["online"] as? Bool == true }
+            }
+        }
+
         /// Pulls the model through the agent's job API and waits until it is in its store.
         func pull(_ agent: AgentProcess, into workspace: Workspace) throws {
             let submitted = try agent.post("/jobs", #"{"model": "big:swarm"}"#)
@@ -257,6 +267,31 @@ import Glibc
         let fromCDN = mesh.nginx.bytesServed("big.gguf")
         #expect(fromCDN < UInt64(mesh.size / 2), "A, B and C together took \(fromCDN) bytes from the CDN for two pulls of \(mesh.size)")
         #expect(try Self.seedBytes(agentA) + Self.seedBytes(agentB) >= mesh.size * 3 / 2, "both pulls came mostly from peers")
+
+        // Seed credits: B and C signed a receipt per verified piece, A and B handed them to the
+        // coordinator after a heartbeat, and they were released once B and C listed the model.
+        var balances: [(credits: Double, bytes: UInt64)] = []
+        try waitUntil(timeout: 20) {
+            balances = try [a, b].map { workspace in
+                let run = try workspace.depot.run(["credits", "--coordinator", mesh.coordinator.base, "--json"])
+                guard let balance = try? JSONDecoder().decode(CreditBalance.self, from: Data(run.stdout.utf8)) else {
+                    throw DepotFailure(message: "depot credits: \(run.status) \(run.stdout) \(run.stderr)")
+                }
+                return (balance.credits, balance.bytesCredited)
+            }
+            let sent = [UInt64(try Self.seedBytes(agentA)), UInt64(try Self.seedBytes(agentB))]
+            return balances[0].bytes + 8 << 20 >= sent[0] && balances[1].bytes + 8 << 20 >= sent[1]
+        }
+        let seeded = [try Self.seedBytes(agentA), try Self.seedBytes(agentB)]
+        for (balance, sent) in zip(balances, seeded) {
+            #expect(balance.bytes <= UInt64(sent), "credited \(balance.bytes) of \(sent) bytes sent")
+            // Rarity: A was the sole seeder for B (×2), A and B were two for C (×1.5).
+            let perGiB = balance.credits / (Double(balance.bytes) / Double(1 << 30))
+            #expect(balance.bytes == 0 || (1.5 - 1e-9...2 + 1e-9).contains(perGiB), "\(balance.credits) credits for \(balance.bytes) bytes")
+        }
+        #expect(balances[0].bytes + balances[1].bytes <= 2 * UInt64(mesh.size), "two downloads credited at most their size each")
+        let text = try a.depot.run(["credits", "--coordinator", mesh.coordinator.base])
+        #expect(text.status == 0 && text.stdout.contains(" credits for "))
     }
 
     @Test func aLyingSeedersPieceIsCaughtAndTheCDNFillsIn() throws {
@@ -288,11 +323,32 @@ import Glibc
         utimensat(AT_FDCWD, blob, &times, 0)
 
         let downloader = try mesh.agent(downloaderStore, holding: false)
-        defer { downloader.stop() }
         try mesh.waitForSeeders(1)
         try mesh.pull(downloader, into: downloaderStore)
         #expect(try Self.seedBytes(liar) > 0, "the liar was used")
         let cdnRanges = mesh.nginx.requests("big.gguf").filter { $0.hasPrefix("GET") }
         #expect(!cdnRanges.isEmpty, "the CDN filled in what the liar got wrong: \(cdnRanges)")
+        // The downloader reported the liar; one report does not ban it.
+        do {
+            try waitUntil(timeout: 10) { try mesh.coordinator.get("/mesh/stats").object["reports"] as? Int == 1 }
+        } catch {
+            throw DepotFailure(message: "no report: \(try mesh.coordinator.get("/mesh/stats").body) \(try downloader.get("/jobs").body)")
+        }
+        #expect(try mesh.coordinator.get("/mesh/stats").object["seedersBanned"] as? Int == 0)
+
+        // A second downloader, with the liar the only seeder, catches it too: the second report bans it.
+        downloader.stop()
+        let secondStore = Workspace()
+        defer { secondStore.remove() }
+        let second = try mesh.agent(secondStore, holding: false)
+        defer { second.stop() }
+        try mesh.waitForAgent(of: secondStore)
+        try mesh.pull(second, into: secondStore)
+        do {
+            try waitUntil(timeout: 10) { try mesh.coordinator.get("/mesh/stats").object["seedersBanned"] as? Int == 1 }
+        } catch {
+            throw DepotFailure(message: "no ban: \(try mesh.coordinator.get("/mesh/stats").body) liar sent \(try Self.seedBytes(liar)) \(try liar.get("/metrics").body.split(separator: "\n").filter { $0.contains("refused") })")
+        }
+        #expect(try mesh.coordinator.get("/mesh/stats").object["reports"] as? Int == 2)
     }
 }

@@ -28,7 +28,8 @@ extension Agent {
     }
 
     /// The path of the blob the request names, if this agent seeds it to this peer.
-    private func seededBlob(_ request: Request, _ context: AgentRequestContext) throws -> (path: String, digest: String, slots: UploadSlots) {
+    private func seededBlob(_ request: Request, _ context: AgentRequestContext) throws
+        -> (path: String, digest: String, slots: UploadSlots, ticket: (ticket: SeederTicket, token: String)?) {
         guard let slots = uploads else {
             throw AgentError(.forbidden, "this agent does not seed: start it with --seed to serve its models to peers")
         }
@@ -36,15 +37,17 @@ extension Agent {
         guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
             throw AgentError.badRequest("a blob is named by its SHA-256: 64 lowercase hex digits")
         }
-        if let ticket = request.headers.first(where: { $0.name.canonicalName == PeerSource.ticketHeader.lowercased() })?.value {
+        var ticket: (SeederTicket, String)?
+        if let token = Self.header(PeerSource.ticketHeader, of: request) {
             guard let key = coordinatorKey.current else {
                 slots.refuse("badTicket")
                 throw AgentError(.forbidden, "this agent has no coordinator whose tickets it could check")
             }
-            if let problem = SeederTicket.problem(with: ticket, coordinatorKey: key, seeder: identity.id, sha256: digest) {
+            if let problem = SeederTicket.problem(with: token, coordinatorKey: key, seeder: identity.id, sha256: digest) {
                 slots.refuse("badTicket")
                 throw AgentError(.forbidden, problem)
             }
+            if case .success(let verified) = SeederTicket.verified(token, coordinatorKey: key) { ticket = (verified, token) }
         } else if !SeedPolicy.isLocalNetwork(context.remoteAddress) {
             slots.refuse("notLocal")
             throw AgentError(.forbidden, "peers beyond this agent's machine and private network need a ticket from its coordinator (GET /mesh/seeders) in \(PeerSource.ticketHeader)")
@@ -53,13 +56,17 @@ extension Agent {
             slots.refuse("notHeld")
             throw AgentError.notFound("this agent holds no verified blob \(digest)")
         }
-        return (path, digest, slots)
+        return (path, digest, slots, ticket)
+    }
+
+    static func header(_ name: String, of request: Request) -> String? {
+        request.headers.first(where: { $0.name.canonicalName == name.lowercased() })?.value
     }
 
     /// The blob's piece layer (BEP 52) for `?pieceSize=`: 32 bytes a piece, which the asker
     /// checks against the pieces root its signed catalog holds.
     private func pieceLayer(_ request: Request, _ context: AgentRequestContext) throws -> Response {
-        let (path, digest, _) = try seededBlob(request, context)
+        let (path, digest, _, _) = try seededBlob(request, context)
         let size = request.uri.queryParameters.get("pieceSize").flatMap { UInt64($0) }
         let key = "\(digest):\(size.map(String.init) ?? "default")"
         let layer: Data
@@ -80,7 +87,7 @@ extension Agent {
     }
 
     private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
-        let (path, digest, slots) = try seededBlob(request, context)
+        let (path, digest, slots, ticket) = try seededBlob(request, context)
         let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
         let etag = "\"\(digest)\""
         var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]
@@ -101,6 +108,26 @@ extension Agent {
         }
         headers[.contentLength] = String(range.count)
         guard body, !range.isEmpty else { return Response(status: status, headers: headers) }
+        if let ticket {
+            do throws(ReceiptBook.Refusal) {
+                try receipts.admit(ticket: ticket.ticket, token: ticket.token, receiptHeader: Self.header(SeedReceipt.header, of: request),
+                                   length: UInt64(range.count))
+            } catch {
+                switch error {
+                case .badReceipt(let problem):
+                    slots.refuse("badReceipt")
+                    throw AgentError(.forbidden, problem)
+                case .receiptsBehind(let unreceipted):
+                    slots.refuse("receiptsBehind")
+                    var behind = AgentError(.tooManyRequests, "\(unreceipted) bytes sent under this ticket are not receipted yet; send a receipt in \(SeedReceipt.header)").response
+                    behind.headers[.retryAfter] = "1"
+                    return behind
+                case .tooLarge:
+                    slots.refuse("tooLarge")
+                    throw AgentError.badRequest("a peer with a ticket asks for at most \(ReceiptBook.maximumRequest >> 20) MiB at once")
+                }
+            }
+        }
         guard slots.acquire() else {
             slots.refuse("busy")
             var busy = AgentError(.serviceUnavailable, "this agent already serves \(slots.policy.maximumUploads) peers; try again shortly").response
@@ -129,6 +156,7 @@ extension Agent {
                 guard read > 0 else { throw AgentError(.internalServerError, "blob \(digest) ended early") }
                 try await slots.send(read)
                 try await writer.write(buffer)
+                if let ticket { self.receipts.sent(read, token: ticket.token) }
                 position += UInt64(read)
             }
             try await writer.finish(nil)

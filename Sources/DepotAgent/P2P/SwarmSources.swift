@@ -34,7 +34,10 @@ extension Agent {
             return request
         }
         var peered = request
-        peered.peers = answer.seeders.map { PeerSource(url: "\($0.address)/p2p/blobs/sha256/\(sha256)", ticket: $0.ticket) }
+        peered.peers = answer.seeders.map { seeder in
+            PeerSource(url: "\(seeder.address)/p2p/blobs/sha256/\(sha256)", ticket: seeder.ticket,
+                       account: account(with: seeder, sha256: sha256, coordinator: coordinator))
+        }
         if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexString: piecesRoot) {
             let size = pieceSize ?? MerklePieces.defaultPieceSize(fileSize: fileSize)
             for peer in peered.peers {
@@ -45,6 +48,40 @@ extension Agent {
             }
         }
         return peered
+    }
+
+    /// What a download owes `seeder`: receipts signed with this agent's key for the bytes
+    /// of its pieces that were verified, and a report to the coordinator for a bad piece.
+    func account(with seeder: SeedersAnswer.Seeder, sha256: String, coordinator: String) -> PeerAccount {
+        let identity = identity, credential = meshCredential
+        return PeerAccount(sign: { verifiedBytes, sequence in
+            (try? SeedReceipt(ticketToken: seeder.ticket, sha256: sha256, seeder: seeder.agentId, downloader: identity,
+                              verifiedBytes: verifiedBytes, sequence: sequence))?.headerValue
+        }, onBadPiece: { piece in
+            guard let credential = credential.current,
+                  let body = try? JSONEncoder().encode(SeederReport(ticket: seeder.ticket, piece: piece)) else { return }
+            Task {
+                var request = HTTPClientRequest(url: "\(coordinator)/mesh/reports")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.headers.add(name: "Authorization", value: "Bearer \(credential)")
+                request.body = .bytes(ByteBuffer(bytes: body))
+                _ = try? await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            }
+        })
+    }
+
+    /// Sends the coordinator the receipts peers signed for what this agent seeded to them.
+    func submitReceipts(to coordinator: String, credential: String, client: HTTPClient) async {
+        let items = receipts.unsubmitted()
+        guard !items.isEmpty, let body = try? JSONEncoder().encode(ReceiptSubmission(receipts: items)) else { return }
+        var request = HTTPClientRequest(url: "\(coordinator)/mesh/receipts")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(credential)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        guard let response = try? await client.execute(request, timeout: .seconds(10)), response.status == .ok else { return }
+        receipts.submitted(items)
     }
 
     /// A peer's piece layer for the blob, if it leads to `root`.

@@ -42,6 +42,7 @@ struct FileDownload: Sendable {
     /// Other agents that hold the same bytes (`…/p2p/blobs/sha256/<hex>` with a ticket). Used
     /// only with a piece manifest, so each piece a peer sends is checked before it counts.
     var peers: [HTTPFetcher] = []
+    private var accounts: [PeerAccount?] { peers.map(\.account) }
 
     /// A finished file and the journal job to remove once the store has recorded it. Holds
     /// the partial file's lock until then, so a process waiting for the same file finds it
@@ -234,15 +235,16 @@ struct FileDownload: Sendable {
         let role = self.role, progress = self.progress
         while true {
             if let peer = lane.peer, swarm.isDropped(peer) { return }
-            guard let range = scheduler.take(worker: worker) else {
+            guard let range = scheduler.remaining(worker: worker) ?? scheduler.take(worker: worker) else {
                 guard lane.peer == nil, swarm.hasPeers, !scheduler.isComplete else { return }
                 try await Task.sleep(for: .milliseconds(20))
                 continue
             }
+            let request = lane.peer == nil ? range : Self.peerRequest(range, pieceSize: pieces?.pieceSize)
             let received = ByteCounter()
             let remote = await lane.address.remote
             do {
-                try await lane.fetcher.fetch(remote, range: useRanges ? range : nil, validator: remote.rangeValidator) { offset, chunk in
+                try await lane.fetcher.fetch(remote, range: useRanges ? request : nil, validator: remote.rangeValidator) { offset, chunk in
                     if let peer = lane.peer, swarm.isDropped(peer) { return false }
                     let allowed = scheduler.claim(worker: worker, offset: offset, length: chunk.readableBytes)
                     guard allowed > 0 else { return false }
@@ -255,7 +257,7 @@ struct FileDownload: Sendable {
                     return !scheduler.isFinished(worker: worker)
                 }
                 if let peer = lane.peer, swarm.isDropped(peer) { throw FetchFailure.transient("dropped") }
-                if !scheduler.isFinished(worker: worker) {
+                if let rest = scheduler.remaining(worker: worker), rest.lowerBound < request.upperBound {
                     throw FetchFailure.transient("the server ended the response before the range was complete")
                 }
                 failures = 0
@@ -283,6 +285,14 @@ struct FileDownload: Sendable {
         }
     }
 
+    /// What a peer is asked for at once: a megabyte or a piece, whichever is larger, ending on
+    /// a piece boundary, so each request carries a receipt for nearly all that came before.
+    static func peerRequest(_ range: Range<UInt64>, pieceSize: UInt64?) -> Range<UInt64> {
+        guard let pieceSize, pieceSize > 0 else { return range }
+        let step = max(pieceSize, (1 << 20) / pieceSize * pieceSize)
+        return range.lowerBound..<min(range.upperBound, (range.lowerBound / step + 1) * step)
+    }
+
     /// Reads a completed piece back and compares it with the manifest; a bad piece goes back
     /// to be fetched again, up to `pieceAttempts` times.
     private func checkPiece(_ index: Int, of partial: PartialFile, scheduler: RangeScheduler, swarm: Swarm) throws {
@@ -295,10 +305,17 @@ struct FileDownload: Sendable {
         let found = pieces.hash(of: UnsafeRawBufferPointer(buffer), fileSize: scheduler.size)
         let good = found == pieces.sha256[index].lowercased()
         let failures = scheduler.pieceChecked(index, good: good)
-        guard !good else { return }
-        progress.add(-range.count, for: role)
         // Pieces are split on their boundaries, so the writers are the sources of these bytes.
-        for worker in writers { if let peer = swarm.peer(of: worker) { swarm.drop(peer, because: "sent a bad piece \(index)") } }
+        let peers = Set(writers.compactMap { swarm.peer(of: $0) })
+        guard !good else {
+            for peer in peers { accounts[peer]?.verified(UInt64(range.count / peers.count)) }
+            return
+        }
+        progress.add(-range.count, for: role)
+        for peer in peers {
+            swarm.drop(peer, because: "sent a bad piece \(index)")
+            accounts[peer]?.badPiece(index)
+        }
         guard failures < configuration.pieceAttempts else {
             throw TransferError(.checksumMismatch, "piece \(index) (bytes \(range.lowerBound)–\(range.upperBound - 1)) of \(source.redacted) does not match the piece manifest after \(failures) fetches: expected \(pieces.sha256[index]), found \(found). The pieces that matched are kept")
         }

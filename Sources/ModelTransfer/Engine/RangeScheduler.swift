@@ -97,6 +97,11 @@ final class RangeScheduler: @unchecked Sendable {
         }
     }
 
+    /// The unclaimed rest of the worker's range, if any.
+    func remaining(worker: Int) -> Range<UInt64>? {
+        lock.withLock { assignments[worker].flatMap { $0.next < $0.end ? $0.next..<$0.end : nil } }
+    }
+
     /// Whether the worker's range is fully claimed.
     func isFinished(worker: Int) -> Bool {
         lock.withLock { assignments[worker].map { $0.next >= $0.end } ?? true }

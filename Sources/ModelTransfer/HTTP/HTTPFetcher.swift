@@ -14,6 +14,8 @@ struct HTTPFetcher: Sendable {
     let stallTimeout: Duration
     /// More headers for the original host only (a peer's ticket).
     var headers: [String: String] = [:]
+    /// A peer's account, whose latest receipt goes with each request to it.
+    var account: PeerAccount?
     static let maximumRedirects = 10
 
     /// HEAD the file (GET of its first byte when HEAD is refused) and learn size and validators.
@@ -110,6 +112,7 @@ struct HTTPFetcher: Sendable {
             if Self.sameOrigin(url, source.url) {
                 if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
                 for (name, value) in self.headers { request.headers.add(name: name, value: value) }
+                for (name, value) in account?.headers ?? [:] { request.headers.add(name: name, value: value) }
             }
             let response: HTTPClientResponse
             do {
