@@ -174,7 +174,8 @@ import Glibc
         let digest: String
         let size: Int
 
-        init(megabytes: Int = 24) throws {
+        /// `cdnDown`: the catalog's download address refuses connections (nginx still serves the catalog).
+        init(megabytes: Int = 24, cdnDown: Bool = false) throws {
             let www = place.path + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             model = try place.bigModel("www/big.gguf", megabytes: megabytes)
@@ -185,17 +186,17 @@ import Glibc
             nginx = try Nginx(root: www)
             try Data("""
                 {"version": 1, "models": [{"modelId": "big:swarm", "displayName": "big", "paramSize": 0.00004, "quantization": "F32",
-                 "fileSizeBytes": \(size), "downloadUrl": "\(nginx.url("big.gguf"))", "checksumSha256": "\(digest)", "platform": "all",
+                 "fileSizeBytes": \(size), "downloadUrl": "\(cdnDown ? "http://127.0.0.1:9/big.gguf" : nginx.url("big.gguf"))", "checksumSha256": "\(digest)", "platform": "all",
                  "languages": ["en"], "minMemoryMB": 1, "piecesRoot": "\(root)", "pieceSize": 1048576}]}
                 """.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
             coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/coordinator", "--heartbeat-interval", "1"])
         }
 
         /// An agent that seeds, with its own store (holding the model when `holding`).
-        func agent(_ workspace: Workspace, holding: Bool) throws -> AgentProcess {
+        func agent(_ workspace: Workspace, holding: Bool, _ more: [String] = []) throws -> AgentProcess {
             if holding { #expect(try workspace.depot.run(["import", model, "--name", "big:swarm"]).status == 0) }
             return try AgentProcess(workspace, arguments: ["--coordinator", coordinator.base, "--heartbeat-interval", "1", "--seed",
-                                                           "--catalog", nginx.url("catalog.json")])
+                                                           "--catalog", nginx.url("catalog.json")] + more)
         }
 
         /// Waits until the coordinator lists `count` seeders of the model.
@@ -216,6 +217,13 @@ import Glibc
                 let agents = try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]] ?? []
                 return agents.contains { ($0["heartbeat"] as? [String: Any])?["agentId"] as? String == id && $0["online"] as? Bool == true }
             }
+        }
+
+        /// Starts a pull through the agent's job API; its job id.
+        func startPull(_ agent: AgentProcess) throws -> String {
+            let submitted = try agent.post("/jobs", #"{"model": "big:swarm"}"#)
+            #expect(submitted.status == 202)
+            return submitted.object["id"] as? String ?? ""
         }
 
         /// Pulls the model through the agent's job API and waits until it is in its store.
@@ -350,5 +358,79 @@ import Glibc
             throw DepotFailure(message: "no ban: \(try mesh.coordinator.get("/mesh/stats").body) liar sent \(try Self.seedBytes(liar)) \(try liar.get("/metrics").body.split(separator: "\n").filter { $0.contains("refused") })")
         }
         #expect(try mesh.coordinator.get("/mesh/stats").object["reports"] as? Int == 2)
+    }
+
+    @Test func theCDNDownForTheWholeDownloadWithASeederPresentCompletes() throws {
+        let mesh = try Mesh(megabytes: 8, cdnDown: true)
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true)
+        defer { agentA.stop() }
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+        try mesh.pull(agentB, into: b)
+        #expect(try Self.seedBytes(agentA) >= mesh.size, "every byte came from the seeder")
+    }
+
+    @Test func aSeederKilledMidDownloadCostsOnlyWhatWasInFlight() throws {
+        let mesh = try Mesh(megabytes: 24)
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        // A slow seeder, so the kill lands mid-download; the CDN joins after its head start.
+        let agentA = try mesh.agent(a, holding: true, ["--seed-rate", "3M"])
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+        _ = try mesh.startPull(agentB)
+        try waitUntil(timeout: 20) { try Self.seedBytes(agentA) >= 2 << 20 }
+        let sentBeforeKill = try Self.seedBytes(agentA)
+        agentA.stop()  // SIGKILL
+        try waitUntil(timeout: 60) { try b.depot.run(["show", "big:swarm"]).status == 0 }
+        let entry = try b.depot.json(ModelEntry.self, ["show", "big:swarm"])
+        #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
+        // What the CDN sent and what A sent before the kill: the file, plus at most what was in
+        // flight from A (two requests of a megabyte) and what A sent between reading and the kill.
+        let fromCDN = Int(mesh.nginx.bytesServed("big.gguf"))
+        #expect(fromCDN < mesh.size, "A's verified pieces were kept")
+        #expect(fromCDN + sentBeforeKill <= mesh.size + (3 << 20), "CDN \(fromCDN) + A \(sentBeforeKill) for \(mesh.size)")
+    }
+
+    @Test func seedersGoneAndTheCDNDownIsAClearErrorAndThePartialIsKept() throws {
+        let mesh = try Mesh(megabytes: 24, cdnDown: true)
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true, ["--seed-rate", "3M"])
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+        let job = try mesh.startPull(agentB)
+        try waitUntil(timeout: 20) { try Self.seedBytes(agentA) >= 6 << 20 }
+        agentA.stop()  // SIGKILL: no seeder left, and the CDN refuses connections
+        var failed: [String: Any] = [:]
+        do {
+            try waitUntil(timeout: 90) {
+                let jobs = try JSONSerialization.jsonObject(with: Data(try agentB.get("/jobs").body.utf8)) as? [[String: Any]] ?? []
+                failed = jobs.first { $0["id"] as? String == job } ?? [:]
+                return failed["state"] as? String == "failed"
+            }
+        } catch {
+            throw DepotFailure(message: "the job did not fail: \(try agentB.get("/jobs").body)")
+        }
+        let message = failed["message"] as? String ?? ""
+        #expect(message.contains("127.0.0.1:9") && message.contains("partial download is kept"), "\(message)")
+        let kept = failed["completedBytes"] as? Int ?? 0
+        #expect(kept >= 4 << 20, "the verified pieces from A are kept: \(failed)")
+        #expect(try b.depot.run(["show", "big:swarm"]).status != 0)
+
+        // A seeder comes back: the pull resumes from the partial file.
+        let again = try mesh.agent(a, holding: false)
+        defer { again.stop() }
+        try mesh.waitForAgent(of: a)
+        try mesh.pull(agentB, into: b)
+        #expect(try Self.seedBytes(again) <= mesh.size - kept + (2 << 20), "only what was missing came again")
     }
 }

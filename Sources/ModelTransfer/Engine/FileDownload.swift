@@ -54,9 +54,29 @@ struct FileDownload: Sendable {
     }
 
     func probe() async throws -> RemoteFile {
-        let remote = try await retrying("reaching \(source.redacted)") { try await fetcher.probe() }
+        let remote: RemoteFile
+        if isSwarm {
+            do { remote = try await fetcher.probe() } catch FetchFailure.transient(let reason) {
+                // The primary source is down: the peers say how large the file is, and the
+                // pieces check every byte wherever it comes from.
+                guard let size = await peerSize() else { throw TransferError(.unreachable, "\(reason); no peer answered either") }
+                remote = RemoteFile(url: source.url, size: size, etag: nil, lastModified: nil, acceptsRanges: true, publishedSHA256: nil)
+            }
+        } else {
+            remote = try await retrying("reaching \(source.redacted)") { try await fetcher.probe() }
+        }
         progress.setTotal(remote.size, for: role)
         return remote
+    }
+
+    /// Whether peers take part: only when a piece manifest checks what they send and the
+    /// whole file's hash is known.
+    private var isSwarm: Bool { !peers.isEmpty && pieces != nil && expected != nil }
+
+    /// The size the first peer that answers gives.
+    private func peerSize() async -> UInt64? {
+        for peer in peers { if let remote = try? await peer.probe(), remote.acceptsRanges { return remote.size } }
+        return nil
     }
 
     func run(_ firstProbe: RemoteFile) async throws -> Result {
@@ -88,7 +108,8 @@ struct FileDownload: Sendable {
             }
             // Without a validator, pieces fetched at different times could come from different
             // versions: such a file is fetched whole, in one response, and never resumed.
-            let useRanges = rangesWork && remote.acceptsRanges && remote.rangeValidator != nil
+            // In a swarm the pieces pin every byte, so ranges need no validator.
+            let useRanges = rangesWork && remote.acceptsRanges && (remote.rangeValidator != nil || isSwarm)
             let resumeFrom = useRanges ? durable : IntervalSet()
             try partial.reserve(remote.size)
             progress.setResumed(resumeFrom.count, for: role)
@@ -146,13 +167,16 @@ struct FileDownload: Sendable {
                                       partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
                                       size: Int64(remote.size), etag: remote.etag, lastModified: remote.lastModified,
                                       expectedSHA256: expected?.sha256, sha256: nil, createdAt: now, updatedAt: now)
-        var movedToMirror = false
+        var moved = false
         let (job, isNew) = try journal.job(forKey: key, orStart: fresh) { job in
             let sameVersion = remote.isSameVersion(as: (UInt64(job.size), job.etag, job.lastModified))
-            movedToMirror = job.source != source.redacted && self.expected != nil && UInt64(job.size) == remote.size
-            return (sameVersion || movedToMirror) && job.expectedSHA256 == expected?.sha256
+            let movedToMirror = job.source != source.redacted && self.expected != nil && UInt64(job.size) == remote.size
+            // In a swarm the validators may be the peers' or none (the CDN was down).
+            let pinnedByPieces = isSwarm && UInt64(job.size) == remote.size
+            moved = !sameVersion && (movedToMirror || pinnedByPieces)
+            return (sameVersion || moved) && job.expectedSHA256 == expected?.sha256
         }
-        if !isNew && movedToMirror { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
+        if !isNew && moved { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
         return (job, isNew)
     }
 
@@ -185,27 +209,31 @@ struct FileDownload: Sendable {
             let digest = try await withThrowingTaskGroup(of: String?.self) { group in
                 for (worker, lane) in lanes.enumerated() {
                     group.addTask {
-                        if let peer = lane.peer {
-                            // A peer that fails or lies costs only its own connections.
-                            do {
-                                try await work(worker, lane: lane, swarm: swarm, partial: partial, scheduler: scheduler,
-                                               checkpoint: checkpoint, useRanges: true)
-                            } catch {
-                                scheduler.release(worker: worker)
-                                swarm.drop(peer, because: "\(error)")
-                            }
-                        } else {
-                            if !peerLanes.isEmpty { try await Task.sleep(for: configuration.peerHeadStart) }
+                        if lane.peer == nil && !peerLanes.isEmpty { try await Task.sleep(for: configuration.peerHeadStart) }
+                        do {
                             try await work(worker, lane: lane, swarm: swarm, partial: partial, scheduler: scheduler,
-                                           checkpoint: checkpoint, useRanges: useRanges)
+                                           checkpoint: checkpoint, useRanges: lane.peer != nil || useRanges)
+                        } catch where !peerLanes.isEmpty && !(error is CancellationError) {
+                            // In a swarm a source that fails or lies costs only its own
+                            // connections; the download fails when every source has.
+                            scheduler.release(worker: worker)
+                            if let peer = lane.peer { swarm.drop(peer, because: "\(error)") } else { swarm.primaryFailed(error) }
                         }
                         return nil
                     }
                 }
                 group.addTask { try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size) }
-                var digest: String?
-                for try await result in group where result != nil { digest = result }
-                return digest!
+                var running = lanes.count
+                for try await result in group {
+                    if let digest = result {
+                        // A source may still be backing off from a failure: the file is complete.
+                        group.cancelAll()
+                        return digest
+                    }
+                    running -= 1
+                    if running == 0 && !scheduler.isComplete { throw swarm.failure(of: source.redacted) }
+                }
+                throw CancellationError()
             }
             try checkpoint.take()
             return digest
@@ -414,6 +442,7 @@ final class Swarm: @unchecked Sendable {
     private let peerOfWorker: [Int?]
     // Guarded by `lock`.
     private var dropped: [Int: String] = [:]
+    private var primaryFailure: (any Error)?
     private let lock = NSLock()
 
     init(lanes: [Lane]) { peerOfWorker = lanes.map(\.peer) }
@@ -424,4 +453,18 @@ final class Swarm: @unchecked Sendable {
     func drop(_ peer: Int, because reason: String) { lock.withLock { if dropped[peer] == nil { dropped[peer] = reason } } }
     /// Why each dropped peer was dropped.
     var droppedPeers: [Int: String] { lock.withLock { dropped } }
+
+    func primaryFailed(_ error: any Error) { lock.withLock { primaryFailure = error } }
+
+    /// Why the download failed once every source stopped: the primary source's error, with
+    /// the peers' reasons.
+    func failure(of source: String) -> any Error {
+        lock.withLock {
+            let peers = dropped.sorted { $0.key < $1.key }.map(\.value).joined(separator: "; ")
+            if let error = primaryFailure as? TransferError {
+                return TransferError(error.code, error.message + (peers.isEmpty ? "" : " (peers: \(peers))"))
+            }
+            return TransferError(.unreachable, "\(source) and every peer failed\(primaryFailure.map { ": \($0)" } ?? "")\(peers.isEmpty ? "" : " (peers: \(peers))"). The partial download is kept: pull again to resume")
+        }
+    }
 }
