@@ -11,8 +11,20 @@ import ModelTransfer
 public struct AgentConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 4302
-    /// Required when binding to anything but loopback; changes then need `Authorization: Bearer`.
+    /// Required when binding to anything but loopback; every request but the web UI's files,
+    /// `/api/version` and peers' `/p2p/` then needs `Authorization: Bearer`.
     public var token: String?
+    /// Web origins besides the agent's own pages that may call it (`*` wildcards), like
+    /// Ollama's OLLAMA_ORIGINS; others are refused.
+    public var origins: [String] = []
+    /// Host names besides loopback names and IP literals the agent answers to.
+    public var allowedHosts: [String] = []
+    /// Connections, timeouts and the body limit of the HTTP server.
+    public var limits: ServerLimits = {
+        var limits = ServerLimits()
+        limits.maximumBodyBytes = 64 << 20  // chat requests carry images
+        return limits
+    }()
     /// Catalog URL or file (else the store's cached catalog, if any).
     public var catalog: String?
     public var catalogKey: String?

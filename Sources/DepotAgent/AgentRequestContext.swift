@@ -6,6 +6,8 @@ import NIOCore
 public struct AgentRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// As `AgentConfiguration.limits.maximumBodyBytes` by default: chat requests carry images.
+    public var maxUploadSize: Int { 64 << 20 }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

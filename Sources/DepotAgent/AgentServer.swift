@@ -12,10 +12,12 @@ extension Agent {
     public func router() -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
         router.add(middleware: ErrorMiddleware(translate: Agent.translate))
+        router.add(middleware: BrowserBoundaryMiddleware(allowedOrigins: configuration.origins, allowedHosts: configuration.allowedHosts))
+        router.add(middleware: BodyLimitMiddleware(limit: configuration.limits.maximumBodyBytes))
+        router.add(middleware: JSONBodyMiddleware())
         if let token = configuration.token {
-            router.add(middleware: BearerTokenMiddleware(token: token, message: "this agent needs 'Authorization: Bearer <token>' for changes") {
-                $0.method != .get && $0.method != .head && $0.method != .options
-            })
+            router.add(middleware: BearerTokenMiddleware(token: token, message: "this agent needs 'Authorization: Bearer <token>'",
+                                                         needsToken: Self.needsToken))
         }
         addEdgeCoderRoutes(to: router)
         addOllamaRoutes(to: router)
@@ -29,6 +31,16 @@ extension Agent {
             return JSON.response(peer)
         }
         return router
+    }
+
+    /// With a token, what a request may do without it: fetch the web UI's files (the page then
+    /// asks for the token), ask the version, and fetch blobs as a peer (tickets and the LAN
+    /// policy decide those). Reads need it too: jobs, events and metrics show what a user downloads.
+    @Sendable static func needsToken(_ request: Request) -> Bool {
+        let path = request.uri.path
+        let open = request.method == .options || path.hasPrefix("/p2p/")
+            || ((request.method == .get || request.method == .head) && (path == "/" || path.hasPrefix("/ui/") || path == "/api/version"))
+        return !open
     }
 
     /// Serves until SIGTERM or SIGINT; then pauses running downloads (their journal stays, so
@@ -51,7 +63,7 @@ extension Agent {
         }
         let app = Application(
             router: router(),
-            server: ServerLimits().server(),
+            server: configuration.limits.server(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "depot"),
             services: services,
             onServerRunning: { channel in

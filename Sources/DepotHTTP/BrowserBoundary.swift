@@ -5,25 +5,44 @@ import Hummingbird
 /// Keeps web pages from driving a server: a request whose `Origin` is not allowed is refused
 /// (browsers send it on cross-site requests, including "simple" ones without a preflight), and
 /// so is one whose `Host` is a name the server was not told about (a DNS-rebinding page reaches
-/// 127.0.0.1 under its own name). IP literals and loopback names are always accepted.
+/// 127.0.0.1 under its own name). IP literals and loopback names are always accepted. Allowed:
+/// the server's own pages (an `Origin` naming the host the request was sent to) and the
+/// configured origins, which may hold `*` wildcards (`http://localhost:*`,
+/// `chrome-extension://*`); those get CORS headers and their preflights are answered.
 public struct BrowserBoundaryMiddleware<Context: RequestContext>: RouterMiddleware {
-    let allowedOrigins: Set<String>
+    let allowedOrigins: [String]
     let allowedHosts: Set<String>
 
     public init(allowedOrigins: [String] = [], allowedHosts: [String] = []) {
-        self.allowedOrigins = Set(allowedOrigins.map { $0.lowercased() })
+        self.allowedOrigins = allowedOrigins.map { $0.lowercased() }
         self.allowedHosts = Set(allowedHosts.map { $0.lowercased() })
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let origin = request.headers[.origin], !allowedOrigins.contains(origin.lowercased()) {
-            return APIError(.forbidden, "requests from web pages (Origin '\(origin.prefix(100))') are not accepted here").response
-        }
         let host = request.head.authority ?? ""
         guard Self.isAcceptable(host: host, allowed: allowedHosts) else {
             return APIError(.forbidden, "this server does not answer to the name '\(host.prefix(100))'").response
         }
-        return try await next(request, context)
+        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        let lowered = origin.lowercased()
+        if lowered == "http://" + host.lowercased() || lowered == "https://" + host.lowercased() {
+            return try await next(request, context)
+        }
+        guard allowedOrigins.contains(where: { fnmatch($0, lowered, 0) == 0 }) else {
+            return APIError(.forbidden, "requests from web pages (Origin '\(origin.prefix(100))') are not accepted here; allow an origin with --origins").response
+        }
+        var response: Response
+        if request.method == .options {
+            response = Response(status: .noContent)
+            response.headers[.accessControlAllowMethods] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+            response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type"
+            response.headers[.accessControlMaxAge] = "600"
+        } else {
+            response = try await next(request, context)
+        }
+        response.headers[.accessControlAllowOrigin] = origin
+        response.headers[.vary] = "Origin"
+        return response
     }
 
     /// Loopback names, IP literals and configured names, each with or without a port.
@@ -44,6 +63,23 @@ public struct BrowserBoundaryMiddleware<Context: RequestContext>: RouterMiddlewa
             return String(authority[..<colon])
         }
         return authority
+    }
+}
+
+/// Requests that send a body must send JSON (`Content-Type: application/json`): a web page can
+/// send a cross-site POST without asking first only as text/plain, a form or multipart.
+public struct JSONBodyMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let hasBody = request.headers[.transferEncoding] != nil || (request.headers[.contentLength].flatMap(Int.init) ?? 0) > 0
+        if hasBody, request.method != .get, request.method != .head {
+            let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+            guard type == "application/json" else {
+                return APIError(.unsupportedMediaType, "send the body as JSON with 'Content-Type: application/json' (got '\((request.headers[.contentType] ?? "none").prefix(100))')").response
+            }
+        }
+        return try await next(request, context)
     }
 }
 

@@ -255,15 +255,29 @@ extension ModelDownloader {
     /// Pull jobs that are running, paused, interrupted or failed; a finished job is removed.
     public func jobs() throws(TransferError) -> [PullJob] { try journal.pullJobs() }
 
-    /// The job with this id (or unique id prefix).
+    /// The job with exactly this id (what programs hold).
     public func job(_ id: String) throws(TransferError) -> PullJob {
-        let matches = try jobs().filter { $0.id.hasPrefix(id.lowercased()) }
-        guard matches.count == 1, !id.isEmpty else {
-            throw TransferError(.notFound, matches.isEmpty ? "no download job '\(id)'; `depot jobs` lists them"
-                                                          : "'\(id)' matches \(matches.count) jobs; give more of the id")
+        guard let job = try jobs().first(where: { $0.id == id.lowercased() }) else {
+            throw TransferError(.notFound, "no download job '\(id.prefix(100))'; GET /jobs lists them with their full ids")
+        }
+        return job
+    }
+
+    /// The job whose id begins with `prefix`, for people typing ids: at least 8 characters,
+    /// and only one job may match.
+    public func job(matching prefix: String) throws(TransferError) -> PullJob {
+        let matches = try jobs().filter { $0.id.hasPrefix(prefix.lowercased()) }
+        guard prefix.count >= Self.shortestJobPrefix || matches.contains(where: { $0.id == prefix.lowercased() }) else {
+            throw TransferError(.invalidSource, "give at least \(Self.shortestJobPrefix) characters of the job id; `depot jobs` lists them")
+        }
+        guard matches.count == 1 else {
+            throw TransferError(.notFound, matches.isEmpty ? "no download job '\(prefix)'; `depot jobs` lists them"
+                                                          : "'\(prefix)' matches \(matches.count) jobs; give more of the id")
         }
         return matches[0]
     }
+
+    public static let shortestJobPrefix = 8
 
     /// Asks the process running the job to stop and keep its partial files; a job nobody runs
     /// is simply marked paused. `pull` or `resume` continues it.

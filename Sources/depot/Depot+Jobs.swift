@@ -31,36 +31,36 @@ extension Depot {
 
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a download and keep its partial files.")
-        @Argument(help: "Job id (or its first characters).") var id: String
+        @Argument(help: "Job id (or its first 8 or more characters).") var id: String
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
-            try await withDownloader(options) { downloader throws(TransferError) in try downloader.pause(id) }
+            try await withDownloader(options) { downloader throws(TransferError) in try downloader.pause(downloader.job(matching: id).id) }
             print("paused \(id); `depot jobs resume \(id)` continues it")
         }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused, interrupted or failed download here, in the foreground.")
-        @Argument(help: "Job id (or its first characters).") var id: String
+        @Argument(help: "Job id (or its first 8 or more characters).") var id: String
         @Option(help: "Bearer token for the source's host, if it needs one (tokens are never stored).") var token: String?
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
             let downloader = try openDownloader(options)
             try await PullDisplay.run(downloader, json: options.json) { display throws(TransferError) in
-                try await downloader.resume(id, token: token) { display.show($0) }
+                try await downloader.resume(downloader.job(matching: id).id, token: token) { display.show($0) }
             }
         }
     }
 
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a download and delete everything it downloaded.")
-        @Argument(help: "Job id (or its first characters).") var id: String
+        @Argument(help: "Job id (or its first 8 or more characters).") var id: String
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
-            try await withDownloader(options) { downloader throws(TransferError) in try await downloader.cancel(id) }
+            try await withDownloader(options) { downloader throws(TransferError) in try await downloader.cancel(downloader.job(matching: id).id) }
             print("cancelled \(id); nothing of it is kept")
         }
     }

@@ -16,7 +16,12 @@ extension Depot {
 
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0: any free port, printed at start).") var port = 4302
-        @Option(help: "Bearer token required for changes (needed off loopback; default $DEPOT_AGENT_TOKEN).") var token: String?
+        @Option(help: "Bearer token every request then needs but the web UI's files and /api/version (needed off loopback; default $DEPOT_AGENT_TOKEN).")
+        var token: String?
+        @Option(help: "Web origins besides the agent's own pages that may call it, comma-separated, * as a wildcard (default $DEPOT_ORIGINS).")
+        var origins: String?
+        @Option(name: .customLong("allowed-host"), help: "A host name this agent answers to besides IP addresses and localhost (repeatable).")
+        var allowedHosts: [String] = []
         @Option(help: "How long an idle model stays loaded: 5m, 30s, 0 (unload at once), or never (also --keep-alive=-1).")
         var keepAlive = "5m"
         @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
@@ -48,6 +53,9 @@ extension Depot {
             configuration.host = host
             configuration.port = port
             configuration.token = token ?? ProcessInfo.processInfo.environment["DEPOT_AGENT_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let originList = origins ?? ProcessInfo.processInfo.environment["DEPOT_ORIGINS"] ?? ""
+            configuration.origins = originList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            configuration.allowedHosts = allowedHosts
             configuration.catalog = catalog.source
             configuration.catalogKey = catalog.key
             configuration.contextLength = contextLength

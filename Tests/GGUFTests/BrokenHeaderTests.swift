@@ -182,3 +182,31 @@ import Testing
         #expect(failures > 100)
     }
 }
+
+/// Counts a sparse file makes look possible, and text that is not UTF-8.
+@Suite struct HostileCountTests {
+    @Test func metadataAndTensorCountsAreCappedWhateverTheFileSize() {
+        let entries = GGUFReader.maximumMetadataEntries + 1
+        BrokenHeaderTests().expectError(BrokenHeaderTests.header(entries: entries) + [UInt8](repeating: 0, count: Int(entries) * 13),
+                                        .tooManyEntries, at: 16)
+        let tensors = GGUFReader.maximumTensors + 1
+        BrokenHeaderTests().expectError(BrokenHeaderTests.header(tensors: tensors, entries: 0) + [UInt8](repeating: 0, count: Int(tensors) * 24),
+                                        .tooManyEntries, at: 8)
+    }
+
+    @Test func keysNamesAndStringsMustBeUTF8() {
+        var key = BrokenHeaderTests.header(entries: 1)
+        key.appendLittleEndian(UInt64(2))
+        key += [0xFF, 0xFE]
+        key.appendLittleEndian(GGUFValueType.uint8.rawValue)
+        key.append(1)
+        BrokenHeaderTests().expectError(key, .invalidUTF8, at: 32)
+
+        var value = BrokenHeaderTests.header(entries: 1)
+        value.appendString("general.name")
+        value.appendLittleEndian(GGUFValueType.string.rawValue)
+        value.appendLittleEndian(UInt64(3))
+        value += [0x61, 0xC3, 0x28]  // 'a', then a two-byte sequence broken off
+        BrokenHeaderTests().expectError(value, .invalidUTF8, at: 24 + 8 + 12 + 4 + 8)
+    }
+}

@@ -139,7 +139,10 @@ import Testing
         let slow = server.url("slow", "m.gguf")
         let task = Task { try await downloader.pull(PullRequest(source: slow, name: "m:slow")) }
         let job = try await runningJob(downloader)
-        try downloader.pause(String(job.id.prefix(8)))
+        // Programs name jobs by their full id; people may type 8 or more characters.
+        #expect(throws: TransferError.self) { try downloader.pause(String(job.id.prefix(8))) }
+        #expect(throws: TransferError.self) { try downloader.job(matching: String(job.id.prefix(7))) }
+        try downloader.pause(downloader.job(matching: String(job.id.prefix(8))).id)
         let outcome = await task.result
         let error = await transferError { _ = try outcome.get() }
         #expect(error?.code == .paused, "\(outcome)")

@@ -5,6 +5,11 @@ public struct GGUFError: Error, Sendable, Equatable, CustomStringConvertible {
         case notGGUF, unsupportedVersion, truncated, lengthExceedsFile, invalidValueType
         case invalidValue, nestingTooDeep, duplicateKey, invalidAlignment, tooManyDimensions
         case invalidTensorType, invalidTensorShape, duplicateTensor, tensorOutOfBounds, io
+        /// More metadata entries or tensors than any real model has (a sparse file can claim a
+        /// size that makes any count look possible).
+        case tooManyEntries
+        /// A key, name or string value that is not UTF-8.
+        case invalidUTF8
     }
 
     /// The kind of problem.

@@ -51,6 +51,10 @@ struct ByteCursor {
             throw GGUFError(.lengthExceedsFile, offset: at,
                             "\(what()) claims \(length) bytes but only \(remaining) remain in the file")
         }
-        return String(decoding: try readBytes(Int(length), what()), as: UTF8.self)
+        let bytesAt = offset
+        guard let text = String(validating: try readBytes(Int(length), what()), as: UTF8.self) else {
+            throw GGUFError(.invalidUTF8, offset: bytesAt, "\(what()) is not valid UTF-8")
+        }
+        return text
     }
 }

@@ -7,8 +7,14 @@ public enum GGUFReader {
     static let maximumNesting = 8
     /// Array elements a header may hold in all. A value takes far more memory than its
     /// smallest encoding (a uint8 is one byte on disk), so counts are capped outright; real
-    /// vocabularies, merges and scores together stay well under a million.
-    static let maximumArrayElements: UInt64 = 16 << 20
+    /// vocabularies, merges and scores together stay under two million (Gemma 3: 262k tokens).
+    static let maximumArrayElements: UInt64 = 4 << 20
+    /// Real models have tens of metadata entries and at most a few thousand tensors; counts
+    /// are capped outright, since a sparse file's size makes any count look possible.
+    static let maximumMetadataEntries: UInt64 = 1 << 16
+    static let maximumTensors: UInt64 = 1 << 16
+    /// Capacity reserved up front at most: counts come from the file.
+    static let reservedUpFront = 1_024
     static let maximumDimensions = 4
     static let maximumTensorNameBytes = 64
     static let defaultAlignment: UInt64 = 32
@@ -39,9 +45,10 @@ public enum GGUFReader {
         let metadataCount = try cursor.readInteger(UInt64.self, "metadata count")
         // The smallest metadata entry is a key length, a type and a one-byte value.
         try checkCount(metadataCount, minimumBytes: 13, cursor: cursor, at: metadataCountOffset, what: "metadata entries")
+        try checkCap(metadataCount, maximumMetadataEntries, at: metadataCountOffset, what: "metadata entries")
 
         var metadata: [(key: String, value: GGUFValue)] = []
-        metadata.reserveCapacity(Int(metadataCount))
+        metadata.reserveCapacity(Int(min(metadataCount, UInt64(reservedUpFront))))
         var keys = Set<String>()
         for _ in 0..<metadataCount {
             let keyOffset = cursor.offset
@@ -57,8 +64,9 @@ public enum GGUFReader {
         let alignment = try alignment(of: metadata)
         // The smallest tensor info: name length, one dimension count, a type and an offset.
         try checkCount(tensorCount, minimumBytes: 24, cursor: cursor, at: tensorCountOffset, what: "tensor infos")
+        try checkCap(tensorCount, maximumTensors, at: tensorCountOffset, what: "tensors")
         var tensors: [GGUFTensorInfo] = []
-        tensors.reserveCapacity(Int(tensorCount))
+        tensors.reserveCapacity(Int(min(tensorCount, UInt64(reservedUpFront))))
         for _ in 0..<tensorCount {
             tensors.append(try readTensorInfo(&cursor, alignment: alignment))
         }
@@ -66,6 +74,12 @@ public enum GGUFReader {
         try checkTensorBounds(tensors, dataOffset: dataOffset, fileSize: source.size)
         return GGUFFile(version: version, metadata: metadata, tensors: tensors, alignment: alignment,
                         dataOffset: dataOffset, fileSize: source.size)
+    }
+
+    private static func checkCap(_ count: UInt64, _ cap: UInt64, at offset: UInt64, what: String) throws(GGUFError) {
+        guard count <= cap else {
+            throw GGUFError(.tooManyEntries, offset: offset, "header claims \(count) \(what); at most \(cap) are read")
+        }
     }
 
     private static func checkCount(_ count: UInt64, minimumBytes: UInt64, cursor: ByteCursor,
@@ -120,7 +134,7 @@ public enum GGUFReader {
             }
             cursor.arrayElementAllowance -= count
             var elements: [GGUFValue] = []
-            elements.reserveCapacity(Int(count))
+            elements.reserveCapacity(Int(min(count, UInt64(reservedUpFront))))
             for _ in 0..<count {
                 elements.append(try readValue(elementType, &cursor, depth: depth + 1, key: key))
             }

@@ -23,8 +23,12 @@
 
   // ---- API -----------------------------------------------------------------
 
-  async function api(method, path, body) {
+  // An agent started with --token answers nothing without it: the page asks once and keeps
+  // it in this browser (an event stream cannot carry it, so the page then polls).
+  async function api(method, path, body, asked) {
     const init = { method, headers: { Accept: "application/json" } };
+    const token = localStorage.getItem("depot-token");
+    if (token) init.headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -34,6 +38,13 @@
       response = await fetch(path, init);
     } catch {
       throw new Error("cannot reach the Depot agent");
+    }
+    if (response.status === 401 && !asked) {
+      const given = window.prompt("This Depot agent needs its token (depot serve --token):");
+      if (given) {
+        localStorage.setItem("depot-token", given.trim());
+        return api(method, path, body, true);
+      }
     }
     const text = await response.text();
     let data = null;
