@@ -1,3 +1,4 @@
+import DepotHTTP
 import Foundation
 import ModelStore
 import ModelTransfer
@@ -25,10 +26,20 @@ final class JobRegistry: @unchecked Sendable {
         self.metrics = metrics
     }
 
+    /// Downloads running at once at most; one more is refused with 429 (a request for files
+    /// already being fetched joins that download instead).
+    static let maximumRunning = 8
+
     /// Starts a download; `whenDone` runs after it succeeds. Returns its controller.
     @discardableResult
     func start(_ request: PullRequest, model: String?,
-               whenDone: @escaping @Sendable (ImportResult) async -> Void = { _ in }) -> ModelDownloadController {
+               whenDone: @escaping @Sendable (ImportResult) async -> Void = { _ in }) throws(AgentError) -> ModelDownloadController {
+        let full = lock.withLock {
+            running.count >= Self.maximumRunning && !running.values.contains { $0.controller.request.fileKeys == request.fileKeys }
+        }
+        guard !full else {
+            throw AgentError(.tooManyRequests, "\(Self.maximumRunning) downloads are running; wait for one to finish, or pause one (POST /jobs/ID/pause)")
+        }
         let controller = manager.ensure(request)
         let key = ObjectIdentifier(controller)
         lock.withLock {

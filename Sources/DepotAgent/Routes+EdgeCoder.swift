@@ -81,7 +81,7 @@ extension Agent {
             }
             let pull = try await self.catalogPull(entry, app: body.app)
             // Pull first, then load: the answer comes now, the swap when the download is verified.
-            self.jobs.start(pull, model: body.model) { _ in
+            try self.jobs.start(pull, model: body.model) { _ in
                 guard self.desiredModel.current == body.model, let installed = try? self.manager.get(body.model) else { return }
                 _ = try? await self.activate(installed, app: body.app)
             }

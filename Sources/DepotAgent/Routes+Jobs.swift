@@ -29,7 +29,7 @@ extension Agent {
         router.post("/jobs") { request, context in
             let body = try await JSON.decode(JobRequest.self, from: request, context: context)
             let pull = try await self.pullRequest(for: body)
-            let controller = self.jobs.start(pull, model: body.model ?? body.name)
+            let controller = try self.jobs.start(pull, model: body.model ?? body.name)
             let id = await self.jobs.jobID(of: controller)
             return JSON.response(["id": id ?? "", "stage": controller.snapshot.stage.rawValue], status: .accepted)
         }
@@ -41,7 +41,7 @@ extension Agent {
 
         router.post("/jobs/:id/resume") { _, context in
             let job = try self.manager.downloader.job(try context.parameters.require("id"))
-            let controller = self.jobs.start(job.request, model: job.name)
+            let controller = try self.jobs.start(job.request, model: job.name)
             _ = await self.jobs.jobID(of: controller)
             return JSON.response(["status": "resumed", "id": job.id], status: .accepted)
         }

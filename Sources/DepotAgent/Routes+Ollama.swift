@@ -154,7 +154,7 @@ extension Agent {
         router.post("/api/pull") { request, context in
             let body = try await JSON.decode(NamedRequest.self, from: request, context: context)
             let pull = try await self.pullRequest(for: JobRequest(model: body.model))
-            let controller = self.jobs.start(pull, model: body.model)
+            let controller = try self.jobs.start(pull, model: body.model)
             let updates = controller.updates
             guard body.stream ?? true else {
                 _ = try await controller.result()

@@ -66,7 +66,7 @@ public struct PullRequest: Sendable, Codable, Equatable {
     }
 
     /// The journal keys of every file this pull may write (with every mirror's when unpinned).
-    var fileKeys: [String] {
+    public var fileKeys: [String] {
         var keys = ([source] + mirrors).map { Self.fileKey($0, expected: sha256) }
         if let projector { keys.append(Self.fileKey(projector, expected: projectorSHA256)) }
         return Array(Set(keys)).sorted()

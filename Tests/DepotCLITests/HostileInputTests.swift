@@ -56,3 +56,68 @@ import Testing
         #expect(imported.status != 0 && imported.stderr.contains("UTF-8") && imported.stderr.contains("offset 32"), "\(imported.stderr)")
     }
 }
+
+/// Servers that lie about what they serve, and a flood of downloads, against the agent.
+@Suite(.serialized) struct HostileServerTests {
+    func jobs(_ agent: AgentProcess) throws -> [[String: Any]] {
+        try JSONSerialization.jsonObject(with: Data(try agent.get("/jobs").body.utf8)) as? [[String: Any]] ?? []
+    }
+
+    func allocatedBytes(under path: String) -> UInt64 {
+        let files = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []
+        return files.reduce(0) { total, name in
+            var info = stat()
+            return stat(path + "/" + name, &info) == 0 ? total + UInt64(info.st_blocks) * 512 : total
+        }
+    }
+
+    @Test func aServerThatClaimsAGigabyteAndThenFailsLeavesNothingAllocated() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let root = workspace.path + "/www"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/m.gguf"))
+        let server = try FaultServer(root: root)
+        defer { server.stop() }
+        let agent = try AgentProcess(workspace, arguments: [])
+        defer { agent.stop() }
+
+        #expect(try agent.post("/jobs", #"{"source": "\#(server.url("claim1g", "m.gguf"))", "name": "claimed:x"}"#).status == 202)
+        // It fails after its retries; with nothing to resume, the job ends with it.
+        try waitUntil(timeout: 120) { try jobs(agent).isEmpty }
+        #expect(server.requests.filter { $0.path.hasPrefix("/claim1g") && $0.method == "GET" }.count >= 2, "the GETs were tried")
+        #expect(allocatedBytes(under: workspace.path + "/store/tmp") < 1 << 20, "no gigabyte left behind")
+        #expect(workspace.files(in: "tmp").filter { $0.hasSuffix(".partial") }.isEmpty, "a partial that never got a byte is removed")
+
+        // More than the disk holds: refused before anything is allocated, with what is free.
+        #expect(try agent.post("/jobs", #"{"source": "\#(server.url("claimhuge", "m.gguf"))", "name": "huge:x"}"#).status == 202)
+        try waitUntil(timeout: 30) { try jobs(agent).isEmpty }
+        #expect(server.requests.filter { $0.path.hasPrefix("/claimhuge") && $0.method == "GET" }.isEmpty, "not one byte was asked for")
+        let pulled = try workspace.depot.run(["pull", server.url("claimhuge", "m.gguf"), "--name", "huge:cli"])
+        #expect(pulled.status == 6 && pulled.stderr.contains("free"), "\(pulled.status) \(pulled.stderr)")
+        #expect(allocatedBytes(under: workspace.path + "/store/tmp") < 1 << 20)
+    }
+
+    @Test func beyondEightRunningDownloadsTheAgentAnswers429() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let root = workspace.path + "/www"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for index in 0..<9 { try Data(count: 24 << 20).write(to: URL(fileURLWithPath: root + "/m\(index).gguf")) }
+        let server = try FaultServer(root: root)
+        defer { server.stop() }
+        // One connection at about 4 MB/s: each download runs for seconds.
+        let agent = try AgentProcess(workspace, arguments: ["--connections", "1"])
+        defer { agent.stop() }
+        for index in 0..<8 {
+            let body = #"{"source": "\#(server.url("slow", "m\(index).gguf"))", "name": "flood:m\#(index)"}"#
+            let started = try agent.post("/jobs", body)
+            #expect(started.status == 202, "\(started.body)")
+        }
+        let refused = try agent.post("/jobs", #"{"source": "\#(server.url("slow", "m8.gguf"))", "name": "flood:m8"}"#)
+        #expect(refused.status == 429 && refused.body.contains("8 downloads are running"), "\(refused.body)")
+        let joined = try agent.post("/jobs", #"{"source": "\#(server.url("slow", "m0.gguf"))", "name": "flood:m0"}"#)
+        #expect(joined.status == 202, "the same files join the running download")
+        for job in try jobs(agent) { _ = try agent.request("DELETE", "/jobs/\(job["id"] as? String ?? "")") }
+    }
+}

@@ -21,6 +21,8 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /expiring/F    302 to http://localhost:PORT/signed/F?exp=K, a fresh K each time; a signed
                  address serves 2 GETs and then answers 403, as an expired CDN URL does
   /missing/F     404
+  /claim1g/F     HEAD claims 1 GiB (ranges, ETag); every GET answers 500
+  /claimhuge/F   HEAD claims 1 PiB, more than any disk; every GET answers 500
   /auth/F        401 unless "Authorization: Bearer sesame"
   /hf/OWNER/REPO/resolve/REV/F   like the Hugging Face Hub for a gated repo: 401 without the
                  token, else 302 to http://localhost:PORT/ok/F with X-Linked-Etag (the SHA-256)
@@ -70,6 +72,15 @@ class Handler(BaseHTTPRequestHandler):
         requests = count((fault, name))
         if fault == "missing" or not os.path.isfile(path):
             return self.fail(404)
+        if fault in ("claim1g", "claimhuge"):
+            if not head:
+                return self.fail(500)
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 30 if fault == "claim1g" else 1 << 50))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", '"claimed"')
+            self.end_headers()
+            return self.record(200, 0)
         if fault == "auth" and self.headers.get("Authorization") != "Bearer sesame":
             return self.fail(401)
         if fault == "5xx" and requests <= 4:

@@ -63,7 +63,7 @@ func isOutOfSpace(_ code: Int32) -> Bool {
 }
 
 /// Bytes available to this user on the file system holding `path`.
-func availableBytes(at path: String) -> UInt64? {
+public func availableBytes(at path: String) -> UInt64? {
     var info = statvfs()
     guard statvfs(path, &info) == 0 else { return nil }
     return UInt64(info.f_bavail) * UInt64(info.f_frsize)

@@ -111,11 +111,24 @@ struct FileDownload: Sendable {
             // In a swarm the pieces pin every byte, so ranges need no validator.
             let useRanges = rangesWork && remote.acceptsRanges && (remote.rangeValidator != nil || isSwarm)
             let resumeFrom = useRanges ? durable : IntervalSet()
-            try partial.reserve(remote.size)
+            do {
+                try checkFreeSpace(for: remote.size, partial: partial)
+            } catch {
+                if partial.currentSize == 0 { try? discard(job.id, partial: partial) }
+                throw error
+            }
+            partial.reserveOnFirstWrite(remote.size)
             progress.setResumed(resumeFrom.count, for: role)
             progress.stage(.downloading, file: role)
             do {
-                let digest = try await transfer(remote, into: partial, resuming: resumeFrom, jobID: job.id, useRanges: useRanges)
+                let digest: String
+                do {
+                    digest = try await transfer(remote, into: partial, resuming: resumeFrom, jobID: job.id, useRanges: useRanges)
+                } catch {
+                    // Nothing arrived: no partial file and no job are left behind to resume.
+                    if partial.currentSize == 0 { try? discard(job.id, partial: partial) }
+                    throw error
+                }
                 try journal.recordFinished(job.id, sha256: digest)
                 try check(digest, against: expectedHash, partial: partial, jobID: job.id)
                 return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
@@ -178,6 +191,16 @@ struct FileDownload: Sendable {
         }
         if !isNew && moved { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
         return (job, isNew)
+    }
+
+    /// Free space the store's disk keeps after a download.
+    static let freeSpaceMargin: UInt64 = 256 << 20
+
+    /// Refuses a download the disk cannot hold, before anything is allocated.
+    private func checkFreeSpace(for size: UInt64, partial: PartialFile) throws(TransferError) {
+        let needed = size - min(size, partial.currentSize)
+        guard let available = availableBytes(at: store.temporaryDirectoryPath), needed + Self.freeSpaceMargin > available else { return }
+        throw TransferError(.diskFull, "\(source.redacted) is \(ByteCount.format(size)); the store's disk has \(ByteCount.format(available)) free and keeps \(ByteCount.format(Self.freeSpaceMargin)) spare. Free some space or use a store on another disk")
     }
 
     private func check(_ digest: String, against expected: ExpectedHash?, partial: PartialFile, jobID: String) throws {

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The file a download is written into, under the store's `tmp/`, preallocated to its final
-/// size and written at offsets by several connections. Holding it open holds an `flock`, so
+/// size once the first bytes arrive and written at offsets by several connections. Holding it open holds an `flock`, so
 /// garbage collection and other processes leave it alone while it is being written.
 final class PartialFile: @unchecked Sendable {
     // The descriptor is only used for pwrite/pread/fsync, which are safe from any thread.
@@ -44,6 +44,16 @@ final class PartialFile: @unchecked Sendable {
         return fstat(descriptor, &info) == 0 ? UInt64(info.st_size) : 0
     }
 
+    // Guarded by `lock`: the size to reserve when the first bytes arrive.
+    private var pendingReservation: UInt64?
+    private let lock = NSLock()
+
+    /// Reserves `size` bytes when the first bytes are written: a server that claims a size
+    /// and then sends nothing (or an error) leaves nothing allocated behind.
+    func reserveOnFirstWrite(_ size: UInt64) {
+        lock.withLock { pendingReservation = currentSize >= size ? nil : size }
+    }
+
     /// Reserves `size` bytes on disk, so a full disk shows now rather than hours in.
     func reserve(_ size: UInt64) throws(TransferError) {
         let result = posix_fallocate(descriptor, 0, off_t(size))
@@ -58,6 +68,11 @@ final class PartialFile: @unchecked Sendable {
     }
 
     func write(_ buffer: ByteBuffer, count: Int, at offset: UInt64) throws(TransferError) {
+        let reservation = lock.withLock { () -> UInt64? in
+            defer { pendingReservation = nil }
+            return pendingReservation
+        }
+        if let reservation { try reserve(reservation) }
         let result: Int32 = buffer.withUnsafeReadableBytes { bytes in
             var done = 0
             while done < count {
