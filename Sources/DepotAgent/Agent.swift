@@ -68,6 +68,8 @@ public final class Agent: Sendable {
     let coordinatorKey = LockedValue<String?>(nil)
     /// The session credential from the coordinator, which also asks it for seeders.
     let meshCredential = LockedValue<String?>(nil)
+    /// The catalog as last loaded, refreshed in the background once it is old.
+    let catalogMemo = CatalogMemo()
     /// Receipts of the peers this agent seeds to under tickets.
     let receipts = ReceiptBook()
     /// Piece layers computed for peers, by blob and piece size (a few, recent).
@@ -132,7 +134,9 @@ public final class Agent: Sendable {
 
     /// The catalog, if one is configured or cached; nil when there is none.
     func catalog() async -> Catalog? {
-        try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: catalogKey).catalog
+        await catalogMemo.get { [store, configuration, catalogKey] in
+            try? await CatalogCache(storeRoot: store.root).load(configuration.catalog, trustedKey: catalogKey).catalog
+        }
     }
 
     /// Loads an installed model, recording the use for `app` (else the agent's own id). The
@@ -240,4 +244,37 @@ final class LockedValue<Value: Sendable>: @unchecked Sendable {
     }
 
     func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
+}
+
+/// The catalog in memory: requests read it without fetching; once it is `lifetime` old the
+/// next request still gets it and starts one refresh in the background. Only the first load
+/// waits, and concurrent callers share it. A missing catalog is asked for again sooner.
+actor CatalogMemo {
+    static let lifetime: Duration = .seconds(300)
+    static let retryAfterMissing: Duration = .seconds(10)
+    private var value: (catalog: Catalog?, loadedAt: ContinuousClock.Instant)?
+    private var loading: Task<Catalog?, Never>?
+    private(set) var loads = 0
+
+    func get(_ load: @escaping @Sendable () async -> Catalog?) async -> Catalog? {
+        guard let value else { return await refresh(load) }
+        let age = ContinuousClock.now - value.loadedAt
+        if age >= (value.catalog == nil ? Self.retryAfterMissing : Self.lifetime) {
+            if value.catalog == nil { return await refresh(load) }
+            if loading == nil { Task { _ = await refresh(load) } }
+        }
+        return value.catalog
+    }
+
+    private func refresh(_ load: @escaping @Sendable () async -> Catalog?) async -> Catalog? {
+        if let loading { return await loading.value }
+        let task = Task { await load() }
+        loading = task
+        loads += 1
+        let catalog = await task.value
+        // A failed refresh keeps the catalog in hand (the store's cache already fell back).
+        value = (catalog ?? value?.catalog, .now)
+        loading = nil
+        return value?.catalog
+    }
 }

@@ -55,10 +55,14 @@ public struct CatalogCache: Sendable {
                 try CatalogSignature.verify(data, signature: signature, key: trustedKey, source: redacted)
             }
             let catalog = try Catalog.decode(data, source: redacted)
+            if trustedKey != nil, let cachedCopy, cachedCopy.source == redacted, cachedCopy.signedBy == keyText,
+               catalog.serial ?? 0 < cachedCopy.catalog.serial ?? 0 {
+                throw CatalogError(.replayed, "\(redacted) answered a signed catalog with serial \(catalog.serial ?? 0), older than the cached serial \(cachedCopy.catalog.serial ?? 0): an old catalog replayed? The cached one stays in use")
+            }
             let now = Date()
             try? save(Stored(source: redacted, fetchedAt: now, catalog: catalog, signedBy: keyText))
             return CatalogSnapshot(catalog: catalog, source: redacted, fetchedAt: now, isStale: false, signedBy: keyText)
-        } catch where error.code == .unreachable {
+        } catch where error.code == .unreachable || error.code == .replayed {
             guard let cachedCopy, cachedCopy.source == redacted else { throw error }
             if let keyText, cachedCopy.signedBy != keyText {
                 throw CatalogError(.badSignature, "\(error.message); the cached copy was not signed by the configured catalog key, so it is not used")

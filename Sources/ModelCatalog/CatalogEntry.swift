@@ -6,6 +6,9 @@ import ModelTransfer
 public struct Catalog: Codable, Sendable, Equatable {
     /// Format version; this build reads version 1.
     public var version: Int
+    /// The publisher's edition number, raised with every release; inside the signed bytes, so
+    /// an older signed catalog replayed by a network attacker is refused (nil counts as 0).
+    public var serial: Int?
     /// The models.
     public var models: [CatalogEntry]
 

@@ -2,6 +2,8 @@
 public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: String, Sendable {
         case unreachable, invalid, unsupportedVersion, unverified, noCatalog, badSignature
+        /// A signed catalog older (by serial) than the cached one.
+        case replayed
     }
 
     public let code: Code

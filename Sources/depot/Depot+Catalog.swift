@@ -38,7 +38,7 @@ extension CatalogError {
         switch code {
         case .unreachable: 11
         case .invalid, .unsupportedVersion, .unverified, .noCatalog: 2
-        case .badSignature: 5
+        case .badSignature, .replayed: 5
         }
     }
 }

@@ -98,6 +98,45 @@ import Testing
         #expect(allocatedBytes(under: workspace.path + "/store/tmp") < 1 << 20)
     }
 
+    @Test func signedURLSecretsReachNeitherTheStoreNorJobsEventsMetricsOrShow() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let root = workspace.path + "/www"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        _ = try workspace.bigModel("www/m.gguf", megabytes: 8)
+        let server = try FaultServer(root: root)
+        defer { server.stop() }
+        let agent = try AgentProcess(workspace, arguments: ["--connections", "1"])
+        defer { agent.stop() }
+        let secrets = ["AKAMAI-4b1e", "MD5-90c3", "CF-77d2", "SIG-a5e0"]
+        let source = server.url("slow", "m.gguf") + "?__token__=exp=9~acl=%2F*~hmac=\(secrets[0])&md5=\(secrets[1])&expires=1999999999"
+            + "&verify=1700000000-\(secrets[2])&X-Amz-Signature=\(secrets[3])&revision=main"
+        // Someone watching the event stream while it runs.
+        let events = Process()
+        events.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        events.arguments = ["-s", "-N", "--max-time", "8", agent.base + "/events"]
+        let eventsOut = try OutputFile()
+        events.standardOutput = eventsOut.handle
+        try events.run()
+        let started = try agent.post("/jobs", #"{"source": "\#(source)", "name": "signed:x"}"#)
+        #expect(started.status == 202)
+        var seen = [started.body]
+        try waitUntil(timeout: 60) {
+            seen += [try agent.get("/jobs").body, try agent.get("/metrics").body]
+            return try workspace.depot.run(["show", "signed:x"]).status == 0
+        }
+        events.waitUntilExit()
+        seen += [eventsOut.contents(), try workspace.depot.run(["show", "signed:x"]).stdout, try workspace.depot.run(["show", "signed:x", "--json"]).stdout]
+        #expect(seen.last?.contains("revision=main") == true, "what identifies the file stays")
+        for secret in secrets {
+            #expect(!seen.joined().contains(secret), "\(secret) was shown")
+            for name in (FileManager.default.enumerator(atPath: workspace.path + "/store")?.allObjects as? [String]) ?? [] {
+                guard !name.hasPrefix("blobs/"), let data = FileManager.default.contents(atPath: workspace.path + "/store/" + name) else { continue }
+                #expect(data.range(of: Data(secret.utf8)) == nil, "\(secret) in \(name)")
+            }
+        }
+    }
+
     @Test func beyondEightRunningDownloadsTheAgentAnswers429() throws {
         let workspace = Workspace()
         defer { workspace.remove() }
@@ -119,5 +158,54 @@ import Testing
         let joined = try agent.post("/jobs", #"{"source": "\#(server.url("slow", "m0.gguf"))", "name": "flood:m0"}"#)
         #expect(joined.status == 202, "the same files join the running download")
         for job in try jobs(agent) { _ = try agent.request("DELETE", "/jobs/\(job["id"] as? String ?? "")") }
+    }
+}
+
+/// The catalog as an attacker on the network, or a busy client, would exercise it.
+@Suite struct CatalogCachingTests {
+    @Test func theAgentFetchesTheCatalogOncePerLifetimeNotPerRequest() throws {
+        let setup = try AgentTests.Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let replies = try (0..<20).map { _ in try agent.get("/model/list") }
+        #expect(replies.allSatisfy { $0.status == 200 && $0.body.contains("tiny:three") })
+        let fetches = setup.nginx.requests("catalog.json").filter { $0.hasPrefix("GET") }
+        #expect(fetches.count == 1, "20 listings, \(fetches.count) catalog fetches")
+    }
+
+    @Test func aReplayedOlderSignedCatalogIsRefusedAndTheCachedOneKept() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let www = workspace.path + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        let nginx = try Nginx(root: www)
+        defer { nginx.stop() }
+        let keygen = try workspace.depot.run(["catalog", "keygen", workspace.path + "/catalog.key"], useStore: false)
+        let publicKey = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        func publish(serial: Int, name: String) throws -> (catalog: Data, signature: Data) {
+            let text = """
+                {"version": 1, "serial": \(serial), "models": [{"modelId": "\(name):q8", "displayName": "\(name)", "paramSize": 0.002,
+                 "quantization": "I8", "fileSizeBytes": 10, "downloadUrl": "\(nginx.url("m.gguf"))",
+                 "checksumSha256": "\(String(repeating: "a", count: 64))", "platform": "all", "languages": [], "minMemoryMB": 1}]}
+                """
+            try Data(text.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
+            let signed = try workspace.depot.run(["catalog", "sign", www + "/catalog.json", "--key-file", workspace.path + "/catalog.key"],
+                                                 useStore: false)
+            #expect(signed.status == 0, "\(signed.stderr)")
+            return (FileManager.default.contents(atPath: www + "/catalog.json")!, FileManager.default.contents(atPath: www + "/catalog.json.sig")!)
+        }
+        let source = ["--catalog", nginx.url("catalog.json"), "--catalog-key", publicKey]
+        let old = try publish(serial: 1, name: "old")
+        #expect(try workspace.depot.run(["catalog", "list", "--all"] + source).stdout.contains("old:q8"))
+        _ = try publish(serial: 2, name: "new")
+        #expect(try workspace.depot.run(["catalog", "list", "--all"] + source).stdout.contains("new:q8"))
+
+        // An attacker serves the first edition again, with its genuine signature.
+        try old.catalog.write(to: URL(fileURLWithPath: www + "/catalog.json"))
+        try old.signature.write(to: URL(fileURLWithPath: www + "/catalog.json.sig"))
+        let replayed = try workspace.depot.run(["catalog", "list", "--all"] + source)
+        #expect(replayed.stdout.contains("new:q8") && !replayed.stdout.contains("old:q8"), "\(replayed.stdout)")
+        #expect(replayed.stderr.contains("serial 1, older than the cached serial 2"), "\(replayed.stderr)")
     }
 }
