@@ -105,8 +105,10 @@ import Testing
         let server = try FaultServer(root: scratch.served)
         defer { server.stop() }
         let manager = try await manager(kind, scratch)
-        let secrets = ["SIG-0c4e", "TOK-77aa", "BEARER-51f0"]
-        let url = server.url("ok", "m.gguf") + "?X-Amz-Signature=\(secrets[0])&token=\(secrets[1])"
+        let secrets = ["SIG-0c4e", "TOK-77aa", "BEARER-51f0", "AKAMAI-93d1", "MD5-5be2", "CF-1a7c"]
+        // AWS, a bearer, Akamai's __token__, nginx secure_link's md5, Cloudflare's verify.
+        let url = server.url("ok", "m.gguf") + "?X-Amz-Signature=\(secrets[0])&token=\(secrets[1])&__token__=exp=9~hmac=\(secrets[3])"
+            + "&md5=\(secrets[4])&expires=1999999999&verify=1700000000-\(secrets[5])"
         let controller = manager.ensure(PullRequest(source: url, name: "m:x", token: secrets[2]))
         let seen = Task { () -> [String] in
             var text: [String] = []
