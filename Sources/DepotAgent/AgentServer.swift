@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import MeshProtocol
 import ModelRuntime
+import ModelTransfer
 import NIOCore
 import ServiceLifecycle
 
@@ -23,6 +24,16 @@ extension Agent {
         addOllamaRoutes(to: router)
         addJobRoutes(to: router)
         addPeerRoutes(to: router)
+        // Apps check this before they send a token: only the agent holding the store's key can sign.
+        router.get("/agent/proof") { request, _ in
+            let nonce = request.uri.queryParameters.get("nonce") ?? ""
+            guard (16...128).contains(nonce.utf8.count), nonce.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x5F || $0 == 0x3D || (0x30...0x39).contains($0)
+                || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+                throw AgentError.badRequest("give ?nonce= with 16 to 128 base64url characters")
+            }
+            let signature = try self.identity.key.signature(for: Data((AgentJobClient.proofPrefix + nonce).utf8))
+            return JSON.response(["agentId": self.identity.id, "signature": signature.base64EncodedString()])
+        }
         router.get("/mesh/peers") { _, _ in JSON.response(self.nearby.current?.currentPeers() ?? []) }
         router.get("/mesh/peers/stats") { _, _ in JSON.response(self.nearby.current?.stats ?? NearbyDiscovery.Stats()) }
         router.get("/mesh/peers/route") { request, _ in
@@ -38,7 +49,7 @@ extension Agent {
     /// policy decide those). Reads need it too: jobs, events and metrics show what a user downloads.
     @Sendable static func needsToken(_ request: Request) -> Bool {
         let path = request.uri.path
-        let open = request.method == .options || path.hasPrefix("/p2p/")
+        let open = request.method == .options || path.hasPrefix("/p2p/") || path == "/agent/proof"
             || ((request.method == .get || request.method == .head) && (path == "/" || path.hasPrefix("/ui/") || path == "/api/version"))
         return !open
     }

@@ -97,6 +97,36 @@ import Testing
         }
     }
 
+    /// Another user's process listening on the agent's port: it answers like an agent but cannot
+    /// sign with the key in the store, so the app downloads itself and sends it no token.
+    @Test func anImpostorDaemonGetsNeitherTheDownloadNorTheToken() async throws {
+        let scratch = TransferScratch()
+        defer { scratch.remove() }
+        try scratch.model("m.gguf", megabytes: 1)
+        let store = try scratch.store()
+        // The real agent's key in the store (as `depot serve` makes it), and an impostor that
+        // serves 200 for the status and a made-up proof.
+        try Data((Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n").utf8)
+            .write(to: URL(fileURLWithPath: store.root + "/agent.key"))
+        let impostorRoot = scratch.served + "-impostor"
+        try FileManager.default.createDirectory(atPath: impostorRoot, withIntermediateDirectories: true)
+        try Data(#"{"state": "idle"}"#.utf8).write(to: URL(fileURLWithPath: impostorRoot + "/status"))
+        try Data(#"{"agentId": "0123456789abcdef", "signature": "AAAA"}"#.utf8).write(to: URL(fileURLWithPath: impostorRoot + "/proof"))
+        let impostor = try FaultServer(root: impostorRoot)
+        defer { impostor.stop() }
+        let server = try FaultServer(root: scratch.served)
+        defer { server.stop() }
+
+        let manager = try await SharedStoreManager.open(store: store, agentURL: "http://127.0.0.1:\(impostor.port)", agentToken: "APP-TOKEN-1",
+                                                        configuration: TransferScratch.fastConfiguration)
+        #expect(manager.agent == nil, "the impostor is not used")
+        _ = try await manager.ensure(PullRequest(source: server.url("ok", "m.gguf"), name: "m:x")).result()
+        #expect(try manager.get("m:x") != nil)
+        #expect(impostor.requests.map(\.path).allSatisfy { $0.hasPrefix("/agent/proof?nonce=") }, "\(impostor.requests.map(\.path))")
+        #expect(impostor.requests.allSatisfy { !$0.authorization }, "no token was sent")
+        await manager.shutdown()
+    }
+
     @Test(arguments: Kind.allCases)
     func secretsNeverReachTheStore(kind: Kind) async throws {
         let scratch = TransferScratch()

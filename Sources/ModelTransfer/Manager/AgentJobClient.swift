@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import ModelStore
 import NIOCore
@@ -27,10 +28,27 @@ public final class AgentJobClient: DownloadDriver {
 
     deinit { client.shutdown(queue: .global()) { _ in } }
 
-    /// Whether a daemon answers at `base` and serves this store.
+    /// Whether the agent serving this store answers at `base`. It must sign a fresh nonce with
+    /// the key kept in the store (`agent.key`, readable by the store's owner alone), so a
+    /// process of another user listening on the port first gets neither downloads nor tokens:
+    /// this request carries none.
     public func isReachable() async -> Bool {
-        (try? await send("GET", "/model/status", timeout: .seconds(2)).status) == 200
+        guard let text = try? String(contentsOfFile: store.root + "/agent.key", encoding: .utf8),
+              let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else { return false }
+        let nonce = Data((0..<24).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        var request = HTTPClientRequest(url: base + "/agent/proof?nonce=" + nonce)
+        request.method = .GET
+        guard let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
+              let body = try? await response.body.collect(upTo: 4096),
+              let proof = try? JSONDecoder().decode([String: String].self, from: Data(body.readableBytesView)),
+              let signature = proof["signature"].flatMap({ Data(base64Encoded: $0) }) else { return false }
+        return key.publicKey.isValidSignature(signature, for: Data(Self.proofPrefix.utf8) + Data(nonce.utf8))
     }
+
+    /// What the agent signs with a nonce to prove it serves the store (see `isReachable`).
+    public static let proofPrefix = "depot-agent-proof|"
 
     struct JobBody: Encodable {
         var source: String
