@@ -164,3 +164,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The fuzz target (bench/fuzz.sh): libFuzzer supplies `main`, so it links only when built with
+// -sanitize=fuzzer, and exists only when asked for.
+if Context.environment["DEPOT_FUZZ"] == "1" {
+    package.products.append(.executable(name: "depot-fuzz", targets: ["depot-fuzz"]))
+    package.targets.append(.executableTarget(name: "depot-fuzz", dependencies: ["GGUF", "MeshProtocol"], path: "Fuzz/depot-fuzz",
+                                             swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}

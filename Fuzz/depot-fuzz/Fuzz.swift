@@ -1,0 +1,47 @@
+import Foundation
+import GGUF
+import MeshProtocol
+
+// libFuzzer's entry points (built only with DEPOT_FUZZ=1 and -sanitize=fuzzer; see bench/fuzz.sh).
+// The first byte picks the decoder, the rest is its input: every input must decode or fail
+// with a typed error, never crash, hang or take unbounded memory.
+
+/// Writes the seed corpus when $DEPOT_FUZZ_SEEDS names a directory: real files from our writer
+/// and encoders, each behind its decoder's byte.
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {
+    guard let directory = ProcessInfo.processInfo.environment["DEPOT_FUZZ_SEEDS"] else { return 0 }
+    var seeds: [[UInt8]] = []
+    for seed in 1...3 {
+        var shape = TinyModels.LlamaShape()
+        shape.blocks = seed
+        seeds.append([0] + TinyModels.llama(seed: UInt64(seed), shape: shape).encoded())
+    }
+    seeds.append([0] + TinyModels.projector().encoded())
+    let identity = MeshIdentity()
+    let record = NearbyRecord(publicKey: identity.key.publicKey.rawRepresentation, sequence: 7, activeModel: "qwen2.5:7b", paramSize: 7,
+                              currentLoad: 1, freeMemoryMB: 4096, host: "10.0.0.5", port: 4302)
+    if let bytes = try? record.encoded(signedBy: identity) { seeds.append([1] + bytes) }
+    let summary = CapabilitySummary(coordinatorId: identity.id, agentCount: 2,
+                                    modelAvailability: ["qwen2.5:7b": .init(agentCount: 2, totalParamCapacity: 14, avgLoad: 0.5)], timestamp: Date())
+    if let message = try? GossipMessage(signing: .init(origin: identity, originURL: "http://10.0.0.2:4310", sequence: 1, sentAt: Date(), summary: summary), by: identity),
+       let json = try? JSONEncoder().encode(message) {
+        seeds.append([2] + Array(json))
+    }
+    for (index, seed) in seeds.enumerated() {
+        FileManager.default.createFile(atPath: "\(directory)/seed-\(index)", contents: Data(seed))
+    }
+    return 0
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    guard count > 0 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: start + 1, count: count - 1))
+    switch start[0] % 3 {
+    case 0: _ = try? GGUFReader.read(bytes: input)
+    case 1: _ = try? NearbyRecord(decoding: input)
+    default: _ = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data(input))
+    }
+    return 0
+}
