@@ -19,9 +19,20 @@ public struct ServerLimits: Sendable {
 
     public init() {}
 
+    /// Descriptors kept for everything but connections (the store, blobs, partial files, logs).
+    static let reservedDescriptors = 64
+
+    /// The connection cap, lowered to what the process's descriptor limit (`ulimit -n`) leaves
+    /// after the reserve: past it, accepting fails and the files a request needs cannot open.
+    public var effectiveMaximumConnections: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return maximumConnections }
+        return max(4, min(maximumConnections, Int(clamping: limit.rlim_cur) - Self.reservedDescriptors))
+    }
+
     /// The HTTP/1 server with these limits, for `Application(server:)`.
     public func server() -> HTTPServerBuilder {
-        let counter = ConnectionCounter(limit: maximumConnections)
+        let counter = ConnectionCounter(limit: effectiveMaximumConnections)
         let headTimeout = TimeAmount(requestHeadTimeout), idle = TimeAmount(idleTimeout)
         return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout,
                                                                                        keepAliveTimeout: idle)],

@@ -65,6 +65,7 @@ extension Depot {
             configuration.gossipInterval = try Self.seconds(gossipInterval, "--gossip-interval")
             configuration.maximumClockSkew = try Self.seconds(maxClockSkew, "--max-clock-skew")
             configuration.agentRetention = try Self.seconds(agentRetention * 3600, "--agent-retention", maximum: 10 * 366 * 86_400)
+            guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
             guard (1...10_000_000).contains(maxAgents) else { throw ValidationError("--max-agents must be 1 to 10000000") }
             guard (0...100_000).contains(maxInstalledModels) else { throw ValidationError("--max-installed-models must be 0 to 100000") }
             guard (1...100_000).contains(maxSummaryModels) else { throw ValidationError("--max-summary-models must be 1 to 100000") }

@@ -42,6 +42,9 @@ extension Depot {
         @OptionGroup var options: StoreOptions
 
         func run() throws {
+            if let grace, !(grace.isFinite && (0...10 * 366 * 86_400).contains(grace)) {
+                throw ValidationError("--grace must be 0 to \(10 * 366 * 86_400) seconds")
+            }
             try options.withStore { store throws(StoreError) in
                 let report = try store.collectGarbage(gracePeriod: grace)
                 options.emit(report) {

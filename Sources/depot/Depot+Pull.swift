@@ -35,14 +35,14 @@ extension Depot {
 
         func validate() throws {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
-            guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
+            _ = try CoordinatorCommand.seconds(stallTimeout, "--stall-timeout", maximum: 86_400)
         }
 
         func run() async throws {
             let store = try options.openStore()
             var configuration = ModelDownloader.Configuration()
             configuration.connections = connections
-            configuration.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
+            configuration.stallTimeout = try CoordinatorCommand.seconds(stallTimeout, "--stall-timeout", maximum: 86_400)
             let downloader: ModelDownloader
             var request: PullRequest
             let entry: CatalogEntry? = isCatalogID ? try await catalogEntry(store) : nil

@@ -26,6 +26,7 @@ extension Depot {
         var keepAlive = "5m"
         @Option(help: "Context length per request, in tokens.") var contextLength: UInt32 = 4096
         @Option(help: "Parallel connections per download.") var connections = 8
+        @Option(help: "Open HTTP connections at most (also kept below the descriptor limit, ulimit -n).") var maxConnections = 512
         @Option(help: "Mesh coordinator to register and heartbeat with (e.g. http://10.0.0.2:4310).") var coordinator: String?
         @Option(help: "Seconds between heartbeats to the coordinator.") var heartbeatInterval: Double = 15
         @Option(help: "The coordinator's join token, if it admits agents by token (default $DEPOT_JOIN_TOKEN); never sent, only proven.")
@@ -51,6 +52,8 @@ extension Depot {
             }
             var configuration = AgentConfiguration()
             configuration.host = host
+            guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+            guard (64...(1 << 20)).contains(contextLength) else { throw ValidationError("--context-length must be 64 to 1048576 tokens") }
             configuration.port = port
             configuration.token = token ?? ProcessInfo.processInfo.environment["DEPOT_AGENT_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             let originList = origins ?? ProcessInfo.processInfo.environment["DEPOT_ORIGINS"] ?? ""
@@ -61,11 +64,14 @@ extension Depot {
             configuration.contextLength = contextLength
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
             configuration.download.connections = connections
+            guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000") }
+            configuration.limits.maximumConnections = maxConnections
             configuration.coordinator = coordinator.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             configuration.heartbeatInterval = try CoordinatorCommand.seconds(heartbeatInterval, "--heartbeat-interval")
             configuration.joinToken = joinToken ?? ProcessInfo.processInfo.environment["DEPOT_JOIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            // Checked even without --discovery: a bad value is a mistake whether or not it is used.
+            let interval = try CoordinatorCommand.seconds(announceInterval, "--announce-interval")
             if discovery {
-                let interval = try CoordinatorCommand.seconds(announceInterval, "--announce-interval")
                 var nearby = NearbyDiscovery.Configuration()
                 nearby.group = discoveryGroup
                 nearby.port = discoveryPort

@@ -11,8 +11,16 @@ final class AgentProcess {
     let port: Int
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(_ workspace: Workspace, command: String = "serve", arguments: [String] = [], environment: [String: String] = [:]) throws {
-        running = try workspace.depot.start([command, "--port", "0"] + arguments, environment: environment)
+    /// `descriptorLimit`: run it under `ulimit -n` of that many (through prlimit).
+    init(_ workspace: Workspace, command: String = "serve", arguments: [String] = [], environment: [String: String] = [:],
+         descriptorLimit: Int? = nil) throws {
+        let arguments = [command, "--port", "0"] + arguments + ["--store", workspace.depot.store]
+        if let descriptorLimit {
+            running = try DepotProcess.Running(["--nofile=\(descriptorLimit):\(descriptorLimit)", DepotProcess.binary] + arguments,
+                                               binary: "/usr/bin/prlimit", environment: environment)
+        } else {
+            running = try DepotProcess.Running(arguments, environment: environment)
+        }
         let deadline = Date().addingTimeInterval(30)
         while true {
             let text = (try? String(contentsOfFile: running.stdoutPath, encoding: .utf8)) ?? ""

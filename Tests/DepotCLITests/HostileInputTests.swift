@@ -42,6 +42,26 @@ import Testing
         #expect(imported.status != 0 && imported.stderr.contains("200000 metadata entries"), "\(imported.stderr)")
     }
 
+    @Test func hugeNegativeAndZeroCommandLineValuesAreRefusedWithAMessage() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let cases: [([String], String)] = [
+            (["serve", "--keep-alive", "1e300"], "--keep-alive"), (["serve", "--heartbeat-interval", "1e300"], "--heartbeat-interval"),
+            (["serve", "--announce-interval", "0"], "--announce-interval"), (["serve", "--port", "70000"], "--port"),
+            (["serve", "--context-length", "0"], "--context-length"), (["serve", "--connections", "1000"], "--connections"),
+            (["serve", "--max-connections", "0"], "--max-connections"), (["serve", "--seed", "--seed-uploads", "100000"], "--seed-uploads"),
+            (["serve", "--seed", "--seed-rate", "1e300"], "--seed-rate"),
+            (["coordinator", "--heartbeat-interval", "1e300"], "--heartbeat-interval"), (["coordinator", "--gossip-interval", "nan"], "--gossip-interval"),
+            (["coordinator", "--agent-retention", "1e300"], "--agent-retention"), (["coordinator", "--max-agents", "0"], "--max-agents"),
+            (["coordinator", "--credits-per-gib", "-1"], "--credits-per-gib"), (["coordinator", "--reports-until-ban", "0"], "--reports-until-ban"),
+            (["pull", "http://127.0.0.1:9/m.gguf", "--stall-timeout", "1e300"], "--stall-timeout"), (["gc", "--grace", "1e300"], "--grace"),
+        ]
+        for (arguments, option) in cases {
+            let outcome = try workspace.depot.run(arguments)
+            #expect(outcome.status == 64 && outcome.stderr.contains(option), "depot \(arguments.joined(separator: " ")): \(outcome.status) \(outcome.stderr.prefix(200))")
+        }
+    }
+
     @Test func aKeyThatIsNotUTF8IsRefusedWithItsOffset() throws {
         let workspace = Workspace()
         defer { workspace.remove() }
@@ -135,6 +155,33 @@ import Testing
                 #expect(data.range(of: Data(secret.utf8)) == nil, "\(secret) in \(name)")
             }
         }
+    }
+
+    @Test func idleAndHalfSentSocketsUnderALowDescriptorLimitStarveNobodyForLong() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        // ulimit -n 128: the agent keeps its connections to 128 - 64 and the rest for its files.
+        let agent = try AgentProcess(workspace, arguments: [], descriptorLimit: 128)
+        defer { agent.stop() }
+        let kept = try #require(TCPConnection(port: agent.port))
+        let get = "GET /model/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        #expect(kept.exchange(get)?.hasPrefix("HTTP/1.1 200") == true)
+        var sockets = (0..<115).compactMap { _ in TCPConnection(port: agent.port) }
+        sockets += (0..<5).compactMap { _ in
+            let connection = TCPConnection(port: agent.port)
+            connection?.write("GET /model/list HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            return connection
+        }
+        #expect(sockets.count == 120)
+        Thread.sleep(forTimeInterval: 0.3)
+        // The request-head deadline (10 s) closes the idle and half-sent ones, and the agent
+        // answers again.
+        let started = Date()
+        try waitUntil(timeout: 20) { (try? agent.request("GET", "/model/status", maxTime: 2).status) == 200 }
+        #expect(Date().timeIntervalSince(started) < 15)
+        #expect(kept.exchange(get)?.hasPrefix("HTTP/1.1 200") == true, "the kept-alive connection still answers")
+        #expect(try workspace.depot.run(["list"]).status == 0)
+        #expect(agent.running.process.isRunning)
     }
 
     @Test func beyondEightRunningDownloadsTheAgentAnswers429() throws {
