@@ -142,6 +142,15 @@ import Glibc
         #expect(check.status == 0, "\(check.stderr)")
     }
 
+    @Test func theWebUIAsksForTheTokenOnceAndKeepsIt() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent(["--token", "ui-s3cret-token"])
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("ui_token_check.py"), agent.base, "ui-s3cret-token", "tiny:one"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
     @Test func theWebUIInHeadlessChromium() throws {
         let setup = try Setup()
         defer { setup.remove() }
