@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "GGUF",
                 "ModelStore",
+                "MeshProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -74,6 +74,8 @@ public final class Agent: Sendable {
     let receipts = ReceiptBook()
     /// Piece layers computed for peers, by blob and piece size (a few, recent).
     let pieceLayers = LockedValue<[String: Data]>([:])
+    /// The verified pieces of this agent's downloads in progress, served to peers (when seeding).
+    let board: SwarmBoard?
     public let startedAt = Date()
     /// The model the latest `/model/swap` asked for: a pull that finishes loads its model only
     /// if no later swap asked for another.
@@ -100,7 +102,11 @@ public final class Agent: Sendable {
         events = EventHub()
         metrics = AgentMetrics()
         uploads = configuration.seed.map(UploadSlots.init)
-        do { manager = try StoreModelManager(store: store, configuration: configuration.download) } catch { throw AgentError(error) }
+        var download = configuration.download
+        // A seeding agent serves the pieces of its own downloads as they are verified.
+        if configuration.seed != nil && download.board == nil { download.board = SwarmBoard() }
+        board = download.board
+        do { manager = try StoreModelManager(store: store, configuration: download) } catch { throw AgentError(error) }
         runtime = ModelRuntime(engine: engine, keepAlive: configuration.keepAlive)
         jobs = JobRegistry(manager: manager, events: events, metrics: metrics)
     }

@@ -9,36 +9,75 @@ extension Coordinator {
     public static let ticketLifetime: TimeInterval = 600
     public static let maximumSeedersPerAnswer = 32
 
-    /// Up to `limit` seeders of `sha256` for the agent holding `credential`: those on the
-    /// asker's network first (same /24, or the same host), then the least loaded, ties random.
-    /// Banned seeders are left out, and not counted for the rarity the tickets carry.
-    public func seeders(of sha256: String, credential: String?, limit: Int = 8, at now: Date = Date()) throws(APIError) -> SeedersAnswer {
+    /// Up to `limit` seeders of `sha256` for the agent holding `credential`: agents that hold
+    /// the blob first, then agents still downloading it (they serve the pieces they have
+    /// verified); within each, those on the asker's network first (same /24, or the same
+    /// host), then the least loaded, ties random. Banned seeders are left out, and not counted
+    /// for the rarity the tickets carry. An asker that seeds is remembered as downloading the
+    /// blob (of `size` bytes, if no holder says) for the tickets' lifetime.
+    public func seeders(of sha256: String, credential: String?, size: UInt64? = nil, limit: Int = 8,
+                        at now: Date = Date()) throws(APIError) -> SeedersAnswer {
         guard Heartbeat.isSHA256(sha256) else { throw APIError.badRequest("give ?sha256= with 64 lowercase hex digits") }
         guard let credential, let asker = sessions.agent(of: credential, at: now) else {
             throw APIError(.unauthorized, "asking for seeders needs this coordinator's session credential: register first")
         }
         let banned = lock.withLock { bans.filter { $0.value > now }.keys }
-        let (holders, askerNetwork): ([AgentTable.Entry], String?) = withCurrentTable(at: now) { table in
-            ((table.holders[sha256] ?? []).compactMap { table.entries[$0] }.filter { !banned.contains($0.heartbeat.agentId) },
-             table.entries[asker].flatMap { Self.network(of: $0.heartbeat.address) })
+        let (holders, downloaders, askerEntry): ([AgentTable.Entry], [AgentTable.Entry], AgentTable.Entry?) = withCurrentTable(at: now) { table in
+            let holding = table.holders[sha256] ?? []
+            let downloading = downloadingLocked(sha256, at: now).keys.filter { !holding.contains($0) }
+            return (holding.compactMap { table.entries[$0] }.filter { !banned.contains($0.heartbeat.agentId) },
+                    downloading.compactMap { table.entries[$0] }.filter { $0.online && !banned.contains($0.heartbeat.agentId) },
+                    table.entries[asker])
         }
-        let candidates = holders.filter { $0.heartbeat.agentId != asker }
-        let chosen = candidates.shuffled().sorted { left, right in
+        let askerNetwork = askerEntry.flatMap { Self.network(of: $0.heartbeat.address) }
+        let byNearness = { (left: AgentTable.Entry, right: AgentTable.Entry) -> Bool in
             let near = (Self.network(of: left.heartbeat.address) == askerNetwork, Self.network(of: right.heartbeat.address) == askerNetwork)
             if near.0 != near.1 { return near.0 }
             return left.heartbeat.currentLoad < right.heartbeat.currentLoad
-        }.prefix(max(1, min(limit, Self.maximumSeedersPerAnswer)))
+        }
+        let complete = holders.filter { $0.heartbeat.agentId != asker }.shuffled().sorted(by: byNearness)
+        let partial = downloaders.filter { $0.heartbeat.agentId != asker }.shuffled().sorted(by: byNearness)
+        let heldSize = holders.lazy.compactMap { $0.heartbeat.installedModels.first(where: { $0.sha256 == sha256 })?.sizeBytes }.first
+        let blobSize = heldSize ?? lock.withLock { downloading[sha256]?.values.map(\.size).max() } ?? size
+        if askerEntry?.heartbeat.seeding != nil, !banned.contains(asker), let blobSize {
+            lock.withLock { noteDownloadingLocked(sha256, agent: asker, size: blobSize, until: now.addingTimeInterval(Self.ticketLifetime)) }
+        }
         let expires = now.addingTimeInterval(Self.ticketLifetime)
         var seeders: [SeedersAnswer.Seeder] = []
-        for entry in chosen {
-            guard let size = entry.heartbeat.installedModels.first(where: { $0.sha256 == sha256 })?.sizeBytes else { continue }
+        let chosen = (complete.map { ($0, true) } + partial.map { ($0, false) }).prefix(max(1, min(limit, Self.maximumSeedersPerAnswer)))
+        for (entry, isComplete) in chosen {
+            let size = isComplete ? entry.heartbeat.installedModels.first(where: { $0.sha256 == sha256 })?.sizeBytes : blobSize
+            guard let size else { continue }
             let ticket = SeederTicket(coordinatorId: id, downloader: asker, seeder: entry.heartbeat.agentId, sha256: sha256,
                                       sizeBytes: size, seeders: holders.count, expires: expires)
             guard let token = try? ticket.encoded(signedBy: identity) else { continue }
-            seeders.append(.init(agentId: entry.heartbeat.agentId, address: entry.heartbeat.address, complete: true, ticket: token))
+            seeders.append(.init(agentId: entry.heartbeat.agentId, address: entry.heartbeat.address, complete: isComplete, ticket: token))
         }
         lock.withLock { counters.ticketsIssued += seeders.count }
         return SeedersAnswer(sha256: sha256, coordinatorId: id, seeders: seeders)
+    }
+
+    /// Agents downloading blobs remembered at most (all blobs together), and per blob.
+    static let maximumDownloading = 100_000
+    static let maximumDownloadingPerBlob = 1_024
+
+    /// The unexpired agents downloading `sha256`; forgets the expired. With the lock held.
+    func downloadingLocked(_ sha256: String, at now: Date) -> [String: (until: Date, size: UInt64)] {
+        guard let agents = downloading[sha256] else { return [:] }
+        let current = agents.filter { $0.value.until > now }
+        if current.count != agents.count {
+            downloadingCount -= agents.count - current.count
+            downloading[sha256] = current.isEmpty ? nil : current
+        }
+        return current
+    }
+
+    private func noteDownloadingLocked(_ sha256: String, agent: String, size: UInt64, until: Date) {
+        let known = downloading[sha256]?[agent] != nil
+        guard known || (downloadingCount < Self.maximumDownloading
+                        && (downloading[sha256]?.count ?? 0) < Self.maximumDownloadingPerBlob) else { return }
+        if !known { downloadingCount += 1 }
+        downloading[sha256, default: [:]][agent] = (until, size)
     }
 
     /// The host's /24 for an IPv4 address, else the host itself.

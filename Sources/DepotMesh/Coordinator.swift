@@ -89,6 +89,10 @@ public final class Coordinator: @unchecked Sendable {
     var counters = Counters()
     /// Seeders banned after liar reports, until when (also in SQLite).
     var bans: [String: Date] = [:]
+    /// Agents that asked for seeders of a blob, so still downloading it: they serve its
+    /// verified pieces. By blob, then agent: until when, and the blob's size.
+    var downloading: [String: [String: (until: Date, size: UInt64)]] = [:]
+    var downloadingCount = 0
     let lock = NSLock()
     let outbox: GossipOutbox
     /// The coordinator's public key (base64), which its peers configure.

@@ -62,7 +62,8 @@ extension Coordinator {
         router.get("/mesh/seeders") { request, _ in
             let query = request.uri.queryParameters
             let limit = try Self.integer(query.get("limit"), named: "limit", in: 1...Self.maximumSeedersPerAnswer) ?? 8
-            return JSON.response(try self.seeders(of: query.get("sha256") ?? "", credential: Self.bearer(request), limit: limit))
+            let size = try Self.integer(query.get("size"), named: "size", in: 1...Int(Int64.max)).map(UInt64.init)
+            return JSON.response(try self.seeders(of: query.get("sha256") ?? "", credential: Self.bearer(request), size: size, limit: limit))
         }
         router.post("/mesh/receipts") { request, context in
             let submission = try await JSON.decode(ReceiptSubmission.self, from: request, context: context, decoder: decoder, limit: limit)

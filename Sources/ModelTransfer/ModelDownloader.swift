@@ -31,6 +31,12 @@ public final class ModelDownloader: Sendable {
         /// How long peers have the file to themselves before the primary source joins in
         /// (then it fills what they do not get to, and takes over what they fail).
         public var peerHeadStart: Duration = .seconds(1)
+        /// How often a swarm download asks for new peers, and refreshes what partial peers have.
+        public var peerSearchInterval: Duration = .seconds(2)
+        public var haveMapInterval: Duration = .milliseconds(250)
+        /// Where this process's swarm downloads publish the pieces they have verified, for its
+        /// peer routes to serve (an agent's); nil: they publish nothing.
+        public var board: SwarmBoard?
         /// Where `hf://` references resolve (`$HF_ENDPOINT`, else https://huggingface.co).
         public var huggingFaceEndpoint = TransferSource.huggingFaceEndpoint()
 
@@ -96,7 +102,8 @@ public final class ModelDownloader: Sendable {
             if let app = request.app { try AppID.validate(app) }
             progress.stage(.resolving)
             var files = [try mirrored(.weights, [request.source] + request.mirrors, expected: request.sha256,
-                                      pieces: request.pieces, token: request.token, peers: request.peers, progress)]
+                                      pieces: request.pieces, token: request.token, peers: request.peers,
+                                      findPeers: request.findPeers, progress)]
             if let projector = request.projector {
                 files.append(try mirrored(.projector, [projector], expected: request.projectorSHA256, pieces: nil,
                                           token: request.token, progress))
@@ -203,11 +210,10 @@ public final class ModelDownloader: Sendable {
 
     /// One file of a pull with the addresses to try for it, primary first.
     private func mirrored(_ role: FileRole, _ sources: [String], expected: ExpectedHash?, pieces: PieceManifest?, token: String?,
-                          peers: [PeerSource] = [], _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
+                          peers: [PeerSource] = [], findPeers: PeerFinder? = nil, _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
         // Peers are fetched from alongside each address, and only where a manifest checks their pieces.
         let peerFetchers = pieces == nil ? [] : try peers.map { peer throws(TransferError) in
-            HTTPFetcher(client: client, source: try TransferSource(peer.url), token: nil, stallTimeout: configuration.stallTimeout,
-                        headers: peer.ticket.map { [PeerSource.ticketHeader: $0] } ?? [:], account: peer.account)
+            try HTTPFetcher.peer(peer, client: client, stallTimeout: configuration.stallTimeout)
         }
         let key = PullRequest.fileKey(sources[0], expected: expected)
         var downloads: [FileDownload] = []
@@ -218,7 +224,8 @@ public final class ModelDownloader: Sendable {
                                       stallTimeout: configuration.stallTimeout)
             downloads.append(FileDownload(role: role, source: source, key: downloads.isEmpty ? key : PullRequest.fileKey(text, expected: expected),
                                           expected: expected, pieces: pieces, fetcher: fetcher, journal: journal,
-                                          store: store, configuration: configuration, progress: progress, peers: peerFetchers))
+                                          store: store, configuration: configuration, progress: progress, peers: peerFetchers,
+                                          findPeers: pieces == nil ? nil : findPeers))
         }
         return MirroredDownload(downloads: downloads, progress: progress)
     }

@@ -27,6 +27,9 @@ public struct PullRequest: Sendable, Codable, Equatable {
     /// Agents that hold the weights: fetched from beside the source when `pieces` lets each of
     /// their pieces be checked. Not stored: tickets expire, and a resumed job asks again.
     public var peers: [PeerSource] = []
+    /// Asks again for peers while the weights download (a swarm of agents that start
+    /// together); with it, the download is a swarm even before any peer is known.
+    public var findPeers: PeerFinder?
 
     /// A request with no expectations beyond the source.
     public init(source: String, mirrors: [String] = [], projector: String? = nil, name: String? = nil, app: String? = nil,

@@ -174,20 +174,28 @@ import Glibc
         let digest: String
         let size: Int
 
-        /// `cdnDown`: the catalog's download address refuses connections (nginx still serves the catalog).
-        init(megabytes: Int = 24, cdnDown: Bool = false) throws {
+        /// `cdnDown`: the catalog's download address refuses connections (nginx still serves the
+        /// catalog); `crawlingCDN`: it sends 384 KB/s a connection; `layerInCatalog`: the
+        /// catalog carries the piece layer, so agents need no peer to hand it to them.
+        init(megabytes: Int = 24, cdnDown: Bool = false, crawlingCDN: Bool = false, layerInCatalog: Bool = false) throws {
             let www = place.path + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             model = try place.bigModel("www/big.gguf", megabytes: megabytes)
             digest = try sha256sum(model)
             size = FileManager.default.contents(atPath: model)!.count
-            let pieces = try place.depot.run(["catalog", "pieces", model, "--piece-size", "1048576"], useStore: false)
-            let root = try #require((try JSONSerialization.jsonObject(with: Data(pieces.stdout.utf8)) as? [String: Any])?["piecesRoot"] as? String)
+            let pieces = try place.depot.run(["catalog", "pieces", model, "--piece-size", "1048576", "--layer"], useStore: false)
+            let description = try JSONSerialization.jsonObject(with: Data(pieces.stdout.utf8)) as? [String: Any]
+            let root = try #require(description?["piecesRoot"] as? String)
+            let layer = try #require(description?["pieceLayer"] as? [String])
+            let manifest = layerInCatalog
+                ? #", "pieces": {"pieceSize": 1048576, "scheme": "bep52", "sha256": ["# + layer.map { "\"\($0)\"" }.joined(separator: ",") + "]}"
+                : ""
             nginx = try Nginx(root: www)
+            let address = cdnDown ? "http://127.0.0.1:9/big.gguf" : nginx.url(crawlingCDN ? "crawl/big.gguf" : "big.gguf")
             try Data("""
                 {"version": 1, "models": [{"modelId": "big:swarm", "displayName": "big", "paramSize": 0.00004, "quantization": "F32",
-                 "fileSizeBytes": \(size), "downloadUrl": "\(cdnDown ? "http://127.0.0.1:9/big.gguf" : nginx.url("big.gguf"))", "checksumSha256": "\(digest)", "platform": "all",
-                 "languages": ["en"], "minMemoryMB": 1, "piecesRoot": "\(root)", "pieceSize": 1048576}]}
+                 "fileSizeBytes": \(size), "downloadUrl": "\(address)", "checksumSha256": "\(digest)", "platform": "all",
+                 "languages": ["en"], "minMemoryMB": 1, "piecesRoot": "\(root)", "pieceSize": 1048576\(manifest)}]}
                 """.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
             coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/coordinator", "--heartbeat-interval", "1"])
         }
@@ -300,6 +308,58 @@ import Glibc
         #expect(balances[0].bytes + balances[1].bytes <= 2 * UInt64(mesh.size), "two downloads credited at most their size each")
         let text = try a.depot.run(["credits", "--coordinator", mesh.coordinator.base])
         #expect(text.status == 0 && text.stdout.contains(" credits for "))
+    }
+
+    @Test func agentsPullingTogetherFromASlowCDNShareTheirVerifiedPiecesAndNothingElse() throws {
+        let mesh = try Mesh(megabytes: 24, crawlingCDN: true, layerInCatalog: true)
+        defer { mesh.remove() }
+        let (b, c) = (Workspace(), Workspace())
+        defer { [b, c].forEach { $0.remove() } }
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        let agentC = try mesh.agent(c, holding: false)
+        defer { agentC.stop() }
+        try mesh.waitForAgent(of: b)
+        try mesh.waitForAgent(of: c)
+        // Neither holds the model: each pulls pieces nobody has from the CDN, and the other's
+        // verified ones from the other, found through the coordinator as the pulls run.
+        _ = try mesh.startPull(agentB)
+        _ = try mesh.startPull(agentC)
+
+        // Midway, B offers exactly the pieces it has verified: a piece it lists is the file's
+        // bytes, one it does not list is refused.
+        let blobAddress = agentB.base + "/p2p/blobs/sha256/\(mesh.digest)"
+        var map: HaveMap?
+        try waitUntil(timeout: 30) {
+            let answer = try SeedingTests().curl(blobAddress + "/pieces?pieceSize=1048576")
+            map = answer.status == 200 ? try? JSONDecoder().decode(HaveMap.self, from: answer.body) : nil
+            guard let map, !map.complete else { return false }
+            return (1..<map.have.count - 1).contains(map.have.population)
+        }
+        let midway = try #require(map)
+        #expect(midway.size == UInt64(mesh.size) && midway.pieceSize == 1 << 20)
+        let held = try #require((0..<midway.have.count).first { midway.have.contains($0) })
+        let missing = try #require((0..<midway.have.count).first { !midway.have.contains($0) })
+        let file = try #require(FileManager.default.contents(atPath: mesh.model))
+        let served = try SeedingTests().curl(blobAddress, ["-r", "\(held << 20)-\((held << 20) + 99)"])
+        #expect(served.status == 206 && served.body == file[(held << 20)..<(held << 20) + 100])
+        let refused = try SeedingTests().curl(blobAddress, ["-r", "\(missing << 20)-\((missing << 20) + 99)"])
+        #expect(refused.status == 416 || (refused.status == 206 && refused.body == file[(missing << 20)..<(missing << 20) + 100]),
+                "an unverified piece is refused (or was verified since): \(refused.status)")
+
+        try waitUntil(timeout: 90) {
+            try b.depot.run(["show", "big:swarm"]).status == 0 && c.depot.run(["show", "big:swarm"]).status == 0
+        }
+        for workspace in [b, c] {
+            let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
+            #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
+        }
+        // Two pulls from the CDN alone would take twice the file from it.
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        let (sentByB, sentByC) = (try Self.seedBytes(agentB), try Self.seedBytes(agentC))
+        #expect(fromCDN < UInt64(mesh.size) * 3 / 2, "the CDN served \(fromCDN) bytes for two pulls of \(mesh.size)")
+        #expect(sentByB > 0 && sentByC > 0, "each sent the other pieces: B \(sentByB), C \(sentByC)")
+        #expect(try mesh.coordinator.get("/mesh/stats").object["ticketsIssued"] as? Int ?? 0 >= 2)
     }
 
     @Test func aLyingSeedersPieceIsCaughtAndTheCDNFillsIn() throws {

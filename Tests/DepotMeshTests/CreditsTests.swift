@@ -181,7 +181,8 @@ import Testing
         let secondTicket = try ticket(coordinator, for: secondCredential, from: liar)
         #expect(try coordinator.report(.init(ticket: secondTicket, piece: 5), credential: secondCredential) == true)
         let answer = try coordinator.seeders(of: blob, credential: secondCredential, limit: 32)
-        #expect(answer.seeders.map(\.agentId) == [honest.id], "the liar is no longer handed out")
+        #expect(answer.seeders.filter(\.complete).map(\.agentId) == [honest.id] && !answer.seeders.contains { $0.agentId == liar.id },
+                "the liar is no longer handed out")
         // Its receipts earn nothing while banned.
         let late = try SeederTicket(coordinatorId: coordinator.id, downloader: first.id, seeder: liar.id, sha256: blob, sizeBytes: size,
                                     seeders: 2, expires: Date().addingTimeInterval(60)).encoded(signedBy: coordinator.identity)
@@ -193,5 +194,47 @@ import Testing
         // The ban survives a restart.
         let reopened = try Coordinator(directory: directory)
         #expect(reopened.isBanned(liar.id, at: Date()))
+    }
+
+    @Test func agentsStillDownloadingAreHandedOutAfterTheHoldersForAsLongAsATicketLasts() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try coordinator { $0.credentialLifetime = .seconds(7_200) }
+        let holder = MeshIdentity(), first = MeshIdentity(), second = MeshIdentity(), leecher = MeshIdentity()
+        let holderCredential = try join(holder, coordinator, holding: true)
+        let firstCredential = try join(first, coordinator, holding: false)
+        let secondCredential = try join(second, coordinator, holding: false)
+        let quiet = Heartbeat(agentId: leecher.id, platform: "linux", freeMemoryMB: 1024, address: "http://10.0.0.9:4302",
+                              activeModel: nil, activeModelParamSize: nil, modelSwapInProgress: false, currentLoad: 0, installedModels: [])
+        let leecherCredential = try coordinator.register(AgentRegistration(identity: leecher, challenge: coordinator.challenge(), heartbeat: quiet,
+                                                                           joinToken: nil)).credential
+
+        let toFirst = try coordinator.seeders(of: blob, credential: firstCredential, limit: 32)
+        #expect(toFirst.seeders.map(\.agentId) == [holder.id] && toFirst.seeders.map(\.complete) == [true])
+        _ = try coordinator.seeders(of: blob, credential: leecherCredential, limit: 32)
+        // The first asker seeds, so it is downloading the blob now; the leecher does not seed.
+        let toSecond = try coordinator.seeders(of: blob, credential: secondCredential, limit: 32)
+        #expect(toSecond.seeders.map(\.agentId) == [holder.id, first.id] && toSecond.seeders.map(\.complete) == [true, false])
+        let partialTicket = try #require(try SeederTicket.verified(toSecond.seeders[1].ticket, coordinatorKey: coordinator.publicKey).get())
+        #expect(partialTicket.seeder == first.id && partialTicket.downloader == second.id)
+        #expect(partialTicket.sizeBytes == size && partialTicket.seeders == 1, "a partial seeder's ticket: the holder's size, one complete seeder")
+
+        // A ticket's lifetime later, an asker that did not ask again is no longer downloading.
+        let later = Date().addingTimeInterval(Coordinator.ticketLifetime + 60)
+        for (agent, credential) in [(holder, holderCredential), (first, firstCredential), (second, secondCredential)] {
+            let row = try #require(coordinator.agentRows().first { $0.heartbeat.agentId == agent.id })
+            try coordinator.heartbeat(row.heartbeat, credential: credential, at: later)
+        }
+        try coordinator.heartbeat(quiet, credential: leecherCredential, at: later)
+        let afterwards = try coordinator.seeders(of: blob, credential: leecherCredential, limit: 32, at: later)
+        #expect(afterwards.seeders.map(\.agentId) == [holder.id], "the askers' entries expired: \(afterwards.seeders.map(\.agentId))")
+
+        // With no holder, a size the asker gives is what the tickets carry; without one nobody is noted.
+        let other = String(repeating: "cd", count: 32)
+        _ = try coordinator.seeders(of: other, credential: firstCredential, limit: 32, at: later)
+        #expect(try coordinator.seeders(of: other, credential: secondCredential, limit: 32, at: later).seeders.isEmpty)
+        _ = try coordinator.seeders(of: other, credential: firstCredential, size: 12_345, limit: 32, at: later)
+        let sized = try coordinator.seeders(of: other, credential: secondCredential, limit: 32, at: later)
+        #expect(sized.seeders.map(\.agentId) == [first.id])
+        #expect(try SeederTicket.verified(sized.seeders[0].ticket, coordinatorKey: coordinator.publicKey).get().sizeBytes == 12_345)
     }
 }

@@ -126,3 +126,35 @@ import Testing
         #expect(try reassembler.add([0xC7, 1, 0, 2, 1, 2, 7]) == [9, 7])
     }
 }
+
+/// Have-maps as a peer would send them, honest and hostile.
+@Suite struct HaveMapCodecTests {
+    @Test func bitfieldsRoundTripInBitTorrentOrderAndRefuseSpareBitsAndWrongLengths() throws {
+        for count in [0, 1, 7, 8, 9, 1_024, 1_025] {
+            var field = PieceBitfield(count: count)
+            let chosen = Set((0..<count).filter { _ in Bool.random() })
+            for index in chosen { field.insert(index) }
+            #expect(field.population == chosen.count)
+            let map = HaveMap(sha256: String(repeating: "a", count: 64), size: UInt64(count) * 1_000, pieceSize: 1_000,
+                              complete: false, have: field, fetching: PieceBitfield(count: count))
+            let decoded = try JSONDecoder().decode(HaveMap.self, from: JSONEncoder().encode(map))
+            #expect(decoded == map && (0..<count).allSatisfy { decoded.have.contains($0) == chosen.contains($0) })
+            #expect(decoded.problem(size: UInt64(count) * 1_000, pieceSize: 1_000) == nil)
+            let all = PieceBitfield(count: count, all: true)
+            #expect(all.population == count && !all.contains(count) && !all.contains(-1))
+        }
+        var first = PieceBitfield(count: 9)
+        first.insert(0)
+        #expect(first.bytes == [0x80, 0x00], "piece 0 is the high bit, as in BitTorrent")
+        #expect(PieceBitfield(count: 9, bytes: [0, 0x40]) == nil, "a spare bit set")
+        #expect(PieceBitfield(count: 9, bytes: [0]) == nil && PieceBitfield(count: 8, bytes: [0, 0]) == nil)
+
+        for body in [#"{"count": 9, "bits": "AEA="}"#, #"{"count": 99999999, "bits": ""}"#, #"{"count": 8, "bits": "!!"}"#,
+                     #"{"count": -1, "bits": ""}"#] {
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode(PieceBitfield.self, from: Data(body.utf8)) }
+        }
+        let honest = HaveMap.complete(sha256: String(repeating: "b", count: 64), size: 10_000, pieceSize: 1_000)
+        #expect(honest.problem(size: 10_000, pieceSize: 1_000) == nil)
+        #expect(honest.problem(size: 10_001, pieceSize: 1_000) != nil && honest.problem(size: 10_000, pieceSize: 2_000) != nil)
+    }
+}

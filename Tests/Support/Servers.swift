@@ -71,6 +71,7 @@ public final class Nginx {
                 listen 127.0.0.1:\(port);
                 root \(root);
                 location /slow/ { alias \(root)/; limit_rate 4m; }
+                location /crawl/ { alias \(root)/; limit_rate 384k; }
               }
             }
             """

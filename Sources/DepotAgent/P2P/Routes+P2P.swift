@@ -21,15 +21,29 @@ extension Agent {
         router.get("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: true) }
         router.head("/p2p/blobs/sha256/:digest") { request, context in try self.serveBlob(request, context, body: false) }
         router.get("/p2p/blobs/sha256/:digest/layer") { request, context in try self.pieceLayer(request, context) }
+        router.get("/p2p/blobs/sha256/:digest/pieces") { request, context in try self.haveMap(request, context) }
         // The same bytes under a file name: BitTorrent clients treat a web seed ending in '/'
         // as a folder and append the torrent's file name (libtorrent does for v2 torrents).
         router.get("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: true) }
         router.head("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: false) }
     }
 
-    /// The path of the blob the request names, if this agent seeds it to this peer.
-    private func seededBlob(_ request: Request, _ context: AgentRequestContext) throws
-        -> (path: String, digest: String, slots: UploadSlots, ticket: (ticket: SeederTicket, token: String)?) {
+    /// The blob the request names, if this agent seeds it to this peer: stored (complete), or
+    /// being downloaded (only its verified pieces are served).
+    enum SeededBlob {
+        case stored(path: String)
+        case downloading(path: String, size: UInt64)
+    }
+
+    /// What the request may fetch: the blob, the peer's upload slots and the ticket it came with.
+    struct SeedingGrant {
+        let blob: SeededBlob
+        let digest: String
+        let slots: UploadSlots
+        let ticket: (ticket: SeederTicket, token: String)?
+    }
+
+    private func seededBlob(_ request: Request, _ context: AgentRequestContext) throws -> SeedingGrant {
         guard let slots = uploads else {
             throw AgentError(.forbidden, "this agent does not seed: start it with --seed to serve its models to peers")
         }
@@ -52,11 +66,30 @@ extension Agent {
             slots.refuse("notLocal")
             throw AgentError(.forbidden, "peers beyond this agent's machine and private network need a ticket from its coordinator (GET /mesh/seeders) in \(PeerSource.ticketHeader)")
         }
-        guard let path = try seedableBlobPath(digest) else {
-            slots.refuse("notHeld")
-            throw AgentError.notFound("this agent holds no verified blob \(digest)")
+        if let path = try seedableBlobPath(digest) { return SeedingGrant(blob: .stored(path: path), digest: digest, slots: slots, ticket: ticket) }
+        if let path = board?.readablePartial(digest, range: 0..<0)?.path, let size = board?.size(of: digest) {
+            return SeedingGrant(blob: .downloading(path: path, size: size), digest: digest, slots: slots, ticket: ticket)
         }
-        return (path, digest, slots, ticket)
+        slots.refuse("notHeld")
+        throw AgentError.notFound("this agent holds no verified blob \(digest)")
+    }
+
+    /// Which pieces of the blob this agent has: all of a stored blob (in pieces of
+    /// `?pieceSize=`, by default BitTorrent's), the verified ones of a download.
+    private func haveMap(_ request: Request, _ context: AgentRequestContext) throws -> Response {
+        let grant = try seededBlob(request, context)
+        let map: HaveMap
+        switch grant.blob {
+        case .stored(let path):
+            let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+            let asked = request.uri.queryParameters.get("pieceSize").map { UInt64($0) ?? 0 }
+            if let asked, !(1...(64 << 20)).contains(asked) { throw AgentError.badRequest("'pieceSize' must be 1 to 67108864 bytes") }
+            map = .complete(sha256: grant.digest, size: size, pieceSize: asked ?? MerklePieces.defaultPieceSize(fileSize: size))
+        case .downloading:
+            guard let current = board?.haveMap(of: grant.digest) else { throw AgentError(.serviceUnavailable, "the download of \(grant.digest) just ended; ask again") }
+            map = current
+        }
+        return JSON.response(map)
     }
 
     static func header(_ name: String, of request: Request) -> String? {
@@ -66,13 +99,20 @@ extension Agent {
     /// The blob's piece layer (BEP 52) for `?pieceSize=`: 32 bytes a piece, which the asker
     /// checks against the pieces root its signed catalog holds.
     private func pieceLayer(_ request: Request, _ context: AgentRequestContext) throws -> Response {
-        let (path, digest, _, _) = try seededBlob(request, context)
+        let grant = try seededBlob(request, context)
+        let digest = grant.digest
         let size = request.uri.queryParameters.get("pieceSize").flatMap { UInt64($0) }
         let key = "\(digest):\(size.map(String.init) ?? "default")"
         let layer: Data
-        if let cached = pieceLayers.current[key] {
+        if case .downloading = grant.blob {
+            guard let known = board?.layer(of: digest, pieceSize: size) else {
+                throw AgentError.notFound("this agent's download of \(digest) has no piece layer for pieces of \(size.map(String.init) ?? "the default size")")
+            }
+            layer = known
+        } else if let cached = pieceLayers.current[key] {
             layer = cached
         } else {
+            guard case .stored(let path) = grant.blob else { throw AgentError.notFound("no blob \(digest)") }
             do {
                 layer = try MerklePieces(path: path, pieceSize: size).layerBytes
             } catch let error as TransferError {
@@ -87,8 +127,16 @@ extension Agent {
     }
 
     private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
-        let (path, digest, slots, ticket) = try seededBlob(request, context)
-        let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+        let grant = try seededBlob(request, context)
+        let (digest, slots, ticket) = (grant.digest, grant.slots, grant.ticket)
+        let path: String, size: UInt64
+        switch grant.blob {
+        case .stored(let stored):
+            path = stored
+            size = try (FileManager.default.attributesOfItem(atPath: stored)[.size] as? NSNumber)?.uint64Value ?? 0
+        case .downloading(let partial, let blobSize):
+            (path, size) = (partial, blobSize)
+        }
         let etag = "\"\(digest)\""
         var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]
         var range: Range<UInt64> = 0..<size
@@ -108,6 +156,11 @@ extension Agent {
         }
         headers[.contentLength] = String(range.count)
         guard body, !range.isEmpty else { return Response(status: status, headers: headers) }
+        if case .downloading = grant.blob, board?.readablePartial(digest, range: range) == nil {
+            // Only verified pieces leave a download; a peer asks for what its have-map lists.
+            slots.refuse("notVerified")
+            throw AgentError(.rangeNotSatisfiable, "this agent has not verified bytes \(range.lowerBound)-\(range.upperBound - 1) of \(digest) yet: see its /pieces")
+        }
         if let ticket {
             do throws(ReceiptBook.Refusal) {
                 try receipts.admit(ticket: ticket.ticket, token: ticket.token, receiptHeader: Self.header(SeedReceipt.header, of: request),

@@ -18,36 +18,46 @@ extension Agent {
     }
 
     /// The request with the agents that seed its weights as peers, when this agent has a
-    /// coordinator and the weights' SHA-256 is known; with a pieces root from the signed
-    /// catalog and no piece manifest, the piece layer comes from the first peer whose layer
-    /// leads to that root. Anything that fails leaves the request as it was: the CDN alone.
+    /// coordinator and the weights' SHA-256 is known, and a way to ask again as the download
+    /// runs (agents that start pulling together find each other); with a pieces root from the
+    /// signed catalog and no piece manifest, the piece layer comes from the first peer whose
+    /// layer leads to that root. Anything that fails leaves the request as it was: the CDN alone.
     func addingPeers(to request: PullRequest, piecesRoot: String?, pieceSize: UInt64?, fileSize: UInt64?) async -> PullRequest {
-        guard let coordinator = configuration.coordinator, let credential = meshCredential.current,
+        guard let coordinator = configuration.coordinator, meshCredential.current != nil,
               let sha256 = request.sha256?.sha256 else { return request }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { client.shutdown(queue: .global()) { _ in } }
-        var httpRequest = HTTPClientRequest(url: "\(coordinator)/mesh/seeders?sha256=\(sha256)")
-        httpRequest.headers.add(name: "Authorization", value: "Bearer \(credential)")
-        guard let response = try? await client.execute(httpRequest, timeout: .seconds(5)), response.status == .ok,
-              let body = try? await response.body.collect(upTo: 1 << 20),
-              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(buffer: body)), answer.sha256 == sha256 else {
-            return request
-        }
         var peered = request
-        peered.peers = answer.seeders.map { seeder in
-            PeerSource(url: "\(seeder.address)/p2p/blobs/sha256/\(sha256)", ticket: seeder.ticket,
-                       account: account(with: seeder, sha256: sha256, coordinator: coordinator))
-        }
-        if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexString: piecesRoot) {
+        peered.peers = await seeders(of: sha256, size: fileSize, coordinator: coordinator)
+        if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexDigits: piecesRoot) {
             let size = pieceSize ?? MerklePieces.defaultPieceSize(fileSize: fileSize)
             for peer in peered.peers {
-                if let layer = await Self.pieceLayer(from: peer, pieceSize: size, fileSize: fileSize, root: root, client: client) {
+                if let layer = await Self.pieceLayer(from: peer, pieceSize: size, fileSize: fileSize, root: root, client: .shared) {
                     peered.pieces = PieceManifest(layer)
                     break
                 }
             }
         }
+        peered.findPeers = PeerFinder { [weak self] in
+            await self?.seeders(of: sha256, size: fileSize, coordinator: coordinator) ?? []
+        }
         return peered
+    }
+
+    /// The seeders the coordinator hands out for `sha256` (complete ones first, then agents
+    /// still downloading it), as peer sources with their tickets. Asking registers this agent
+    /// as one that is downloading the blob, so later askers find it.
+    func seeders(of sha256: String, size: UInt64?, coordinator: String) async -> [PeerSource] {
+        guard let credential = meshCredential.current else { return [] }
+        var request = HTTPClientRequest(url: "\(coordinator)/mesh/seeders?sha256=\(sha256)" + (size.map { "&size=\($0)" } ?? ""))
+        request.headers.add(name: "Authorization", value: "Bearer \(credential)")
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)), response.status == .ok,
+              let body = try? await response.body.collect(upTo: 1 << 20),
+              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(buffer: body)), answer.sha256 == sha256 else {
+            return []
+        }
+        return answer.seeders.map { seeder in
+            PeerSource(url: "\(seeder.address)/p2p/blobs/sha256/\(sha256)", ticket: seeder.ticket,
+                       account: account(with: seeder, sha256: sha256, coordinator: coordinator))
+        }
     }
 
     /// What a download owes `seeder`: receipts signed with this agent's key for the bytes
@@ -94,21 +104,5 @@ extension Agent {
         let bytes = Data(buffer: body)
         let layer = stride(from: 0, to: bytes.count, by: 32).map { bytes[$0..<$0 + 32] }.map { Data($0) }
         return try? MerklePieces(fileSize: fileSize, pieceSize: pieceSize, layer: layer, expectedRoot: root)
-    }
-}
-
-extension Data {
-    /// Bytes from lowercase or uppercase hex; nil for anything else.
-    init?(hexString text: String) {
-        guard text.utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        self.init(bytes)
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshProtocol
 import ModelStore
 import NIOCore
 #if canImport(Glibc)
@@ -42,7 +43,8 @@ struct FileDownload: Sendable {
     /// Other agents that hold the same bytes (`…/p2p/blobs/sha256/<hex>` with a ticket). Used
     /// only with a piece manifest, so each piece a peer sends is checked before it counts.
     var peers: [HTTPFetcher] = []
-    private var accounts: [PeerAccount?] { peers.map(\.account) }
+    /// Asks for more peers while the download runs.
+    var findPeers: PeerFinder?
 
     /// A finished file and the journal job to remove once the store has recorded it. Holds
     /// the partial file's lock until then, so a process waiting for the same file finds it
@@ -51,6 +53,8 @@ struct FileDownload: Sendable {
         let file: DownloadedFile
         let jobID: String?
         var partial: PartialFile? = nil
+        /// The verified pieces peers may fetch, still offered until the store has the blob.
+        var offer: SwarmBoard.Offer? = nil
     }
 
     func probe() async throws -> RemoteFile {
@@ -71,7 +75,7 @@ struct FileDownload: Sendable {
 
     /// Whether peers take part: only when a piece manifest checks what they send and the
     /// whole file's hash is known.
-    private var isSwarm: Bool { !peers.isEmpty && pieces != nil && expected != nil }
+    private var isSwarm: Bool { (!peers.isEmpty || findPeers != nil) && pieces != nil && expected != nil }
 
     /// The size the first peer that answers gives.
     private func peerSize() async -> UInt64? {
@@ -122,8 +126,9 @@ struct FileDownload: Sendable {
             progress.stage(.downloading, file: role)
             do {
                 let digest: String
+                let offer: SwarmBoard.Offer?
                 do {
-                    digest = try await transfer(remote, into: partial, resuming: resumeFrom, jobID: job.id, useRanges: useRanges)
+                    (digest, offer) = try await transfer(remote, into: partial, resuming: resumeFrom, jobID: job.id, useRanges: useRanges)
                 } catch {
                     // Nothing arrived: no partial file and no job are left behind to resume.
                     if partial.currentSize == 0 { try? discard(job.id, partial: partial) }
@@ -132,7 +137,7 @@ struct FileDownload: Sendable {
                 try journal.recordFinished(job.id, sha256: digest)
                 try check(digest, against: expectedHash, partial: partial, jobID: job.id)
                 return Result(file: DownloadedFile(role: role, path: partial.path, sha256: digest, origin: origin,
-                                                   hashSource: hashSource), jobID: job.id, partial: partial)
+                                                   hashSource: hashSource), jobID: job.id, partial: partial, offer: offer)
             } catch let failure as FetchFailure {
                 // The server's file is not the one the partial holds, or ranges do not work:
                 // throw the partial away and start clean, never splicing two versions.
@@ -216,50 +221,86 @@ struct FileDownload: Sendable {
 
     // MARK: The transfer
 
+    /// What ends a task of a download: a lane (connection) stopping, the whole-file hash,
+    /// peers found to join, or a helper stopping.
+    private enum LaneEvent: Sendable {
+        case laneEnded
+        case hashed(String)
+        case joined([Lane])
+        case helperEnded
+    }
+
+    /// Fetches the file over its lanes. In a swarm (a hash known, a piece manifest, peers or a
+    /// way to find them) lanes pick pieces: a peer's the rarest of those it has, the primary
+    /// source's those no peer has or fetches; verified pieces are offered to other peers on
+    /// the board, and peers that join later get lanes of their own.
     private func transfer(_ remote: RemoteFile, into partial: PartialFile, resuming done: IntervalSet,
-                          jobID: String, useRanges: Bool) async throws -> String {
-        let peerLanes = useRanges && pieces != nil ? await reachablePeers(size: remote.size) : []
+                          jobID: String, useRanges: Bool) async throws -> (String, SwarmBoard.Offer?) {
+        let swarmMode = useRanges && isSwarm
+        let swarm = Swarm()
+        var peerLanes: [Lane] = []
+        if swarmMode { for peer in peers { peerLanes += await join(peer, size: remote.size, swarm: swarm) } }
         let primary = Lane(fetcher: fetcher, address: CurrentAddress(remote), peer: nil)
-        var lanes = peerLanes.flatMap { Array(repeating: $0, count: max(1, configuration.connectionsPerPeer)) }
-        // With peers, one connection to the primary source fills in behind them.
-        lanes += Array(repeating: primary, count: peerLanes.isEmpty ? (useRanges ? max(1, configuration.connections) : 1) : 1)
+        // With a peer that holds the whole file, one connection to the primary source fills in
+        // behind the peers, after their head start; peers still downloading have only part.
+        let view = swarm.view
+        let completePeer = peerLanes.contains { lane in lane.peer.map { view.peers[$0].map == nil } ?? false }
+        let lanes = peerLanes + Array(repeating: primary, count: completePeer || !useRanges ? 1 : max(1, configuration.connections))
+        for lane in lanes { _ = swarm.addWorker(peer: lane.peer) }
         let scheduler = RangeScheduler(size: remote.size, completed: done, pieces: pieces, connections: lanes.count,
                                        minimumSplit: configuration.minimumSplitBytes,
                                        checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(lanes.count))
         let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
-        let swarm = Swarm(lanes: lanes)
+        var offer: SwarmBoard.Offer?
+        if swarmMode, let board = configuration.board, let expected, let pieces {
+            offer = board.publish(sha256: expected.sha256, path: partial.path, size: remote.size, pieces: pieces, verified: done)
+        }
+        let context = LaneContext(swarm: swarm, partial: partial, scheduler: scheduler, checkpoint: checkpoint,
+                                  offer: offer, swarmMode: swarmMode)
         do {
-            let digest = try await withThrowingTaskGroup(of: String?.self) { group in
-                for (worker, lane) in lanes.enumerated() {
+            let digest = try await withThrowingTaskGroup(of: LaneEvent.self) { group in
+                func start(_ worker: Int, _ lane: Lane, headStart: Bool) {
                     group.addTask {
-                        if lane.peer == nil && !peerLanes.isEmpty { try await Task.sleep(for: configuration.peerHeadStart) }
+                        if headStart && lane.peer == nil { try await Task.sleep(for: configuration.peerHeadStart) }
                         do {
-                            try await work(worker, lane: lane, swarm: swarm, partial: partial, scheduler: scheduler,
-                                           checkpoint: checkpoint, useRanges: lane.peer != nil || useRanges)
-                        } catch where !peerLanes.isEmpty && !(error is CancellationError) {
+                            try await work(worker, lane: lane, context, useRanges: lane.peer != nil || useRanges)
+                        } catch where swarmMode && !(error is CancellationError) {
                             // In a swarm a source that fails or lies costs only its own
                             // connections; the download fails when every source has.
                             scheduler.release(worker: worker)
                             if let peer = lane.peer { swarm.drop(peer, because: "\(error)") } else { swarm.primaryFailed(error) }
                         }
-                        return nil
+                        return .laneEnded
                     }
                 }
-                group.addTask { try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size) }
+                for (worker, lane) in lanes.enumerated() { start(worker, lane, headStart: completePeer) }
+                group.addTask { .hashed(try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size)) }
+                if swarmMode {
+                    group.addTask { try await refreshHaveMaps(swarm, size: remote.size); return .helperEnded }
+                    if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size, first: true)) } }
+                }
                 var running = lanes.count
-                for try await result in group {
-                    if let digest = result {
+                for try await event in group {
+                    switch event {
+                    case .hashed(let digest):
                         // A source may still be backing off from a failure: the file is complete.
                         group.cancelAll()
                         return digest
+                    case .joined(let joined):
+                        for lane in joined { start(swarm.addWorker(peer: lane.peer), lane, headStart: false) }
+                        running += joined.count
+                        if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size, first: false)) } }
+                    case .laneEnded:
+                        running -= 1
+                        if running == 0 && !scheduler.isComplete { throw swarm.failure(of: source.redacted) }
+                    case .helperEnded:
+                        break
                     }
-                    running -= 1
-                    if running == 0 && !scheduler.isComplete { throw swarm.failure(of: source.redacted) }
                 }
                 throw CancellationError()
             }
             try checkpoint.take()
-            return digest
+            return (digest, offer)
         } catch {
             // Keep what arrived: the next run resumes from here.
             try? checkpoint.take()
@@ -267,31 +308,103 @@ struct FileDownload: Sendable {
         }
     }
 
-    /// The peers that answer for a file of `size` bytes with ranges; the others are left out.
-    private func reachablePeers(size: UInt64) async -> [Lane] {
-        var lanes: [Lane] = []
-        for (index, peer) in peers.enumerated() {
-            guard let remote = try? await peer.probe(), remote.size == size, remote.acceptsRanges else { continue }
-            lanes.append(Lane(fetcher: peer, address: CurrentAddress(remote), peer: index))
-        }
-        return lanes
+    /// A peer that answers for a file of `size` bytes with ranges, and a have-map of this
+    /// download's pieces if it has one (a peer without one holds the whole blob), as lanes;
+    /// none for a peer that does not fit.
+    private func join(_ peer: HTTPFetcher, size: UInt64, swarm: Swarm) async -> [Lane] {
+        guard let pieces, let remote = try? await peer.probe(), remote.size == size, remote.acceptsRanges else { return [] }
+        let map = await peer.haveMap(pieceSize: pieces.pieceSize)
+        if let map, map.problem(size: size, pieceSize: pieces.pieceSize) != nil { return [] }
+        let index = swarm.addPeer(peer, map: map?.complete == true ? nil : map)
+        return Array(repeating: Lane(fetcher: peer, address: CurrentAddress(remote), peer: index),
+                     count: max(1, configuration.connectionsPerPeer))
     }
 
+    /// Asks for peers until some new ones answer; their lanes. The first time soon: agents
+    /// that started together learn of each other before their CDN connections overlap much.
+    private func search(_ finder: PeerFinder, swarm: Swarm, size: UInt64, first: Bool) async throws -> [Lane] {
+        var interval = first ? configuration.haveMapInterval : configuration.peerSearchInterval
+        while true {
+            try await Task.sleep(for: interval)
+            interval = configuration.peerSearchInterval
+            var lanes: [Lane] = []
+            for source in await finder.find() where !swarm.knows(source.url) {
+                guard let peer = try? HTTPFetcher.peer(source, client: fetcher.client, stallTimeout: configuration.stallTimeout) else { continue }
+                lanes += await join(peer, size: size, swarm: swarm)
+            }
+            if !lanes.isEmpty { return lanes }
+        }
+    }
+
+    /// Keeps the have-maps of peers that are still downloading current; a peer whose map is
+    /// missing three times in a row is dropped.
+    private func refreshHaveMaps(_ swarm: Swarm, size: UInt64) async throws {
+        guard let pieces else { return }
+        while true {
+            try await Task.sleep(for: configuration.haveMapInterval)
+            for (peer, fetcher) in swarm.partialPeers {
+                let map = await fetcher.haveMap(pieceSize: pieces.pieceSize)
+                swarm.update(peer, map: map.flatMap { $0.problem(size: size, pieceSize: pieces.pieceSize) == nil ? $0 : nil })
+            }
+        }
+    }
+
+    /// What the lanes of one transfer share.
+    private struct LaneContext: Sendable {
+        let swarm: Swarm
+        let partial: PartialFile
+        let scheduler: RangeScheduler
+        let checkpoint: Checkpoint
+        let offer: SwarmBoard.Offer?
+        let swarmMode: Bool
+    }
+
+    /// The next range for a lane in a swarm: a peer's lane takes the rarest pieces that peer
+    /// has; the primary source's, pieces no peer has and none is fetching from its own
+    /// primary source (other downloaders' CDN pieces come to this one through them), unless
+    /// it has waited `patience` for them.
+    private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool) -> Range<UInt64>? {
+        guard let pieces else { return nil }
+        let step = max(pieces.pieceSize, (1 << 20) / pieces.pieceSize * pieces.pieceSize)
+        let view = context.swarm.view
+        if let peer = lane.peer {
+            return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { view.offers(peer, $0) }, holders: view.holders)
+        }
+        return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { piece in
+            view.holders(piece) == 0 && !(patient && view.isFetchedElsewhere(piece))
+        }, holders: { _ in 0 })
+    }
+
+    /// How long the primary source's lane leaves pieces to the downloaders that fetch them
+    /// from theirs.
+    static let patience: Duration = .seconds(10)
+
     /// One connection: takes ranges until none are left, retrying with back-off. In a swarm,
-    /// the primary source's connection waits for work until the file is complete (a peer may
-    /// fail, or a piece be found bad, after it ran out), and a peer's stops once it is dropped.
-    private func work(_ worker: Int, lane: Lane, swarm: Swarm, partial: PartialFile, scheduler: RangeScheduler,
-                      checkpoint: Checkpoint, useRanges: Bool) async throws {
+    /// a connection waits for work until the file is complete (a peer may fail, or a piece be
+    /// found bad, after it ran out; a partial peer verifies more); a peer's stops once it is
+    /// dropped, or when it has had nothing to offer for the stall timeout.
+    private func work(_ worker: Int, lane: Lane, _ context: LaneContext, useRanges: Bool) async throws {
+        let (swarm, partial, scheduler, checkpoint) = (context.swarm, context.partial, context.scheduler, context.checkpoint)
         var failures = 0
         let role = self.role, progress = self.progress
+        let clock = ContinuousClock()
+        var idleSince = clock.now
         while true {
             if let peer = lane.peer, swarm.isDropped(peer) { return }
-            guard let range = scheduler.remaining(worker: worker) ?? scheduler.take(worker: worker) else {
-                guard lane.peer == nil, swarm.hasPeers, !scheduler.isComplete else { return }
+            let taken = scheduler.remaining(worker: worker)
+                ?? (context.swarmMode ? takeInSwarm(worker, lane: lane, context, patient: clock.now - idleSince < Self.patience)
+                                      : scheduler.take(worker: worker))
+            guard let range = taken else {
+                guard context.swarmMode, !scheduler.isComplete else { return }
+                if lane.peer != nil && clock.now - idleSince > configuration.stallTimeout { return }
                 try await Task.sleep(for: .milliseconds(20))
                 continue
             }
+            idleSince = clock.now
             let request = lane.peer == nil ? range : Self.peerRequest(range, pieceSize: pieces?.pieceSize)
+            let fromPrimary = context.swarmMode && lane.peer == nil ? pieces.map { Self.pieceIndices(of: request, pieceSize: $0.pieceSize) } : nil
+            if let fromPrimary { context.offer?.fetching(fromPrimary, true) }
+            defer { if let fromPrimary { context.offer?.fetching(fromPrimary, false) } }
             let received = ByteCounter()
             let remote = await lane.address.remote
             do {
@@ -303,7 +416,7 @@ struct FileDownload: Sendable {
                     received.add(allowed)
                     progress.add(allowed, for: role)
                     let (checkpointDue, completedPieces) = scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker)
-                    for piece in completedPieces { try checkPiece(piece, of: partial, scheduler: scheduler, swarm: swarm) }
+                    for piece in completedPieces { try checkPiece(piece, context) }
                     if checkpointDue { try checkpoint.take() }
                     return !scheduler.isFinished(worker: worker)
                 }
@@ -336,6 +449,11 @@ struct FileDownload: Sendable {
         }
     }
 
+    /// The pieces a byte range touches.
+    static func pieceIndices(of range: Range<UInt64>, pieceSize: UInt64) -> Range<Int> {
+        range.isEmpty ? 0..<0 : Int(range.lowerBound / pieceSize)..<Int((range.upperBound - 1) / pieceSize) + 1
+    }
+
     /// What a peer is asked for at once: a megabyte or a piece, whichever is larger, ending on
     /// a piece boundary, so each request carries a receipt for nearly all that came before.
     static func peerRequest(_ range: Range<UInt64>, pieceSize: UInt64?) -> Range<UInt64> {
@@ -346,8 +464,9 @@ struct FileDownload: Sendable {
 
     /// Reads a completed piece back and compares it with the manifest; a bad piece goes back
     /// to be fetched again, up to `pieceAttempts` times.
-    private func checkPiece(_ index: Int, of partial: PartialFile, scheduler: RangeScheduler, swarm: Swarm) throws {
+    private func checkPiece(_ index: Int, _ context: LaneContext) throws {
         guard let pieces else { return }
+        let (partial, scheduler, swarm) = (context.partial, context.scheduler, context.swarm)
         let writers = scheduler.takeWriters(of: index)
         let range = pieces.range(of: index, fileSize: scheduler.size)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
@@ -359,13 +478,14 @@ struct FileDownload: Sendable {
         // Pieces are split on their boundaries, so the writers are the sources of these bytes.
         let peers = Set(writers.compactMap { swarm.peer(of: $0) })
         guard !good else {
-            for peer in peers { accounts[peer]?.verified(UInt64(range.count / peers.count)) }
+            context.offer?.verified(index)
+            for peer in peers { swarm.account(of: peer)?.verified(UInt64(range.count / peers.count)) }
             return
         }
         progress.add(-range.count, for: role)
         for peer in peers {
             swarm.drop(peer, because: "sent a bad piece \(index)")
-            accounts[peer]?.badPiece(index)
+            swarm.account(of: peer)?.badPiece(index)
         }
         guard failures < configuration.pieceAttempts else {
             throw TransferError(.checksumMismatch, "piece \(index) (bytes \(range.lowerBound)–\(range.upperBound - 1)) of \(source.redacted) does not match the piece manifest after \(failures) fetches: expected \(pieces.sha256[index]), found \(found). The pieces that matched are kept")
@@ -459,19 +579,78 @@ struct Lane: Sendable {
     let peer: Int?
 }
 
-/// The connections of one download and which peers were dropped (failed, or sent a bad
-/// piece): their connections stop, and the rest of the file comes from the others.
+/// The sources of one download: its peers (with their have-maps, for those still
+/// downloading), which connection fetches from which, and which peers were dropped (failed,
+/// or sent a bad piece): their connections stop, and the rest comes from the others.
 final class Swarm: @unchecked Sendable {
-    private let peerOfWorker: [Int?]
+    struct Peer {
+        let fetcher: HTTPFetcher
+        /// Nil for a peer that holds the whole blob.
+        var map: HaveMap?
+        var missedMaps = 0
+    }
+
+    /// A consistent copy for picking pieces, read without the lock.
+    struct View {
+        let peers: [Peer]
+        let dropped: Set<Int>
+
+        func offers(_ peer: Int, _ piece: Int) -> Bool {
+            !dropped.contains(peer) && (peers[peer].map.map { $0.have.contains(piece) } ?? true)
+        }
+        func holders(_ piece: Int) -> Int { peers.indices.count { offers($0, piece) } }
+        func isFetchedElsewhere(_ piece: Int) -> Bool {
+            peers.indices.contains { !dropped.contains($0) && peers[$0].map?.fetching.contains(piece) == true }
+        }
+    }
+
     // Guarded by `lock`.
+    private var peers: [Peer] = []
+    private var peerOfWorker: [Int?] = []
     private var dropped: [Int: String] = [:]
     private var primaryFailure: (any Error)?
     private let lock = NSLock()
 
-    init(lanes: [Lane]) { peerOfWorker = lanes.map(\.peer) }
+    /// Adds a peer; its index.
+    func addPeer(_ fetcher: HTTPFetcher, map: HaveMap?) -> Int {
+        lock.withLock {
+            peers.append(Peer(fetcher: fetcher, map: map))
+            return peers.count - 1
+        }
+    }
 
-    var hasPeers: Bool { peerOfWorker.contains { $0 != nil } }
-    func peer(of worker: Int) -> Int? { peerOfWorker.indices.contains(worker) ? peerOfWorker[worker] : nil }
+    /// Adds a connection to `peer` (nil: the primary source); its worker number.
+    func addWorker(peer: Int?) -> Int {
+        lock.withLock {
+            peerOfWorker.append(peer)
+            return peerOfWorker.count - 1
+        }
+    }
+
+    func knows(_ url: String) -> Bool { lock.withLock { peers.contains { $0.fetcher.source.url.absoluteString == url } } }
+    var view: View { lock.withLock { View(peers: peers, dropped: Set(dropped.keys)) } }
+    func peer(of worker: Int) -> Int? { lock.withLock { peerOfWorker.indices.contains(worker) ? peerOfWorker[worker] : nil } }
+    func account(of peer: Int) -> PeerAccount? { lock.withLock { peers[peer].fetcher.account } }
+
+    /// The peers still downloading, whose maps change.
+    var partialPeers: [(Int, HTTPFetcher)] {
+        lock.withLock { peers.indices.filter { dropped[$0] == nil && peers[$0].map != nil }.map { ($0, peers[$0].fetcher) } }
+    }
+
+    /// A peer's latest map (nil: it did not answer with one). A complete map ends the
+    /// refreshing; three misses in a row drop the peer.
+    func update(_ peer: Int, map: HaveMap?) {
+        lock.withLock {
+            guard let map else {
+                peers[peer].missedMaps += 1
+                if peers[peer].missedMaps >= 3, dropped[peer] == nil { dropped[peer] = "its have-map stopped answering" }
+                return
+            }
+            peers[peer].missedMaps = 0
+            peers[peer].map = map.complete ? nil : map
+        }
+    }
+
     func isDropped(_ peer: Int) -> Bool { lock.withLock { dropped[peer] != nil } }
     func drop(_ peer: Int, because reason: String) { lock.withLock { if dropped[peer] == nil { dropped[peer] = reason } } }
     /// Why each dropped peer was dropped.

@@ -85,6 +85,42 @@ final class RangeScheduler: @unchecked Sendable {
         }
     }
 
+    /// Swarm picking (with a manifest): the pending bytes of a piece that `offered` says this
+    /// worker's source has, the one fewest sources hold (`holders`), ties at random so
+    /// downloaders spread over the pieces; extended over the pending pieces right after it
+    /// that are offered too, up to `maximumBytes`. Nil when nothing pending is offered.
+    func takePieces(worker: Int, maximumBytes: UInt64, offered: (Int) -> Bool, holders: (Int) -> Int) -> Range<UInt64>? {
+        lock.withLock {
+            guard let pieces else { return nil }
+            let pieceSize = pieces.pieceSize
+            var rarest: [(piece: Int, pending: Int)] = []
+            var fewest = Int.max
+            for (position, range) in pending.enumerated() where !range.isEmpty {
+                for piece in Int(range.lowerBound / pieceSize)...Int((range.upperBound - 1) / pieceSize) where offered(piece) {
+                    let count = holders(piece)
+                    if count < fewest { (fewest, rarest) = (count, []) }
+                    if count == fewest { rarest.append((piece, position)) }
+                }
+            }
+            guard let (first, position) = rarest.randomElement() else {
+                assignments[worker] = nil
+                return nil
+            }
+            let range = pending[position]
+            let start = max(range.lowerBound, UInt64(first) * pieceSize)
+            var end = min(range.upperBound, (UInt64(first) + 1) * pieceSize)
+            while end < range.upperBound, end - start < maximumBytes, offered(Int(end / pieceSize)) {
+                end = min(range.upperBound, end + pieceSize)
+            }
+            pending.replaceSubrange(position...position, with: [range.lowerBound..<start, end..<range.upperBound].filter { !$0.isEmpty })
+            assignments[worker] = (start, end)
+            return start..<end
+        }
+    }
+
+    /// Whether bytes are still waiting for a source (not counting those being fetched).
+    var hasPending: Bool { lock.withLock { !pending.isEmpty } }
+
     /// How many of `length` bytes at `offset` the worker may write (its range may have been
     /// shortened by a thief); claims them.
     func claim(worker: Int, offset: UInt64, length: Int) -> Int {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MeshProtocol
 import NIOCore
 import NIOHTTP1
 
@@ -90,6 +91,21 @@ struct HTTPFetcher: Sendable {
             throw .rangeIgnored
         }
         try await stream(response.body, from: offset, consume: consume)
+    }
+
+    /// A peer's source for the blob at `peer.url`, with its ticket and account.
+    static func peer(_ peer: PeerSource, client: HTTPClient, stallTimeout: Duration) throws(TransferError) -> HTTPFetcher {
+        HTTPFetcher(client: client, source: try TransferSource(peer.url), token: nil, stallTimeout: stallTimeout,
+                    headers: peer.ticket.map { [PeerSource.ticketHeader: $0] } ?? [:], account: peer.account)
+    }
+
+    /// A peer's have-map for its blob in pieces of `pieceSize` (`…/pieces`); nil when it has
+    /// none or answers nonsense.
+    func haveMap(pieceSize: UInt64) async -> HaveMap? {
+        guard let url = URL(string: source.url.absoluteString + "/pieces?pieceSize=\(pieceSize)"),
+              let response = try? await send(method: .GET, url: url, headers: [:], onHop: { _ in }),
+              response.head.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20) else { return nil }
+        return try? JSONDecoder().decode(HaveMap.self, from: Data(body.readableBytesView))
     }
 
     // MARK: Requests

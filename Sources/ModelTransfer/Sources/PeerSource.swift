@@ -60,3 +60,14 @@ public final class PeerAccount: @unchecked Sendable {
 
     func badPiece(_ index: Int) { onBadPiece(index) }
 }
+
+/// Asks, while a download runs, for the peers that hold or are downloading the same bytes
+/// now: a swarm grows as agents join it, and an agent that started first learns of those
+/// that came after. Not persisted; any two compare equal (like a peer's account).
+public final class PeerFinder: Sendable, Equatable {
+    public let find: @Sendable () async -> [PeerSource]
+
+    public init(_ find: @escaping @Sendable () async -> [PeerSource]) { self.find = find }
+
+    public static func == (left: PeerFinder, right: PeerFinder) -> Bool { true }
+}
