@@ -18,21 +18,7 @@ trap cleanup EXIT
 mkdir -p "$WORK/www" "$WORK/nginx/logs" "$WORK/out"
 FILE=$WORK/www/model.gguf
 
-python3 - "$FILE" "$SIZE_MIB" <<'PY'
-import os, struct, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-def string(s):
-    b = s.encode()
-    return struct.pack('<Q', len(b)) + b
-header = b'GGUF' + struct.pack('<IQQ', 3, 1, 1)
-header += string('general.architecture') + struct.pack('<I', 8) + string('llama')
-header += string('w') + struct.pack('<I', 2) + struct.pack('<QQ', 1024, mib * 1024) + struct.pack('<I', 24) + struct.pack('<Q', 0)
-header += b'\0' * ((32 - len(header) % 32) % 32)
-with open(path, 'wb') as f:
-    f.write(header)
-    for _ in range(mib // 64):
-        f.write(os.urandom(64 << 20))
-PY
+python3 bench/write-gguf.py "$FILE" "$SIZE_MIB"
 DIGEST=$(sha256sum "$FILE" | cut -c1-64)
 BYTES=$(stat -c %s "$FILE")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

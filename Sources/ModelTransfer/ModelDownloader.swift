@@ -237,7 +237,7 @@ public final class ModelDownloader: Sendable {
         case let error as StoreError: TransferError(error)
         case let error as GGUFError: TransferError(StoreError(.notGGUF, "the downloaded file is not a usable GGUF model: \(error)"))
         case FetchFailure.fatal(let error): error
-        case FetchFailure.transient(let reason): TransferError(.unreachable, reason)
+        case FetchFailure.transient(let reason), FetchFailure.busy(let reason): TransferError(.unreachable, reason)
         case FetchFailure.remoteChanged(let reason): TransferError(.unreachable, reason)
         case FetchFailure.rangeIgnored: TransferError(.unsupportedServer, "the server ignores byte ranges")
         case is CancellationError: TransferError(.cancelled, "the download was interrupted; the partial file is kept for the next pull")

@@ -67,8 +67,8 @@ extension Agent {
             throw AgentError(.forbidden, "peers beyond this agent's machine and private network need a ticket from its coordinator (GET /mesh/seeders) in \(PeerSource.ticketHeader)")
         }
         if let path = try seedableBlobPath(digest) { return SeedingGrant(blob: .stored(path: path), digest: digest, slots: slots, ticket: ticket) }
-        if let path = board?.readablePartial(digest, range: 0..<0)?.path, let size = board?.size(of: digest) {
-            return SeedingGrant(blob: .downloading(path: path, size: size), digest: digest, slots: slots, ticket: ticket)
+        if let partial = board?.readablePartial(digest, range: 0..<0) {
+            return SeedingGrant(blob: .downloading(path: partial.path, size: partial.size), digest: digest, slots: slots, ticket: ticket)
         }
         slots.refuse("notHeld")
         throw AgentError.notFound("this agent holds no verified blob \(digest)")

@@ -60,7 +60,7 @@ struct FileDownload: Sendable {
     func probe() async throws -> RemoteFile {
         let remote: RemoteFile
         if isSwarm {
-            do { remote = try await fetcher.probe() } catch FetchFailure.transient(let reason) {
+            do { remote = try await fetcher.probe() } catch FetchFailure.transient(let reason), FetchFailure.busy(let reason) {
                 // The primary source is down: the peers say how large the file is, and the
                 // pieces check every byte wherever it comes from.
                 guard let size = await peerSize() else { throw TransferError(.unreachable, "\(reason); no peer answered either") }
@@ -385,7 +385,7 @@ struct FileDownload: Sendable {
     /// dropped, or when it has had nothing to offer for the stall timeout.
     private func work(_ worker: Int, lane: Lane, _ context: LaneContext, useRanges: Bool) async throws {
         let (swarm, partial, scheduler, checkpoint) = (context.swarm, context.partial, context.scheduler, context.checkpoint)
-        var failures = 0
+        var failures = 0, busy = 0
         let role = self.role, progress = self.progress
         let clock = ContinuousClock()
         var idleSince = clock.now
@@ -424,7 +424,7 @@ struct FileDownload: Sendable {
                 if let rest = scheduler.remaining(worker: worker), rest.lowerBound < request.upperBound {
                     throw FetchFailure.transient("the server ended the response before the range was complete")
                 }
-                failures = 0
+                (failures, busy) = (0, 0)
             } catch FetchFailure.addressExpired(let failed) {
                 scheduler.release(worker: worker)
                 failures += 1
@@ -432,9 +432,17 @@ struct FileDownload: Sendable {
                     throw TransferError(.rejected, "the download address for \(source.redacted) keeps being refused; the partial download is kept: pull again to resume")
                 }
                 _ = try await lane.address.refresh(after: failed, using: lane.fetcher)
-            } catch FetchFailure.transient(let reason) where !useRanges {
+            } catch FetchFailure.busy(let reason) where lane.peer != nil {
+                // A peer serving others now: ask again shortly, for a while.
+                scheduler.release(worker: worker)
+                busy += 1
+                guard busy <= Self.busyRetries else {
+                    throw TransferError(.unreachable, "\(reason); it stayed busy for \(busy) attempts")
+                }
+                try await Task.sleep(for: configuration.backoff(attempt: min(busy, 3)))
+            } catch FetchFailure.transient(let reason) where !useRanges, FetchFailure.busy(let reason) where !useRanges {
                 throw FetchFailure.wholeFileInterrupted(reason)
-            } catch FetchFailure.transient(let reason) {
+            } catch FetchFailure.transient(let reason), FetchFailure.busy(let reason) {
                 scheduler.release(worker: worker)
                 // A peer gets one retry: others hold the same bytes.
                 failures = received.value > 0 ? 1 : failures + 1
@@ -448,6 +456,9 @@ struct FileDownload: Sendable {
             }
         }
     }
+
+    /// Times in a row a peer may answer that it is busy before its connection stops.
+    static let busyRetries = 40
 
     /// The pieces a byte range touches.
     static func pieceIndices(of range: Range<UInt64>, pieceSize: UInt64) -> Range<Int> {
@@ -517,7 +528,7 @@ struct FileDownload: Sendable {
     private func retrying<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
-            do { return try await body() } catch FetchFailure.transient(let reason) {
+            do { return try await body() } catch FetchFailure.transient(let reason), FetchFailure.busy(let reason) {
                 attempt += 1
                 guard attempt <= configuration.maximumAttempts else {
                     throw TransferError(.unreachable, "\(reason); gave up \(what) after \(attempt) attempts")

@@ -193,7 +193,9 @@ struct HTTPFetcher: Sendable {
     static func check(_ status: HTTPResponseStatus, url: String, allowPartial: Bool) throws(FetchFailure) {
         if status.code == 200 || (allowPartial && status.code == 206) { return }
         switch status.code {
-        case 408, 429, 500...599:
+        case 429, 503:
+            throw .busy("the server answered \(status.code) \(status.reasonPhrase) for \(url)")
+        case 408, 500...599:
             throw .transient("the server answered \(status.code) \(status.reasonPhrase) for \(url)")
         case 401, 403:
             throw .fatal(TransferError(.rejected, "the server refused \(url) (\(status.code) \(status.reasonPhrase)); it may need a token (--token or HF_TOKEN) or access to the repository"))

@@ -51,6 +51,9 @@ actor CurrentAddress {
 enum FetchFailure: Error {
     /// Worth retrying after a back-off: network errors, 5xx, 408, 429, stalls, short bodies.
     case transient(String)
+    /// The server serves as many as it will now (429, 503): worth asking again, and no sign
+    /// that it fails (a busy peer is not dropped).
+    case busy(String)
     /// The file on the server is not the version the partial holds: start over.
     case remoteChanged(String)
     /// A whole-file transfer (no ranges) broke off: it can only start over from byte 0.

@@ -77,7 +77,8 @@ public final class SwarmBoard: @unchecked Sendable {
         }
     }
 
-    /// The partial file and the blob's size, when every piece `range` touches is verified.
+    /// The partial file and the blob's size, when every piece `range` touches is verified (an
+    /// empty range: when the blob is being downloaded).
     public func readablePartial(_ sha256: String, range: Range<UInt64>) -> (path: String, size: UInt64)? {
         lock.withLock {
             guard let partial = partials[sha256] else { return nil }
@@ -88,9 +89,6 @@ public final class SwarmBoard: @unchecked Sendable {
             return touched.allSatisfy(partial.verified.contains) ? (partial.path, partial.size) : nil
         }
     }
-
-    /// The blob's size while it downloads.
-    public func size(of sha256: String) -> UInt64? { lock.withLock { partials[sha256]?.size } }
 
     /// The piece layer (BEP 52) of a blob being downloaded, when its manifest is one with
     /// pieces of `pieceSize` (the asker checks it against its catalog's root).
