@@ -9,7 +9,8 @@
 # Prints medians: CDN egress / model size, p50 and p100 completion, p100 against cdn-only,
 # bytes wasted (received beyond AGENTS copies: bad or duplicate pieces), and for the median
 # swarm run each agent's bytes from the CDN and sent to peers, and its upload rate against
-# its cap (SEED_RATE, passed to --seed-rate; default none).
+# its cap (SEED_RATE, passed to --seed-rate; default none). libtorrent runs in Debian's
+# /usr/bin/python3, where python3-libtorrent is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
@@ -154,13 +155,15 @@ libtorrent_round() {
     local run=$1 round=$WORK/round
     rm -rf "$round" && mkdir -p "$round"
     : > "$WORK/nginx/logs/access.log"
-    python3 bench/swarm-libtorrent.py "$WORK/www/big.gguf" "$PIECE_SIZE" "http://$CDN_IP:8080/big.gguf" "$AGENTS" "$round" 900 > "$round/out.json"
+    /usr/bin/python3 bench/swarm-libtorrent.py "$WORK/www/big.gguf" "$PIECE_SIZE" "http://$CDN_IP:8080/big.gguf" "$AGENTS" "$round" 900 > "$round/out.json"
+    sleep 2  # nginx logs a response once it notices the closed connection
     python3 - "$round/out.json" "$run" "$AGENTS" "$WORK/nginx/logs/access.log" >> "$WORK/results" <<'PY'
 import json, re, sys
 outcome, run, agents, log = json.load(open(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cdn = [0] * agents
 for line in open(log):
-    match = re.search(r"big\.gguf\?a=lt(\d+) HTTP/[0-9.]+ \d+ (\d+)$", line.strip())
+    # libtorrent appends the file name to a web seed's address, after our query.
+    match = re.search(r"big\.gguf\?a=lt(\d+)\S* HTTP/[0-9.]+ \d+ (\d+)$", line.strip())
     if match:
         cdn[int(match.group(1))] += int(match.group(2))
 print(json.dumps({"mode": "libtorrent", "run": run, "seconds": outcome["seconds"], "cdn": cdn, "sent": outcome["uploaded"]}))

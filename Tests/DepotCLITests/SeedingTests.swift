@@ -441,6 +441,7 @@ import Glibc
         defer { [a, b].forEach { $0.remove() } }
         // A slow seeder, so the kill lands mid-download; the CDN joins after its head start.
         let agentA = try mesh.agent(a, holding: true, ["--seed-rate", "3M"])
+        defer { agentA.stop() }  // also when the test fails before it kills A
         let agentB = try mesh.agent(b, holding: false)
         defer { agentB.stop() }
         try mesh.waitForSeeders(1)
@@ -464,6 +465,7 @@ import Glibc
         let (a, b) = (Workspace(), Workspace())
         defer { [a, b].forEach { $0.remove() } }
         let agentA = try mesh.agent(a, holding: true, ["--seed-rate", "3M"])
+        defer { agentA.stop() }  // also when the test fails before it kills A
         let agentB = try mesh.agent(b, holding: false)
         defer { agentB.stop() }
         try mesh.waitForSeeders(1)

@@ -256,7 +256,7 @@ struct FileDownload: Sendable {
             offer = board.publish(sha256: expected.sha256, path: partial.path, size: remote.size, pieces: pieces, verified: done)
         }
         let context = LaneContext(swarm: swarm, partial: partial, scheduler: scheduler, checkpoint: checkpoint,
-                                  offer: offer, swarmMode: swarmMode)
+                                  offer: offer, swarmMode: swarmMode, firstPrimaryWorker: peerLanes.count)
         do {
             let digest = try await withThrowingTaskGroup(of: LaneEvent.self) { group in
                 func start(_ worker: Int, _ lane: Lane, headStart: Bool) {
@@ -357,12 +357,16 @@ struct FileDownload: Sendable {
         let checkpoint: Checkpoint
         let offer: SwarmBoard.Offer?
         let swarmMode: Bool
+        /// Workers from this one on fetch from the primary source.
+        let firstPrimaryWorker: Int
     }
 
     /// The next range for a lane in a swarm: a peer's lane takes the rarest pieces that peer
     /// has; the primary source's, pieces no peer has and none is fetching from its own
     /// primary source (other downloaders' CDN pieces come to this one through them), unless
-    /// it has waited `patience` for them.
+    /// it has waited `patience` for them. The primary source's connections are shared out:
+    /// with n peers a download keeps 1/(n + 1) of them busy, so a swarm's downloaders together
+    /// hold about as many CDN connections as one would, and few chase the same last pieces.
     private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool) -> Range<UInt64>? {
         guard let pieces else { return nil }
         let step = max(pieces.pieceSize, (1 << 20) / pieces.pieceSize * pieces.pieceSize)
@@ -370,6 +374,8 @@ struct FileDownload: Sendable {
         if let peer = lane.peer {
             return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { view.offers(peer, $0) }, holders: view.holders)
         }
+        let activePeers = view.peers.count - view.dropped.count
+        guard worker - context.firstPrimaryWorker < max(1, configuration.connections / (activePeers + 1)) else { return nil }
         return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { piece in
             view.holders(piece) == 0 && !(patient && view.isFetchedElsewhere(piece))
         }, holders: { _ in 0 })
