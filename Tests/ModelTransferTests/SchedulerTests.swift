@@ -83,6 +83,27 @@ import Testing
         #expect(scheduler.take(worker: 0) == 80..<100, "the bad piece is fetched again")
     }
 
+    @Test func swarmPickingTakesTheRarestOfferedPiecesAndWalksOnFromWhereItLeftOff() {
+        let manifest = PieceManifest(pieceSize: 10, sha256: Array(repeating: String(repeating: "0", count: 64), count: 10))
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet([0..<20]), pieces: manifest, connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1000)
+        // Pieces 0 and 1 are done; the peer offers 3 to 8; piece 6 has one holder, the rest two.
+        let holders = { (piece: Int) in piece == 6 ? 1 : 2 }
+        let offered = { (piece: Int) in (3...8).contains(piece) }
+        #expect(scheduler.takePieces(worker: 0, maximumBytes: 20, offered: offered, holders: holders) == 60..<80,
+                "the rarest first, extended over the next offered piece")
+        #expect(scheduler.takePieces(worker: 1, maximumBytes: 10, continuing: 30, offered: offered, holders: { _ in 0 }) == 30..<40,
+                "a connection walks on from where it left off")
+        #expect(scheduler.takePieces(worker: 2, maximumBytes: 100, continuing: 30, offered: offered, holders: { _ in 0 }).map {
+            [40..<60, 80..<90].contains($0)
+        } == true, "where it left off is taken: anywhere else offered, up to the next gap")
+        #expect(scheduler.takePieces(worker: 3, maximumBytes: 100, offered: { $0 < 2 }, holders: holders) == nil, "nothing offered is pending")
+        #expect(scheduler.hasPending)
+        scheduler.release(worker: 0)
+        #expect(scheduler.takePieces(worker: 4, maximumBytes: 10, offered: { $0 == 7 }, holders: holders) == 70..<80,
+                "a released range is pending again")
+    }
+
     @Test func intervalSetsRemoveAndCover() {
         var set = IntervalSet([0..<100])
         set.remove(20..<30)

@@ -367,7 +367,7 @@ struct FileDownload: Sendable {
     /// it has waited `patience` for them. The primary source's connections are shared out:
     /// with n peers a download keeps 1/(n + 1) of them busy, so a swarm's downloaders together
     /// hold about as many CDN connections as one would, and few chase the same last pieces.
-    private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool) -> Range<UInt64>? {
+    private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool, continuing: UInt64?) -> Range<UInt64>? {
         guard let pieces else { return nil }
         let step = max(pieces.pieceSize, (1 << 20) / pieces.pieceSize * pieces.pieceSize)
         let view = context.swarm.view
@@ -376,7 +376,7 @@ struct FileDownload: Sendable {
         }
         let activePeers = view.peers.count - view.dropped.count
         guard worker - context.firstPrimaryWorker < max(1, configuration.connections / (activePeers + 1)) else { return nil }
-        return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { piece in
+        return context.scheduler.takePieces(worker: worker, maximumBytes: step, continuing: continuing, offered: { piece in
             view.holders(piece) == 0 && !(patient && view.isFetchedElsewhere(piece))
         }, holders: { _ in 0 })
     }
@@ -395,10 +395,12 @@ struct FileDownload: Sendable {
         let role = self.role, progress = self.progress
         let clock = ContinuousClock()
         var idleSince = clock.now
+        var lastEnd: UInt64?
         while true {
             if let peer = lane.peer, swarm.isDropped(peer) { return }
             let taken = scheduler.remaining(worker: worker)
-                ?? (context.swarmMode ? takeInSwarm(worker, lane: lane, context, patient: clock.now - idleSince < Self.patience)
+                ?? (context.swarmMode ? takeInSwarm(worker, lane: lane, context, patient: clock.now - idleSince < Self.patience,
+                                                    continuing: lastEnd)
                                       : scheduler.take(worker: worker))
             guard let range = taken else {
                 guard context.swarmMode, !scheduler.isComplete else { return }
@@ -408,6 +410,7 @@ struct FileDownload: Sendable {
             }
             idleSince = clock.now
             let request = lane.peer == nil ? range : Self.peerRequest(range, pieceSize: pieces?.pieceSize)
+            lastEnd = request.upperBound
             let fromPrimary = context.swarmMode && lane.peer == nil ? pieces.map { Self.pieceIndices(of: request, pieceSize: $0.pieceSize) } : nil
             if let fromPrimary { context.offer?.fetching(fromPrimary, true) }
             defer { if let fromPrimary { context.offer?.fetching(fromPrimary, false) } }

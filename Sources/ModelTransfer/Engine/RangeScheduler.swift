@@ -88,8 +88,12 @@ final class RangeScheduler: @unchecked Sendable {
     /// Swarm picking (with a manifest): the pending bytes of a piece that `offered` says this
     /// worker's source has, the one fewest sources hold (`holders`), ties at random so
     /// downloaders spread over the pieces; extended over the pending pieces right after it
-    /// that are offered too, up to `maximumBytes`. Nil when nothing pending is offered.
-    func takePieces(worker: Int, maximumBytes: UInt64, offered: (Int) -> Bool, holders: (Int) -> Int) -> Range<UInt64>? {
+    /// that are offered too, up to `maximumBytes`. With `continuing`, the piece that starts
+    /// there comes first when it is offered (a connection walks on through its own run of
+    /// pieces, rather than landing where another downloader just started). Nil when nothing
+    /// pending is offered.
+    func takePieces(worker: Int, maximumBytes: UInt64, continuing: UInt64? = nil, offered: (Int) -> Bool,
+                    holders: (Int) -> Int) -> Range<UInt64>? {
         lock.withLock {
             guard let pieces else { return nil }
             let pieceSize = pieces.pieceSize
@@ -102,7 +106,8 @@ final class RangeScheduler: @unchecked Sendable {
                     if count == fewest { rarest.append((piece, position)) }
                 }
             }
-            guard let (first, position) = rarest.randomElement() else {
+            let next = continuing.map { Int($0 / pieceSize) }
+            guard let (first, position) = rarest.first(where: { $0.piece == next }) ?? rarest.randomElement() else {
                 assignments[worker] = nil
                 return nil
             }
