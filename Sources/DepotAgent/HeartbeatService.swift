@@ -90,7 +90,7 @@ struct HeartbeatService: Service {
             for await change in beats.cancelOnGracefulShutdown() {
                 let beat = await agent.heartbeat(address: address(), status: change)
                 if let current = session, ContinuousClock.now < current.renewAt {
-                    let (status, _) = await post(client, "/heartbeat", beat, credential: current.credential)
+                    let (status, _) = await CoordinatorRequests.post(coordinator + "/heartbeat", beat, credential: current.credential, client: client)
                     if status == 200 { await agent.submitReceipts(to: coordinator, credential: current.credential, client: client) }
                     guard status == 401 || status == 403 else { continue }
                 }
@@ -113,20 +113,16 @@ struct HeartbeatService: Service {
     }
 
     private func register(_ client: HTTPClient, _ beat: Heartbeat) async -> Result<Session, MeshProtocolError> {
-        var request = HTTPClientRequest(url: coordinator + "/mesh/challenge")
-        request.method = .GET
-        guard let response = try? await client.execute(request, timeout: .seconds(5)),
-              let body = try? await response.body.collect(upTo: 64 << 10) else {
-            return .failure(MeshProtocolError("unreachable"))
-        }
-        guard response.status == .ok, let challenge = try? JSONDecoder().decode(RegistrationChallenge.self, from: Data(buffer: body)) else {
-            return .failure(MeshProtocolError("no registration challenge (\(response.status.code)); is it a Depot coordinator of this version?"))
+        let (answered, body) = await CoordinatorRequests.get(coordinator + "/mesh/challenge", credential: nil, client: client)
+        guard answered != 0 else { return .failure(MeshProtocolError("unreachable")) }
+        guard answered == 200, let challenge = try? JSONDecoder().decode(RegistrationChallenge.self, from: body) else {
+            return .failure(MeshProtocolError("no registration challenge (\(answered)); is it a Depot coordinator of this version?"))
         }
         guard let registration = try? AgentRegistration(identity: agent.identity, challenge: challenge, heartbeat: beat, joinToken: joinToken) else {
             return .failure(MeshProtocolError("cannot sign the registration"))
         }
         let started = ContinuousClock.now
-        let (status, reply) = await post(client, "/register", registration, credential: nil)
+        let (status, reply) = await CoordinatorRequests.post(coordinator + "/register", registration, credential: nil, client: client)
         guard status == 200, let receipt = try? JSONDecoder().decode(RegistrationReceipt.self, from: reply) else {
             let message = (try? JSONDecoder().decode([String: String].self, from: reply))?["error"] ?? "status \(status)"
             return .failure(MeshProtocolError(message))
@@ -143,15 +139,4 @@ struct HeartbeatService: Service {
     }
 
     /// The status (0 when unreachable) and body of a POST.
-    private func post(_ client: HTTPClient, _ path: String, _ value: some Encodable, credential: String?) async -> (Int, Data) {
-        var request = HTTPClientRequest(url: coordinator + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let credential { request.headers.add(name: "Authorization", value: "Bearer \(credential)") }
-        guard let data = try? JSONEncoder().encode(value) else { return (0, Data()) }
-        request.body = .bytes(ByteBuffer(bytes: data))
-        guard let response = try? await client.execute(request, timeout: .seconds(5)) else { return (0, Data()) }
-        let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
-        return (Int(response.status.code), body)
-    }
 }

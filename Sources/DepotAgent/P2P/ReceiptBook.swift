@@ -91,24 +91,3 @@ final class ReceiptBook: @unchecked Sendable {
     /// Receipts taken from downloaders (each one newer than the last of its ticket).
     var receiptCount: Int { lock.withLock { receiptsTaken } }
 }
-
-extension Agent {
-    /// What the agent `agentId` earned by seeding, as the coordinator at `coordinator` keeps it.
-    public static func credits(of agentId: String, coordinator: String) async throws(AgentError) -> CreditBalance {
-        var request = HTTPClientRequest(url: "\(coordinator)/mesh/credits?agent=\(agentId)")
-        request.method = .GET
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-            let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
-            guard response.status == .ok else {
-                let message = (try? JSONDecoder().decode([String: String].self, from: body))?["error"] ?? "status \(response.status.code)"
-                throw AgentError(.badGateway, "the coordinator at \(coordinator) answered: \(message)")
-            }
-            return try JSONDecoder().decode(CreditBalance.self, from: body)
-        } catch let error as AgentError {
-            throw error
-        } catch {
-            throw AgentError(.badGateway, "cannot ask the coordinator at \(coordinator): \(error)")
-        }
-    }
-}

@@ -47,11 +47,9 @@ extension Agent {
     /// as one that is downloading the blob, so later askers find it.
     func seeders(of sha256: String, size: UInt64?, coordinator: String) async -> [PeerSource] {
         guard let credential = meshCredential.current else { return [] }
-        var request = HTTPClientRequest(url: "\(coordinator)/mesh/seeders?sha256=\(sha256)" + (size.map { "&size=\($0)" } ?? ""))
-        request.headers.add(name: "Authorization", value: "Bearer \(credential)")
-        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)), response.status == .ok,
-              let body = try? await response.body.collect(upTo: 1 << 20),
-              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(buffer: body)), answer.sha256 == sha256 else {
+        let (status, body) = await CoordinatorRequests.get("\(coordinator)/mesh/seeders?sha256=\(sha256)" + (size.map { "&size=\($0)" } ?? ""),
+                                                           credential: credential)
+        guard status == 200, let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: body), answer.sha256 == sha256 else {
             return []
         }
         return answer.seeders.map { seeder in
@@ -68,15 +66,10 @@ extension Agent {
             (try? SeedReceipt(ticketToken: seeder.ticket, sha256: sha256, seeder: seeder.agentId, downloader: identity,
                               verifiedBytes: verifiedBytes, sequence: sequence))?.headerValue
         }, onBadPiece: { piece in
-            guard let credential = credential.current,
-                  let body = try? JSONEncoder().encode(SeederReport(ticket: seeder.ticket, piece: piece)) else { return }
+            guard let credential = credential.current else { return }
             Task {
-                var request = HTTPClientRequest(url: "\(coordinator)/mesh/reports")
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "Authorization", value: "Bearer \(credential)")
-                request.body = .bytes(ByteBuffer(bytes: body))
-                _ = try? await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                _ = await CoordinatorRequests.post("\(coordinator)/mesh/reports", SeederReport(ticket: seeder.ticket, piece: piece),
+                                                   credential: credential, timeout: .seconds(10))
             }
         })
     }
@@ -84,14 +77,10 @@ extension Agent {
     /// Sends the coordinator the receipts peers signed for what this agent seeded to them.
     func submitReceipts(to coordinator: String, credential: String, client: HTTPClient) async {
         let items = receipts.unsubmitted()
-        guard !items.isEmpty, let body = try? JSONEncoder().encode(ReceiptSubmission(receipts: items)) else { return }
-        var request = HTTPClientRequest(url: "\(coordinator)/mesh/receipts")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(credential)")
-        request.body = .bytes(ByteBuffer(bytes: body))
-        guard let response = try? await client.execute(request, timeout: .seconds(10)), response.status == .ok else { return }
-        receipts.submitted(items)
+        guard !items.isEmpty else { return }
+        let (status, _) = await CoordinatorRequests.post("\(coordinator)/mesh/receipts", ReceiptSubmission(receipts: items),
+                                                         credential: credential, client: client, timeout: .seconds(10))
+        if status == 200 { receipts.submitted(items) }
     }
 
     /// A peer's piece layer for the blob, if it leads to `root`.
