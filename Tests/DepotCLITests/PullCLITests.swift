@@ -55,6 +55,18 @@ import Glibc
         try expectConsistent(workspace)
     }
 
+    @Test func creditsFromACoordinatorThatIsNotThereOrNotOneIsAClearError() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let unreachable = try workspace.depot.run(["credits", "--coordinator", "http://127.0.0.1:9"])
+        #expect(unreachable.status != 0 && unreachable.stderr.contains("cannot reach the coordinator at http://127.0.0.1:9"), "\(unreachable.stderr)")
+        try FileManager.default.createDirectory(atPath: workspace.path + "/www", withIntermediateDirectories: true)
+        let nginx = try Nginx(root: workspace.path + "/www")
+        defer { nginx.stop() }
+        let notOne = try workspace.depot.run(["credits", "--coordinator", nginx.url("").trimmingCharacters(in: ["/"])])
+        #expect(notOne.status != 0 && notOne.stderr.contains("answered: status 404"), "\(notOne.stderr)")
+    }
+
     @Test func jsonProgressAndExitCodes() throws {
         let workspace = Workspace()
         defer { workspace.remove() }
