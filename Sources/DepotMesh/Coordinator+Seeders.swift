@@ -22,12 +22,13 @@ extension Coordinator {
             throw APIError(.unauthorized, "asking for seeders needs this coordinator's session credential: register first")
         }
         let banned = lock.withLock { bans.filter { $0.value > now }.keys }
-        let (holders, downloaders, askerEntry): ([AgentTable.Entry], [AgentTable.Entry], AgentTable.Entry?) = withCurrentTable(at: now) { table in
+        let (holders, downloaders, noted, askerEntry) = withCurrentTable(at: now) { table in
             let holding = table.holders[sha256] ?? []
-            let downloading = downloadingLocked(sha256, at: now).keys.filter { !holding.contains($0) }
+            let downloading = downloadingLocked(sha256, at: now)
             return (holding.compactMap { table.entries[$0] }.filter { !banned.contains($0.heartbeat.agentId) },
-                    downloading.compactMap { table.entries[$0] }.filter { $0.online && !banned.contains($0.heartbeat.agentId) },
-                    table.entries[asker])
+                    downloading.keys.filter { !holding.contains($0) }.compactMap { table.entries[$0] }
+                        .filter { $0.online && !banned.contains($0.heartbeat.agentId) },
+                    downloading.values.map(\.size).max(), table.entries[asker])
         }
         let askerNetwork = askerEntry.flatMap { Self.network(of: $0.heartbeat.address) }
         let byNearness = { (left: AgentTable.Entry, right: AgentTable.Entry) -> Bool in
@@ -38,7 +39,7 @@ extension Coordinator {
         let complete = holders.filter { $0.heartbeat.agentId != asker }.shuffled().sorted(by: byNearness)
         let partial = downloaders.filter { $0.heartbeat.agentId != asker }.shuffled().sorted(by: byNearness)
         let heldSize = holders.lazy.compactMap { $0.heartbeat.installedModels.first(where: { $0.sha256 == sha256 })?.sizeBytes }.first
-        let blobSize = heldSize ?? lock.withLock { downloading[sha256]?.values.map(\.size).max() } ?? size
+        let blobSize = heldSize ?? noted ?? size
         if askerEntry?.heartbeat.seeding != nil, !banned.contains(asker), let blobSize {
             lock.withLock { noteDownloadingLocked(sha256, agent: asker, size: blobSize, until: now.addingTimeInterval(Self.ticketLifetime)) }
         }

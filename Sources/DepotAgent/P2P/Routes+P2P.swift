@@ -28,16 +28,12 @@ extension Agent {
         router.head("/p2p/blobs/sha256/:digest/file/:name") { request, context in try self.serveBlob(request, context, body: false) }
     }
 
-    /// The blob the request names, if this agent seeds it to this peer: stored (complete), or
-    /// being downloaded (only its verified pieces are served).
-    enum SeededBlob {
-        case stored(path: String)
-        case downloading(path: String, size: UInt64)
-    }
-
-    /// What the request may fetch: the blob, the peer's upload slots and the ticket it came with.
+    /// What the request may fetch: the blob (stored, or still downloading: then only its
+    /// verified pieces are served), the peer's upload slots and the ticket it came with.
     struct SeedingGrant {
-        let blob: SeededBlob
+        let path: String
+        let size: UInt64
+        let downloading: Bool
         let digest: String
         let slots: UploadSlots
         let ticket: (ticket: SeederTicket, token: String)?
@@ -66,9 +62,12 @@ extension Agent {
             slots.refuse("notLocal")
             throw AgentError(.forbidden, "peers beyond this agent's machine and private network need a ticket from its coordinator (GET /mesh/seeders) in \(PeerSource.ticketHeader)")
         }
-        if let path = try seedableBlobPath(digest) { return SeedingGrant(blob: .stored(path: path), digest: digest, slots: slots, ticket: ticket) }
+        if let path = try seedableBlobPath(digest) {
+            let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+            return SeedingGrant(path: path, size: size, downloading: false, digest: digest, slots: slots, ticket: ticket)
+        }
         if let partial = board?.readablePartial(digest, range: 0..<0) {
-            return SeedingGrant(blob: .downloading(path: partial.path, size: partial.size), digest: digest, slots: slots, ticket: ticket)
+            return SeedingGrant(path: partial.path, size: partial.size, downloading: true, digest: digest, slots: slots, ticket: ticket)
         }
         slots.refuse("notHeld")
         throw AgentError.notFound("this agent holds no verified blob \(digest)")
@@ -79,15 +78,13 @@ extension Agent {
     private func haveMap(_ request: Request, _ context: AgentRequestContext) throws -> Response {
         let grant = try seededBlob(request, context)
         let map: HaveMap
-        switch grant.blob {
-        case .stored(let path):
-            let size = try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
-            let asked = request.uri.queryParameters.get("pieceSize").map { UInt64($0) ?? 0 }
-            if let asked, !(1...(64 << 20)).contains(asked) { throw AgentError.badRequest("'pieceSize' must be 1 to 67108864 bytes") }
-            map = .complete(sha256: grant.digest, size: size, pieceSize: asked ?? MerklePieces.defaultPieceSize(fileSize: size))
-        case .downloading:
+        if grant.downloading {
             guard let current = board?.haveMap(of: grant.digest) else { throw AgentError(.serviceUnavailable, "the download of \(grant.digest) just ended; ask again") }
             map = current
+        } else {
+            let asked = request.uri.queryParameters.get("pieceSize").map { UInt64($0) ?? 0 }
+            if let asked, !(1...(64 << 20)).contains(asked) { throw AgentError.badRequest("'pieceSize' must be 1 to 67108864 bytes") }
+            map = .complete(sha256: grant.digest, size: grant.size, pieceSize: asked ?? MerklePieces.defaultPieceSize(fileSize: grant.size))
         }
         return JSON.response(map)
     }
@@ -104,7 +101,7 @@ extension Agent {
         let size = request.uri.queryParameters.get("pieceSize").flatMap { UInt64($0) }
         let key = "\(digest):\(size.map(String.init) ?? "default")"
         let layer: Data
-        if case .downloading = grant.blob {
+        if grant.downloading {
             guard let known = board?.layer(of: digest, pieceSize: size) else {
                 throw AgentError.notFound("this agent's download of \(digest) has no piece layer for pieces of \(size.map(String.init) ?? "the default size")")
             }
@@ -112,9 +109,8 @@ extension Agent {
         } else if let cached = pieceLayers.current[key] {
             layer = cached
         } else {
-            guard case .stored(let path) = grant.blob else { throw AgentError.notFound("no blob \(digest)") }
             do {
-                layer = try MerklePieces(path: path, pieceSize: size).layerBytes
+                layer = try MerklePieces(path: grant.path, pieceSize: size).layerBytes
             } catch let error as TransferError {
                 throw AgentError.badRequest(error.message)
             }
@@ -128,15 +124,7 @@ extension Agent {
 
     private func serveBlob(_ request: Request, _ context: AgentRequestContext, body: Bool) throws -> Response {
         let grant = try seededBlob(request, context)
-        let (digest, slots, ticket) = (grant.digest, grant.slots, grant.ticket)
-        let path: String, size: UInt64
-        switch grant.blob {
-        case .stored(let stored):
-            path = stored
-            size = try (FileManager.default.attributesOfItem(atPath: stored)[.size] as? NSNumber)?.uint64Value ?? 0
-        case .downloading(let partial, let blobSize):
-            (path, size) = (partial, blobSize)
-        }
+        let (path, size, digest, slots, ticket) = (grant.path, grant.size, grant.digest, grant.slots, grant.ticket)
         let etag = "\"\(digest)\""
         var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream"]
         var range: Range<UInt64> = 0..<size
@@ -156,7 +144,7 @@ extension Agent {
         }
         headers[.contentLength] = String(range.count)
         guard body, !range.isEmpty else { return Response(status: status, headers: headers) }
-        if case .downloading = grant.blob, board?.readablePartial(digest, range: range) == nil {
+        if grant.downloading, board?.readablePartial(digest, range: range) == nil {
             // Only verified pieces leave a download; a peer asks for what its have-map lists.
             slots.refuse("notVerified")
             throw AgentError(.rangeNotSatisfiable, "this agent has not verified bytes \(range.lowerBound)-\(range.upperBound - 1) of \(digest) yet: see its /pieces")

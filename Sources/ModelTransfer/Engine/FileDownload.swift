@@ -369,7 +369,7 @@ struct FileDownload: Sendable {
     /// hold about as many CDN connections as one would, and few chase the same last pieces.
     private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool, continuing: UInt64?) -> Range<UInt64>? {
         guard let pieces else { return nil }
-        let step = max(pieces.pieceSize, (1 << 20) / pieces.pieceSize * pieces.pieceSize)
+        let step = Self.requestStep(pieceSize: pieces.pieceSize)
         let view = context.swarm.view
         if let peer = lane.peer {
             return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { view.offers(peer, $0) }, holders: view.holders)
@@ -411,7 +411,7 @@ struct FileDownload: Sendable {
             idleSince = clock.now
             let request = lane.peer == nil ? range : Self.peerRequest(range, pieceSize: pieces?.pieceSize)
             lastEnd = request.upperBound
-            let fromPrimary = context.swarmMode && lane.peer == nil ? pieces.map { Self.pieceIndices(of: request, pieceSize: $0.pieceSize) } : nil
+            let fromPrimary = context.swarmMode && lane.peer == nil ? pieces?.pieces(touching: request) : nil
             if let fromPrimary { context.offer?.fetching(fromPrimary, true) }
             defer { if let fromPrimary { context.offer?.fetching(fromPrimary, false) } }
             let received = ByteCounter()
@@ -469,16 +469,15 @@ struct FileDownload: Sendable {
     /// Times in a row a peer may answer that it is busy before its connection stops.
     static let busyRetries = 40
 
-    /// The pieces a byte range touches.
-    static func pieceIndices(of range: Range<UInt64>, pieceSize: UInt64) -> Range<Int> {
-        range.isEmpty ? 0..<0 : Int(range.lowerBound / pieceSize)..<Int((range.upperBound - 1) / pieceSize) + 1
-    }
+    /// Bytes asked for at once in a swarm: a megabyte or a piece, whichever is larger, in
+    /// whole pieces.
+    static func requestStep(pieceSize: UInt64) -> UInt64 { max(pieceSize, (1 << 20) / pieceSize * pieceSize) }
 
     /// What a peer is asked for at once: a megabyte or a piece, whichever is larger, ending on
     /// a piece boundary, so each request carries a receipt for nearly all that came before.
     static func peerRequest(_ range: Range<UInt64>, pieceSize: UInt64?) -> Range<UInt64> {
         guard let pieceSize, pieceSize > 0 else { return range }
-        let step = max(pieceSize, (1 << 20) / pieceSize * pieceSize)
+        let step = requestStep(pieceSize: pieceSize)
         return range.lowerBound..<min(range.upperBound, (range.lowerBound / step + 1) * step)
     }
 
@@ -673,8 +672,6 @@ final class Swarm: @unchecked Sendable {
 
     func isDropped(_ peer: Int) -> Bool { lock.withLock { dropped[peer] != nil } }
     func drop(_ peer: Int, because reason: String) { lock.withLock { if dropped[peer] == nil { dropped[peer] = reason } } }
-    /// Why each dropped peer was dropped.
-    var droppedPeers: [Int: String] { lock.withLock { dropped } }
 
     func primaryFailed(_ error: any Error) { lock.withLock { primaryFailure = error } }
 

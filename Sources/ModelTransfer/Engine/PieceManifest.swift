@@ -63,6 +63,11 @@ public struct PieceManifest: Codable, Sendable, Equatable {
         return start..<min(start + pieceSize, size)
     }
 
+    /// The pieces a byte range touches.
+    func pieces(touching range: Range<UInt64>) -> Range<Int> {
+        range.isEmpty ? 0..<0 : Int(range.lowerBound / pieceSize)..<Int((range.upperBound - 1) / pieceSize) + 1
+    }
+
     /// Refuses a manifest that does not describe a file of `size` bytes.
     func check(fileSize size: UInt64, source: String) throws(TransferError) {
         if scheme == .bep52 { try MerklePieces.checkPieceSize(pieceSize) }

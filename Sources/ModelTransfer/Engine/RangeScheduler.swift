@@ -100,7 +100,7 @@ final class RangeScheduler: @unchecked Sendable {
             var rarest: [(piece: Int, pending: Int)] = []
             var fewest = Int.max
             for (position, range) in pending.enumerated() where !range.isEmpty {
-                for piece in Int(range.lowerBound / pieceSize)...Int((range.upperBound - 1) / pieceSize) where offered(piece) {
+                for piece in pieces.pieces(touching: range) where offered(piece) {
                     let count = holders(piece)
                     if count < fewest { (fewest, rarest) = (count, []) }
                     if count == fewest { rarest.append((piece, position)) }
@@ -167,9 +167,8 @@ final class RangeScheduler: @unchecked Sendable {
             written.insert(range)
             writtenSinceCheckpoint += UInt64(range.count)
             var completed: [Int] = []
-            if let pieces, !range.isEmpty {
-                for index in Int(range.lowerBound / pieces.pieceSize)...Int((range.upperBound - 1) / pieces.pieceSize)
-                where !checking.contains(index) {
+            if let pieces {
+                for index in pieces.pieces(touching: range) where !checking.contains(index) {
                     if let worker { writers[index, default: []].insert(worker) }
                     let piece = pieces.range(of: index, fileSize: size)
                     if written.covers(piece) && !verified.covers(piece) {

@@ -82,11 +82,9 @@ public final class SwarmBoard: @unchecked Sendable {
     public func readablePartial(_ sha256: String, range: Range<UInt64>) -> (path: String, size: UInt64)? {
         lock.withLock {
             guard let partial = partials[sha256] else { return nil }
-            guard !range.isEmpty else { return (partial.path, partial.size) }
-            guard range.upperBound <= partial.size else { return nil }
-            let pieceSize = partial.pieces.pieceSize
-            let touched = Int(range.lowerBound / pieceSize)...Int((range.upperBound - 1) / pieceSize)
-            return touched.allSatisfy(partial.verified.contains) ? (partial.path, partial.size) : nil
+            guard range.upperBound <= partial.size,
+                  partial.pieces.pieces(touching: range).allSatisfy(partial.verified.contains) else { return nil }
+            return (partial.path, partial.size)
         }
     }
 
