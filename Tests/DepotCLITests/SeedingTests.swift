@@ -434,6 +434,26 @@ import Glibc
         #expect(try Self.seedBytes(agentA) >= mesh.size, "every byte came from the seeder")
     }
 
+    @Test func aSeederServingOnePeerAtATimeIsAskedAgainNotDropped() throws {
+        // The CDN is down and the only seeder serves one request at once: the downloader's
+        // second connection is told 503 again and again, and must wait rather than give up
+        // on the one source there is.
+        let mesh = try Mesh(megabytes: 8, cdnDown: true)
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true, ["--seed-uploads", "1", "--seed-rate", "4M"])
+        defer { agentA.stop() }
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+        try mesh.pull(agentB, into: b)
+        let busy = try agentA.get("/metrics").body.split(separator: "\n")
+            .first { $0.hasPrefix("depot_seed_refused_total{reason=\"busy\"} ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        #expect(busy > 0, "A turned requests away as busy")
+        #expect(try Self.seedBytes(agentA) >= mesh.size, "every byte came from the seeder")
+    }
+
     @Test func aSeederKilledMidDownloadCostsOnlyWhatWasInFlight() throws {
         let mesh = try Mesh(megabytes: 24)
         defer { mesh.remove() }

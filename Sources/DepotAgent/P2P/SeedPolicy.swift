@@ -87,7 +87,7 @@ final class UploadSlots: @unchecked Sendable {
                 "depot_seed_bytes_total \(bytesSent)",
                 "# HELP depot_seed_refused_total Peer requests refused, by reason.", "# TYPE depot_seed_refused_total counter",
             ]
-            for reason in ["busy", "notHeld", "notLocal", "badTicket", "badReceipt", "receiptsBehind", "tooLarge"] { lines.append("depot_seed_refused_total{reason=\"\(reason)\"} \(refused[reason, default: 0])") }
+            for reason in ["busy", "notHeld", "notVerified", "notLocal", "badTicket", "badReceipt", "receiptsBehind", "tooLarge"] { lines.append("depot_seed_refused_total{reason=\"\(reason)\"} \(refused[reason, default: 0])") }
             return lines.joined(separator: "\n") + "\n"
         }
     }
