@@ -4,7 +4,8 @@ import MeshProtocol
 
 // libFuzzer's entry points (built only with DEPOT_FUZZ=1 and -sanitize=fuzzer; see bench/fuzz.sh).
 // The first byte picks the decoder, the rest is its input: every input must decode or fail
-// with a typed error, never crash, hang or take unbounded memory.
+// with a typed error, never crash, hang or take unbounded memory (and the heartbeat reader
+// must agree with Foundation's decoder).
 
 /// Writes the seed corpus when $DEPOT_FUZZ_SEEDS names a directory: real files from our writer
 /// and encoders, each behind its decoder's byte.
@@ -28,6 +29,11 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
        let json = try? JSONEncoder().encode(message) {
         seeds.append([2] + Array(json))
     }
+    let heartbeat = Heartbeat(agentId: identity.id, platform: "linux", freeMemoryMB: 4096, address: "http://10.0.0.5:4302",
+                              activeModel: "qwen2.5:7b", activeModelParamSize: 7.5, modelSwapInProgress: false, currentLoad: 1,
+                              installedModels: [.init(name: "qwen2.5:7b", sha256: String(repeating: "ab", count: 32), sizeBytes: 1 << 32)],
+                              seeding: SeedingPolicy(maximumUploads: 4, bytesPerSecond: nil))
+    if let json = try? JSONEncoder().encode(heartbeat) { seeds.append([3] + Array(json)) }
     for (index, seed) in seeds.enumerated() {
         FileManager.default.createFile(atPath: "\(directory)/seed-\(index)", contents: Data(seed))
     }
@@ -38,10 +44,16 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
 public func fuzzOneInput(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard count > 0 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: start + 1, count: count - 1))
-    switch start[0] % 3 {
+    switch start[0] % 4 {
     case 0: _ = try? GGUFReader.read(bytes: input)
     case 1: _ = try? NearbyRecord(decoding: input)
-    default: _ = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data(input))
+    case 2: _ = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data(input))
+    default:
+        // The coordinator's direct heartbeat reader must never take a body differently from
+        // Foundation's decoder.
+        if let read = HeartbeatReader.read(input), read != (try? JSONDecoder().decode(Heartbeat.self, from: Data(input))) {
+            fatalError("HeartbeatReader took a body the decoder reads otherwise: \(String(decoding: input, as: UTF8.self))")
+        }
     }
     return 0
 }

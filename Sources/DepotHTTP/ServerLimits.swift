@@ -31,12 +31,13 @@ public struct ServerLimits: Sendable {
     }
 
     /// The HTTP/1 server with these limits, for `Application(server:)`.
-    public func server() -> HTTPServerBuilder {
+    public func server() -> HTTPServerBuilder { .http1(configuration: http1Configuration()) }
+
+    func http1Configuration() -> HTTP1Channel.Configuration {
         let counter = ConnectionCounter(limit: effectiveMaximumConnections)
         let headTimeout = TimeAmount(requestHeadTimeout), idle = TimeAmount(idleTimeout)
-        return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout,
-                                                                                       keepAliveTimeout: idle)],
-                                           idleTimeout: idle))
+        return .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, headTimeout: headTimeout, keepAliveTimeout: idle)],
+                     idleTimeout: idle)
     }
 }
 

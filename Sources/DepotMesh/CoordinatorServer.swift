@@ -36,7 +36,6 @@ extension Coordinator {
         router.add(middleware: BodyLimitMiddleware(limit: limit) { request in
             if request.uri.path == "/mesh/gossip" { self.countRejection(.oversized) }
         })
-        let recorded = JSON.response(["status": "ok", "coordinatorId": id])
         let decoder = JSONDecoder()
         router.get("/mesh/challenge") { _, _ in JSON.response(self.challenge()) }
         router.post("/register") { request, context in
@@ -44,9 +43,10 @@ extension Coordinator {
             return JSON.response(try self.register(registration))
         }
         router.post("/heartbeat") { request, context in
-            let heartbeat = try await JSON.decode(Heartbeat.self, from: request, context: context, decoder: decoder, limit: limit)
-            try self.heartbeat(heartbeat, credential: Self.bearer(request))
-            return recorded
+            var request = request
+            let body = try await request.collectBody(upTo: limit)
+            try self.heartbeat(body: body, authorization: request.headers[.authorization])
+            return JSON.response(self.heartbeatRecorded)
         }
         router.get("/mesh/agents") { request, _ in
             let query = request.uri.queryParameters
@@ -122,9 +122,33 @@ extension Coordinator {
     }
 
     /// The session credential in `Authorization: Bearer`.
-    static func bearer(_ request: Request) -> String? {
-        request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+    static func bearer(_ request: Request) -> String? { bearer(request.headers[.authorization]) }
+
+    static func bearer(_ authorization: String?) -> String? {
+        authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
     }
+
+    /// `POST /heartbeat`, on the router or on the event loop (the hot path: every agent, every
+    /// interval).
+    func heartbeat(body: ByteBuffer, authorization: String?) throws(APIError) {
+        guard body.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body") }
+        // The plain form agents send, read directly; anything else (and every error message)
+        // from Foundation's decoder.
+        let heartbeat: Heartbeat
+        if let plain = body.withUnsafeReadableBytes(HeartbeatReader.read) {
+            heartbeat = plain
+        } else {
+            do { heartbeat = try JSON.decode(Heartbeat.self, from: Data(buffer: body, byteTransferStrategy: .noCopy), decoder: Self.heartbeatDecoder) } catch {
+                throw error as? APIError ?? APIError.badRequest("the body is not valid JSON")
+            }
+        }
+        try self.heartbeat(heartbeat, credential: Self.bearer(authorization))
+    }
+
+    /// One for every heartbeat: making a decoder costs about as much as decoding one.
+    private static let heartbeatDecoder = JSONDecoder()
+
+    var heartbeatRecorded: [String: String] { ["status": "ok", "coordinatorId": id] }
 
     static func integer(_ text: String?, named name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let text else { return nil }
@@ -158,7 +182,13 @@ extension Coordinator {
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void) async throws {
         var logger = Logger(label: "depot.coordinator")
         logger.logLevel = .warning
-        let app = Application(router: router(), server: configuration.limits.server(),
+        let recorded = JSON.body(heartbeatRecorded)
+        let heartbeats = EventLoopRoute(.post, "/heartbeat") { head, body throws(APIError) in
+            try self.heartbeat(body: body, authorization: head.headerFields[.authorization])
+            return recorded
+        }
+        let server = configuration.limits.server(eventLoopRoutes: [heartbeats], allowedHosts: configuration.allowedHosts)
+        let app = Application(router: router(), server: server,
                               configuration: .init(address: .hostname(host, port: port), serverName: "depot-coordinator"),
                               services: [GossipService(coordinator: self)],
                               onServerRunning: { channel in

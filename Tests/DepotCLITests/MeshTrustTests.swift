@@ -325,6 +325,59 @@ import Glibc
         #expect(kept.exchange(get)?.hasPrefix("HTTP/1.1 200") == true, "the kept-alive connection still answers")
     }
 
+    /// Heartbeats are answered on the event loop, ahead of the router (the hot path), only when
+    /// that cannot change what a client sees: tried with pipelined requests, a body in chunks or
+    /// with escapes, `Connection: close`, a foreign `Host`, and broken bodies.
+    @Test func heartbeatsTakenOnTheFastPathAnswerAsTheRouterWould() throws {
+        let place = Workspace()
+        defer { place.remove() }
+        let coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/c"])
+        defer { coordinator.stop() }
+        var agent = MeshAgent()
+        #expect(try agent.register(with: coordinator).status == 200)
+        let credential = try #require(agent.credential)
+        func post(_ body: String, headers: [String] = []) -> String {
+            (["POST /heartbeat HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", "Authorization: Bearer \(credential)",
+              "Content-Length: \(body.utf8.count)"] + headers).joined(separator: "\r\n") + "\r\n\r\n" + body
+        }
+        let beat = try MeshAgent.text(agent.heartbeat(model: "tiny:fast"))
+        let get = "GET /mesh/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+        // Pipelined in one write: a heartbeat, a request for the router, a broken heartbeat
+        // (while the router's answer may still be pending) and another router request. The
+        // answers come in the order asked.
+        let connection = try #require(TCPConnection(port: coordinator.port))
+        let answers = connection.exchange(post(beat) + get + post(#"{"protocolVersion": 2}"#) + get, answers: 4)
+        #expect(answers.map(\.status) == [200, 200, 400, 200], "\(answers)")
+        #expect(answers.first?.body.contains(#""status":"ok""#) == true)
+        #expect(answers.count > 1 && answers[1].body.contains(#""heartbeats""#), "the router's answer, second")
+        #expect(answers.count > 2 && answers[2].body.contains("missing field 'agentId'"), "the decoder's message names the field")
+        // The same connection goes on after a refusal.
+        #expect(connection.exchange(post(beat), answers: 1).map(\.status) == [200])
+
+        // Escapes and chunks are left to the router and Foundation's decoder: the same result.
+        let escaped = beat.replacingOccurrences(of: #""platform":"linux""#, with: #""platform":"li\u006eux""#)
+        #expect(escaped != beat)
+        #expect(connection.exchange(post(escaped), answers: 1).map(\.status) == [200])
+        let chunked = (["POST /heartbeat HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", "Authorization: Bearer \(credential)",
+                        "Transfer-Encoding: chunked"]).joined(separator: "\r\n") + "\r\n\r\n"
+            + String(beat.utf8.count, radix: 16) + "\r\n" + beat + "\r\n0\r\n\r\n"
+        #expect(connection.exchange(chunked, answers: 1).map(\.status) == [200])
+        let row = try #require((try coordinator.get("/mesh/agents").object["agents"] as? [[String: Any]])?.first)
+        #expect((row["heartbeat"] as? [String: Any])?["platform"] as? String == "linux")
+        #expect((row["heartbeat"] as? [String: Any])?["activeModel"] as? String == "tiny:fast")
+
+        // A forged credential, an unknown agent and a foreign Host are refused as before.
+        #expect(connection.exchange(post(beat).replacingOccurrences(of: credential, with: credential + "x"), answers: 1).map(\.status) == [403])
+        #expect(connection.exchange(post(beat).replacingOccurrences(of: "Host: 127.0.0.1", with: "Host: rebind.example"), answers: 1)
+            .map(\.status) == [403])
+        // Connection: close is answered, then the connection closes.
+        #expect(connection.exchange(post(beat, headers: ["Connection: close"]), answers: 1).map(\.status) == [200])
+        #expect(connection.waitForClose(timeout: 5))
+        let stats = try coordinator.get("/mesh/stats").object
+        #expect(stats["heartbeats"] as? Int == 5, "\(stats)")
+    }
+
     // MARK: Helpers
 
     func residentMB(_ process: AgentProcess) -> Int {

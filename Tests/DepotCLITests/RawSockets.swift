@@ -74,6 +74,41 @@ final class TCPConnection {
         return String(decoding: received.prefix { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self)
     }
 
+    /// Sends `text` (pipelined requests, say) and reads `count` answers, each by its
+    /// `Content-Length`: their statuses and bodies, in the order they came (fewer when the
+    /// server closed the connection or went quiet for `timeout`).
+    func exchange(_ text: String, answers count: Int, timeout: Double = 5) -> [(status: Int, body: String)] {
+        write(text)
+        var received: [UInt8] = [], answers: [(status: Int, body: String)] = []
+        var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let deadline = Date().addingTimeInterval(timeout)
+        while answers.count < count {
+            if let (answer, length) = Self.firstAnswer(in: received) {
+                answers.append(answer)
+                received.removeFirst(length)
+                continue
+            }
+            guard Date() < deadline else { break }
+            guard poll(&pollDescriptor, 1, 200) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let read = recv(socket, &buffer, buffer.count, 0)
+            guard read > 0 else { break }
+            received += buffer[0..<read]
+        }
+        return answers
+    }
+
+    /// The first complete answer in `bytes` and how many bytes it took.
+    static func firstAnswer(in bytes: [UInt8]) -> ((status: Int, body: String), Int)? {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard let end = (0..<max(0, bytes.count - 3)).first(where: { bytes[$0..<$0 + 4].elementsEqual(separator) }) else { return nil }
+        let head = String(decoding: bytes[..<end], as: UTF8.self).lowercased().components(separatedBy: "\r\n")
+        let status = head.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        let length = head.lazy.compactMap { $0.hasPrefix("content-length:") ? Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) : nil }.first ?? 0
+        guard bytes.count >= end + 4 + length else { return nil }
+        return ((status, String(decoding: bytes[(end + 4)..<(end + 4 + length)], as: UTF8.self)), end + 4 + length)
+    }
+
     /// Whether the server closed the connection (a read gives end of file or a reset) in time.
     func waitForClose(timeout: Double) -> Bool {
         var pollDescriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)

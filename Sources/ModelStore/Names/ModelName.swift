@@ -10,7 +10,9 @@ public enum ModelName {
     /// Checks `name`, throwing an error that names the offending character.
     public static func validate(_ name: String) throws(StoreError) {
         try validateIdentifier(name, kind: "model name", extraAllowed: ":", maximumLength: maximumLength)
-        guard name.filter({ $0 == ":" }).count <= 1, !name.hasSuffix(":"), !name.hasPrefix(":") else {
+        // Only ASCII passes the check above, so bytes are characters here.
+        let colon = UInt8(ascii: ":")
+        guard name.utf8.count(where: { $0 == colon }) <= 1, name.utf8.last != colon, name.utf8.first != colon else {
             throw StoreError(.invalidName, "model name '\(name)' must look like family:tag, with at most one ':' and text on both sides")
         }
     }
@@ -42,7 +44,7 @@ public enum AppID {
 
 func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?, maximumLength: Int) throws(StoreError) {
     guard !value.isEmpty else { throw StoreError(.invalidName, "\(kind) is empty") }
-    guard value.count <= maximumLength else {
+    guard value.utf8.count <= maximumLength || value.count <= maximumLength else {
         throw StoreError(.invalidName, "\(kind) is \(value.count) characters long; at most \(maximumLength) are allowed")
     }
     // Bytes first: names are checked on every mesh heartbeat, and Character's properties are
@@ -59,7 +61,8 @@ func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?,
             throw StoreError(.invalidName, "\(kind) '\(value.debugEscaped)' contains \(scalar.debugName), which is not allowed; use letters, digits, '.', '_', '-'\(extraAllowed == ":" ? " and one ':'" : "")")
         }
     }
-    guard !value.contains(".."), value.first != ".", value.first != "-" else {
+    let dot = UInt8(ascii: "."), bytes = value.utf8  // all ASCII by now
+    guard !zip(bytes, bytes.dropFirst()).contains(where: { $0 == dot && $1 == dot }), bytes.first != dot, bytes.first != UInt8(ascii: "-") else {
         throw StoreError(.invalidName, "\(kind) '\(value)' must not contain '..' or start with '.' or '-'")
     }
 }
