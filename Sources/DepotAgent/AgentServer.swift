@@ -103,9 +103,13 @@ struct AnnounceService: Service {
         for await change in changes.cancelOnGracefulShutdown() {
             let beat = await agent.heartbeat(address: "", status: change)
             sequence += 1
+            // A seeding agent names (by prefix) the blobs it holds, so LAN peers ask it first.
+            let seeded = beat.seeding == nil ? [] : beat.installedModels.prefix(NearbyRecord.maximumSeeded).compactMap {
+                Data(hexDigits: String($0.sha256.prefix(2 * NearbyRecord.seededPrefixBytes)))
+            }
             let record = NearbyRecord(publicKey: agent.identity.key.publicKey.rawRepresentation, sequence: sequence,
                                       activeModel: beat.activeModel, paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
-                                      freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port()))
+                                      freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port()), seeded: seeded)
             discovery.announce(record, signedBy: agent.identity)
         }
         discovery.stop()

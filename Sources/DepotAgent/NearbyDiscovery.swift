@@ -34,11 +34,13 @@ public final class NearbyDiscovery: @unchecked Sendable {
         public var lastSeen: Date
         /// Announcements this peer made while loading a model (routers skipped it then).
         public var loadingAnnouncements: Int
+        /// Hex prefixes of the SHA-256 of the blobs the peer seeds to the LAN.
+        public var seeds: [String]
         public var available: Bool { currentLoad >= 0 }
-        var sequence: UInt64 = 0
+        var record: NearbyRecord?
 
         enum CodingKeys: String, CodingKey {
-            case agentId, activeModel, paramSize, currentLoad, freeMemoryMB, address, lastSeen, loadingAnnouncements
+            case agentId, activeModel, paramSize, currentLoad, freeMemoryMB, address, lastSeen, loadingAnnouncements, seeds
         }
     }
 
@@ -96,6 +98,11 @@ public final class NearbyDiscovery: @unchecked Sendable {
         }
     }
 
+    /// Nearby peers that say they seed the blob with this SHA-256, least loaded first.
+    public func seeders(of sha256: String) -> [Peer] {
+        currentPeers().filter { $0.record?.seeds(sha256: sha256) == true }
+    }
+
     /// The best nearby peer for `model`: running it, not loading, lowest load.
     public func route(_ model: String) -> Peer? {
         currentPeers().first { $0.available && $0.activeModel == model }
@@ -137,7 +144,7 @@ public final class NearbyDiscovery: @unchecked Sendable {
         let expiry = 3 * configuration.interval.seconds
         lock.withLock {
             let previous = peers[id]
-            if let previous, record.sequence <= previous.sequence {
+            if let previous, record.sequence <= previous.record?.sequence ?? 0 {
                 counts.replayed += 1
                 return
             }
@@ -152,7 +159,7 @@ public final class NearbyDiscovery: @unchecked Sendable {
             peers[id] = Peer(agentId: id, activeModel: record.activeModel, paramSize: record.paramSize, currentLoad: record.currentLoad,
                              freeMemoryMB: record.freeMemoryMB, address: "http://\(record.host):\(record.port)", lastSeen: now,
                              loadingAnnouncements: (previous?.loadingAnnouncements ?? 0) + (record.isLoading ? 1 : 0),
-                             sequence: record.sequence)
+                             seeds: record.seeded.map(\.lowercaseHex), record: record)
         }
     }
 

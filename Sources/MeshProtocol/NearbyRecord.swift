@@ -9,14 +9,18 @@ import Foundation
 ///
 /// Layout (big-endian): "DP" · version u8 · flags u8 (bit 0: loading) · public key 32 bytes ·
 /// sequence u64 · currentLoad i16 · paramSize u16 (tenths of billions) · free memory MB u32 ·
-/// port u16 · model length u8 + UTF-8 · host length u8 + UTF-8 · Ed25519 signature 64 bytes
-/// over everything before it.
+/// port u16 · model length u8 + UTF-8 · host length u8 + UTF-8 · seeded count u8 + 8-byte
+/// prefixes of the SHA-256 of each blob the agent seeds (version 3; version 2 records, which
+/// end with the host, are still read) · Ed25519 signature 64 bytes over everything before it.
 public struct NearbyRecord: Sendable, Equatable {
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     public static let maximumSize = 512
     static let maximumModelBytes = 128
     static let maximumHostBytes = 64
     static let signatureBytes = 64
+    public static let seededPrefixBytes = 8
+    /// As many prefixes as fit beside the longest model name and host.
+    public static let maximumSeeded = 24
     /// Letters, digits, '.', '-', ':' (IPv6) and '_'.
     static let hostBytes: Set<UInt8> = Set(Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:_".utf8))
 
@@ -32,9 +36,13 @@ public struct NearbyRecord: Sendable, Equatable {
     public var freeMemoryMB: UInt32
     public var host: String
     public var port: UInt16
+    /// The first `seededPrefixBytes` of the SHA-256 of each blob this agent seeds to LAN
+    /// peers, at most `maximumSeeded`: enough to know whom to ask (what comes back is verified
+    /// piece by piece, so a false claim costs its maker a place in the download).
+    public var seeded: [Data]
 
     public init(publicKey: Data, sequence: UInt64, activeModel: String?, paramSize: Double, currentLoad: Int, freeMemoryMB: UInt32,
-                host: String, port: UInt16) {
+                host: String, port: UInt16, seeded: [Data] = []) {
         self.publicKey = publicKey
         self.sequence = sequence
         self.activeModel = activeModel
@@ -43,6 +51,13 @@ public struct NearbyRecord: Sendable, Equatable {
         self.freeMemoryMB = freeMemoryMB
         self.host = host
         self.port = port
+        self.seeded = seeded
+    }
+
+    /// Whether this record says its agent seeds the blob with this SHA-256 (hex).
+    public func seeds(sha256: String) -> Bool {
+        guard let digest = Data(hexDigits: String(sha256.prefix(2 * Self.seededPrefixBytes))) else { return false }
+        return seeded.contains(digest)
     }
 
     /// The announcing agent's id, derived from its key.
@@ -68,6 +83,8 @@ public struct NearbyRecord: Sendable, Equatable {
         let model = Array((activeModel ?? "").utf8), host = Array(host.utf8)
         guard model.count <= Self.maximumModelBytes else { throw .tooLong("activeModel") }
         guard host.count <= Self.maximumHostBytes else { throw .tooLong("host") }
+        guard seeded.count <= Self.maximumSeeded else { throw .tooLong("seeded") }
+        guard seeded.allSatisfy({ $0.count == Self.seededPrefixBytes }) else { throw .invalidText("seeded") }
         var bytes: [UInt8] = [0x44, 0x50, Self.version, isLoading ? 1 : 0]
         bytes += publicKey
         bytes += Self.bigEndian(sequence)
@@ -76,6 +93,7 @@ public struct NearbyRecord: Sendable, Equatable {
         bytes += Self.bigEndian(freeMemoryMB)
         bytes += Self.bigEndian(port)
         bytes += [UInt8(model.count)] + model + [UInt8(host.count)] + host
+        bytes += [UInt8(seeded.count)] + seeded.flatMap { $0 }
         guard let signature = try? identity.key.signature(for: bytes) else { throw .badSignature }
         return bytes + signature
     }
@@ -85,7 +103,7 @@ public struct NearbyRecord: Sendable, Equatable {
         var reader = Reader(bytes: bytes)
         guard try reader.take(2) == [0x44, 0x50] else { throw .badMagic }
         let version = try reader.byte()
-        guard version == Self.version else { throw .unsupportedVersion(version) }
+        guard version == Self.version || version == 2 else { throw .unsupportedVersion(version) }
         let flags = try reader.byte()
         publicKey = Data(try reader.take(32))
         sequence = try reader.uint64()
@@ -99,6 +117,12 @@ public struct NearbyRecord: Sendable, Equatable {
         host = try reader.text(maximum: Self.maximumHostBytes, field: "host")
         // A host name or an IP address, nothing that would make the peer's URL point elsewhere.
         guard !host.isEmpty, host.utf8.allSatisfy({ Self.hostBytes.contains($0) }) else { throw .invalidText("host") }
+        seeded = []
+        if version >= 3 {
+            let count = Int(try reader.byte())
+            guard count <= Self.maximumSeeded else { throw .tooLong("seeded") }
+            for _ in 0..<count { seeded.append(Data(try reader.take(Self.seededPrefixBytes))) }
+        }
         let signed = reader.position
         let signature = try reader.take(Self.signatureBytes)
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }

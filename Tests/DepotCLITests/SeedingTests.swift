@@ -310,6 +310,33 @@ import Glibc
         #expect(text.status == 0 && text.stdout.contains(" credits for "))
     }
 
+    /// No coordinator: B hears A's nearby record name the weights (by prefix) and pulls them
+    /// from A, asked directly on the LAN, with the CDN as the fallback it barely needs.
+    @Test func aNearbySeederIsAskedDirectlyWithoutACoordinator() throws {
+        let mesh = try Mesh()
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        #expect(try a.depot.run(["import", mesh.model, "--name", "big:swarm"]).status == 0)
+        let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(freePort())", "--announce-interval", "0.3",
+                         "--catalog", mesh.nginx.url("catalog.json")]
+        let agentA = try AgentProcess(a, arguments: discovery + ["--seed"])
+        defer { agentA.stop() }
+        let agentB = try AgentProcess(b, arguments: discovery)
+        defer { agentB.stop() }
+        try waitUntil {
+            let peers = try agentB.get("/mesh/peers").json as? [[String: Any]] ?? []
+            return peers.first?["address"] as? String == agentA.base
+                && (peers.first?["seeds"] as? [String])?.contains(String(mesh.digest.prefix(16))) == true
+        }
+        #expect((try agentA.get("/mesh/peers").json as? [[String: Any]])?.first?["seeds"] as? [String] == [], "B does not seed")
+
+        try mesh.pull(agentB, into: b)
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        #expect(fromCDN < UInt64(mesh.size / 4), "B took \(fromCDN) of \(mesh.size) bytes from the CDN")
+        #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4)
+    }
+
     @Test func agentsPullingTogetherFromASlowCDNShareTheirVerifiedPiecesAndNothingElse() throws {
         let mesh = try Mesh(megabytes: 24, crawlingCDN: true, layerInCatalog: true)
         defer { mesh.remove() }

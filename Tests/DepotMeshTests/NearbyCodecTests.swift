@@ -25,7 +25,10 @@ import Testing
                             paramSize: Double(Int.random(in: 0...700, using: &random)) / 10,
                             currentLoad: Int.random(in: -1...50, using: &random), freeMemoryMB: UInt32.random(in: 0...UInt32.max, using: &random),
                             host: "10.0.\(Int.random(in: 0...255, using: &random)).\(Int.random(in: 0...255, using: &random))",
-                            port: UInt16.random(in: 1...UInt16.max, using: &random))
+                            port: UInt16.random(in: 1...UInt16.max, using: &random),
+                            seeded: (0..<Int.random(in: 0...NearbyRecord.maximumSeeded, using: &random)).map { _ in
+                                Data((0..<NearbyRecord.seededPrefixBytes).map { _ in UInt8.random(in: 0...255, using: &random) })
+                            })
     }
 
     @Test func recordsRoundTripAndFitABLEValue() throws {
@@ -38,9 +41,34 @@ import Testing
         }
         let loading = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: "qwen:7b", paramSize: 7, currentLoad: -1, freeMemoryMB: 1, host: "h", port: 1)
         #expect(try NearbyRecord(decoding: loading.encoded(signedBy: Self.identity)).isLoading, "a loading peer says so, and routers skip it")
-        let longest = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: String(repeating: "m", count: 128), paramSize: 6553.5, currentLoad: 32767,
-                                   freeMemoryMB: .max, host: String(repeating: "h", count: 64), port: .max)
+        let seeded = (0..<NearbyRecord.maximumSeeded).map { Data(repeating: UInt8($0), count: NearbyRecord.seededPrefixBytes) }
+        var longest = NearbyRecord(publicKey: Self.key, sequence: 1, activeModel: String(repeating: "m", count: 128), paramSize: 6553.5, currentLoad: 32767,
+                                   freeMemoryMB: .max, host: String(repeating: "h", count: 64), port: .max, seeded: seeded)
         #expect(try longest.encoded(signedBy: Self.identity).count <= NearbyRecord.maximumSize)
+        longest.seeded.append(Data(repeating: 0xEE, count: NearbyRecord.seededPrefixBytes))
+        #expect(throws: NearbyRecord.CodecError.tooLong("seeded")) { try longest.encoded(signedBy: Self.identity) }
+        longest.seeded = [Data([1, 2, 3])]
+        #expect(throws: NearbyRecord.CodecError.invalidText("seeded"), "a prefix is 8 bytes") { try longest.encoded(signedBy: Self.identity) }
+    }
+
+    @Test func aSeedersRecordNamesItsBlobsByPrefixAndVersion2RecordsStillRead() throws {
+        let digest = String(repeating: "0123456789abcdef", count: 4)
+        let record = NearbyRecord(publicKey: Self.key, sequence: 3, activeModel: nil, paramSize: 0, currentLoad: 0, freeMemoryMB: 1,
+                                  host: "10.0.0.7", port: 4302, seeded: [Data(hexDigits: String(digest.prefix(16)))!])
+        let decoded = try NearbyRecord(decoding: record.encoded(signedBy: Self.identity))
+        #expect(decoded.seeds(sha256: digest) && decoded.seeds(sha256: digest.uppercased()))
+        #expect(!decoded.seeds(sha256: "f" + digest.dropFirst()) && !decoded.seeds(sha256: "0123") && !decoded.seeds(sha256: "zz" + digest.dropFirst(2)))
+        // A version 2 record (from an agent before seeding) ends with its host: it reads, seeding nothing.
+        var old = Array(try record.encoded(signedBy: Self.identity).dropLast(64 + 1 + NearbyRecord.seededPrefixBytes))
+        old[2] = 2
+        old += try Self.identity.key.signature(for: old)
+        let fromOld = try NearbyRecord(decoding: old)
+        #expect(fromOld.seeded.isEmpty && fromOld.host == "10.0.0.7" && fromOld.agentId == Self.identity.id)
+        // A count beyond what fits is refused before reading.
+        var hostile = Array(try record.encoded(signedBy: Self.identity).dropLast(64 + 1 + NearbyRecord.seededPrefixBytes))
+        hostile += [UInt8(NearbyRecord.maximumSeeded + 1)]
+        hostile += try Self.identity.key.signature(for: hostile)
+        #expect(throws: NearbyRecord.CodecError.tooLong("seeded")) { try NearbyRecord(decoding: hostile) }
     }
 
     @Test func everyTruncationIsAnErrorAndOversizedFieldsAreRefused() throws {
@@ -95,7 +123,7 @@ import Testing
         var decoded = 0
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0...80, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-            if (try? NearbyRecord(decoding: [0x44, 0x50, 2] + bytes)) != nil { decoded += 1 }
+            if (try? NearbyRecord(decoding: [0x44, 0x50, UInt8.random(in: 2...3, using: &random)] + bytes)) != nil { decoded += 1 }
         }
         #expect(decoded < 20_000, "garbage is mostly refused")
     }

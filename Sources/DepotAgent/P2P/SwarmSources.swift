@@ -17,16 +17,17 @@ extension Agent {
         return await addingPeers(to: pull, piecesRoot: entry.piecesRoot, pieceSize: entry.pieceSize, fileSize: entry.fileSizeBytes)
     }
 
-    /// The request with the agents that seed its weights as peers, when this agent has a
-    /// coordinator and the weights' SHA-256 is known, and a way to ask again as the download
-    /// runs (agents that start pulling together find each other); with a pieces root from the
-    /// signed catalog and no piece manifest, the piece layer comes from the first peer whose
-    /// layer leads to that root. Anything that fails leaves the request as it was: the CDN alone.
+    /// The request with the agents that seed its weights as peers, when the weights' SHA-256
+    /// is known and this agent hears nearby peers or has a coordinator, and a way to ask again
+    /// as the download runs (agents that start pulling together find each other); with a
+    /// pieces root from the signed catalog and no piece manifest, the piece layer comes from
+    /// the first peer whose layer leads to that root. Anything that fails leaves the request as
+    /// it was: the CDN alone.
     func addingPeers(to request: PullRequest, piecesRoot: String?, pieceSize: UInt64?, fileSize: UInt64?) async -> PullRequest {
-        guard let coordinator = configuration.coordinator, meshCredential.current != nil,
-              let sha256 = request.sha256?.sha256 else { return request }
+        let coordinator = meshCredential.current == nil ? nil : configuration.coordinator
+        guard coordinator != nil || nearby.current != nil, let sha256 = request.sha256?.sha256 else { return request }
         var peered = request
-        peered.peers = await seeders(of: sha256, size: fileSize, coordinator: coordinator)
+        peered.peers = await peers(of: sha256, size: fileSize, coordinator: coordinator)
         if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexDigits: piecesRoot) {
             let size = pieceSize ?? MerklePieces.defaultPieceSize(fileSize: fileSize)
             for peer in peered.peers {
@@ -37,9 +38,20 @@ extension Agent {
             }
         }
         peered.findPeers = PeerFinder { [weak self] in
-            await self?.seeders(of: sha256, size: fileSize, coordinator: coordinator) ?? []
+            await self?.peers(of: sha256, size: fileSize, coordinator: coordinator) ?? []
         }
         return peered
+    }
+
+    /// Nearby seeders first (closest, and served without a ticket on the LAN), then the ones
+    /// the coordinator hands out; a peer both name is taken with the coordinator's ticket, on
+    /// which it earns credits.
+    func peers(of sha256: String, size: UInt64?, coordinator: String?) async -> [PeerSource] {
+        let lan = (nearby.current?.seeders(of: sha256) ?? []).map { PeerSource(url: "\($0.address)/p2p/blobs/sha256/\(sha256)", ticket: nil) }
+        guard let coordinator else { return lan }
+        let brokered = await seeders(of: sha256, size: size, coordinator: coordinator)
+        let ticketed = Dictionary(brokered.map { ($0.url, $0) }, uniquingKeysWith: { first, _ in first })
+        return lan.map { ticketed[$0.url] ?? $0 } + brokered.filter { peer in !lan.contains { $0.url == peer.url } }
     }
 
     /// The seeders the coordinator hands out for `sha256` (complete ones first, then agents

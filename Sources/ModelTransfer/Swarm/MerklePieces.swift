@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshProtocol
 import ModelStore
 
 /// A file's pieces as BitTorrent v2 lays them out (BEP 52): SHA-256 of each 16 KiB block are
@@ -131,7 +132,7 @@ public struct MerklePieces: Sendable, Equatable {
     }
 
     /// Lowercase hex, as catalogs and logs spell a root.
-    public static func hex(_ bytes: Data) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    public static func hex(_ bytes: Data) -> String { bytes.lowercaseHex }
 
     /// Bytes of piece `index`.
     public func range(of index: Int) -> Range<UInt64> {

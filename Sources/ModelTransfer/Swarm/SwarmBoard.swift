@@ -98,20 +98,3 @@ public final class SwarmBoard: @unchecked Sendable {
         }
     }
 }
-
-extension Data {
-    /// Bytes from hex digits (either case); nil for anything else.
-    public init?(hexDigits text: String) {
-        guard text.utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count / 2)
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        self.init(bytes)
-    }
-}
