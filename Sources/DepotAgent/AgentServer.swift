@@ -103,13 +103,15 @@ struct AnnounceService: Service {
         for await change in changes.cancelOnGracefulShutdown() {
             let beat = await agent.heartbeat(address: "", status: change)
             sequence += 1
-            // A seeding agent names (by prefix) the blobs it holds, so LAN peers ask it first.
-            let seeded = beat.seeding == nil ? [] : beat.installedModels.prefix(NearbyRecord.maximumSeeded).compactMap {
-                Data(hexDigits: String($0.sha256.prefix(2 * NearbyRecord.seededPrefixBytes)))
-            }
+            // A seeding agent names (by prefix) the blobs it holds and those it is downloading
+            // (peers ask for its have-map), so LAN peers ask it first.
+            let blobs = beat.seeding == nil ? [] : (agent.board?.downloading ?? []) + beat.installedModels.map(\.sha256)
+            let seeded = blobs.compactMap { Data(hexDigits: String($0.prefix(2 * NearbyRecord.seededPrefixBytes))) }
+                .reduce(into: [Data]()) { unique, prefix in if !unique.contains(prefix) { unique.append(prefix) } }
+                .prefix(NearbyRecord.maximumSeeded)
             let record = NearbyRecord(publicKey: agent.identity.key.publicKey.rawRepresentation, sequence: sequence,
                                       activeModel: beat.activeModel, paramSize: beat.activeModelParamSize ?? 0, currentLoad: beat.currentLoad,
-                                      freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port()), seeded: seeded)
+                                      freeMemoryMB: UInt32(clamping: beat.freeMemoryMB), host: host, port: UInt16(clamping: port()), seeded: Array(seeded))
             discovery.announce(record, signedBy: agent.identity)
         }
         discovery.stop()

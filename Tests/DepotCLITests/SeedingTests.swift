@@ -337,6 +337,38 @@ import Glibc
         #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4)
     }
 
+    /// No coordinator either: two agents pulling at once name the blob in their nearby records
+    /// while they download, and each fetches the other's verified pieces.
+    @Test func nearbyAgentsPullingTogetherShareWhatTheyHaveVerified() throws {
+        let mesh = try Mesh(megabytes: 24, crawlingCDN: true, layerInCatalog: true)
+        defer { mesh.remove() }
+        let (b, c) = (Workspace(), Workspace())
+        defer { [b, c].forEach { $0.remove() } }
+        let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(freePort())", "--announce-interval", "0.3",
+                         "--catalog", mesh.nginx.url("catalog.json"), "--seed"]
+        let agentB = try AgentProcess(b, arguments: discovery)
+        defer { agentB.stop() }
+        let agentC = try AgentProcess(c, arguments: discovery)
+        defer { agentC.stop() }
+        try waitUntil { try (agentB.get("/mesh/peers").json as? [Any])?.count == 1 && (agentC.get("/mesh/peers").json as? [Any])?.count == 1 }
+        _ = try mesh.startPull(agentB)
+        _ = try mesh.startPull(agentC)
+        try waitUntil(timeout: 20) {
+            (try agentC.get("/mesh/peers").json as? [[String: Any]])?.first?["seeds"] as? [String] == [String(mesh.digest.prefix(16))]
+        }
+        try waitUntil(timeout: 90) {
+            try b.depot.run(["show", "big:swarm"]).status == 0 && c.depot.run(["show", "big:swarm"]).status == 0
+        }
+        for workspace in [b, c] {
+            let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
+            #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
+        }
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        let (sentByB, sentByC) = (try Self.seedBytes(agentB), try Self.seedBytes(agentC))
+        #expect(fromCDN < UInt64(mesh.size) * 3 / 2, "the CDN served \(fromCDN) bytes for two pulls of \(mesh.size)")
+        #expect(sentByB > 0 && sentByC > 0, "each sent the other pieces: B \(sentByB), C \(sentByC)")
+    }
+
     @Test func agentsPullingTogetherFromASlowCDNShareTheirVerifiedPiecesAndNothingElse() throws {
         let mesh = try Mesh(megabytes: 24, crawlingCDN: true, layerInCatalog: true)
         defer { mesh.remove() }

@@ -67,6 +67,9 @@ public final class SwarmBoard: @unchecked Sendable {
         }
     }
 
+    /// The SHA-256 of each blob being downloaded here.
+    public var downloading: [String] { lock.withLock { Array(partials.keys) } }
+
     /// What this process can serve of a blob it is downloading.
     public func haveMap(of sha256: String) -> HaveMap? {
         lock.withLock {
