@@ -34,6 +34,7 @@ extension Agent {
             let signature = try self.identity.key.signature(for: Data((AgentJobClient.proofPrefix + nonce).utf8))
             return JSON.response(["agentId": self.identity.id, "signature": signature.base64EncodedString()])
         }
+        router.get("/mesh/overview") { _, _ in JSON.response(await self.meshOverview()) }
         router.get("/mesh/peers") { _, _ in JSON.response(self.nearby.current?.currentPeers() ?? []) }
         router.get("/mesh/peers/stats") { _, _ in JSON.response(self.nearby.current?.stats ?? NearbyDiscovery.Stats()) }
         router.get("/mesh/peers/route") { request, _ in

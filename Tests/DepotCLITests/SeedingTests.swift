@@ -369,6 +369,37 @@ import Glibc
         #expect(sentByB > 0 && sentByC > 0, "each sent the other pieces: B \(sentByB), C \(sentByC)")
     }
 
+    /// The web UI's mesh panel, in headless Chromium, shows what A earned by seeding to B (from
+    /// the coordinator), what it sent, B among its nearby peers and B as a nearby seeder of the
+    /// model once B holds it.
+    @Test func theMeshPanelShowsCreditsPeersAndNearbySeeders() throws {
+        let mesh = try Mesh()
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let discovery = ["--discovery", "--discovery-interface", "127.0.0.1", "--discovery-port", "\(freePort())", "--announce-interval", "0.3"]
+        let agentA = try mesh.agent(a, holding: true, discovery)
+        defer { agentA.stop() }
+        let agentB = try mesh.agent(b, holding: false, discovery)
+        defer { agentB.stop() }
+        try mesh.waitForSeeders(1)
+        try mesh.pull(agentB, into: b)
+        var credits = 0.0
+        try waitUntil(timeout: 20) {
+            let run = try a.depot.run(["credits", "--coordinator", mesh.coordinator.base, "--json"])
+            credits = (try? JSONDecoder().decode(CreditBalance.self, from: Data(run.stdout.utf8)))?.credits ?? 0
+            return credits > 0
+        }
+        let overview = try agentA.get("/mesh/overview").object
+        #expect(overview["agentId"] as? String == (try a.depot.run(["serve", "--print-identity"]).stdout.split(separator: " ").first.map(String.init)))
+        #expect(((overview["seeding"] as? [String: Any])?["bytesSent"] as? Int ?? 0) >= mesh.size / 2)
+
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+        let check = try AgentTests().run(["python3", AgentTests().fixture("ui_mesh_check.py"), agentA.base, artifacts + "/web-ui-mesh.png",
+                                          agentB.base, "big:swarm", String(credits / 2)])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
     @Test func agentsPullingTogetherFromASlowCDNShareTheirVerifiedPiecesAndNothingElse() throws {
         let mesh = try Mesh(megabytes: 24, crawlingCDN: true, layerInCatalog: true)
         defer { mesh.remove() }

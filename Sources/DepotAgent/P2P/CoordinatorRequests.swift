@@ -35,9 +35,9 @@ enum CoordinatorRequests {
 
 extension Agent {
     /// What the agent `agentId` earned by seeding, as the coordinator at `coordinator` keeps it.
-    public static func credits(of agentId: String, coordinator: String) async throws(AgentError) -> CreditBalance {
+    public static func credits(of agentId: String, coordinator: String, timeout: TimeAmount = .seconds(10)) async throws(AgentError) -> CreditBalance {
         let (status, body) = await CoordinatorRequests.get("\(coordinator)/mesh/credits?agent=\(agentId)", credential: nil,
-                                                           timeout: .seconds(10))
+                                                           timeout: timeout)
         guard status != 0 else { throw AgentError(.badGateway, "cannot reach the coordinator at \(coordinator)") }
         guard status == 200 else {
             let message = (try? JSONDecoder().decode([String: String].self, from: body))?["error"] ?? "status \(status)"

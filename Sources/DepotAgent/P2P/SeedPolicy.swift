@@ -75,6 +75,9 @@ final class UploadSlots: @unchecked Sendable {
         if wait > .zero { try await Task.sleep(for: wait) }
     }
 
+    /// Uploads in progress and started, and bytes sent, as things stand.
+    var counts: (active: Int, started: Int, bytesSent: UInt64) { lock.withLock { (active, uploads, bytesSent) } }
+
     /// The `/metrics` lines for seeding.
     func renderMetrics() -> String {
         lock.withLock {

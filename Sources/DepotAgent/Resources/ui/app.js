@@ -1,4 +1,4 @@
-// Depot web UI: status banner, model picker, installed and available models.
+// Depot web UI: status banner, model picker, installed and available models, the mesh panel.
 // Plain DOM, no framework. Live updates come from /events (server-sent events);
 // while that stream is down, /model/status and /jobs are polled every second.
 "use strict";
@@ -19,6 +19,7 @@
     seq: 0,                             // orders status/list updates from fetches and events
     statusSeq: 0,
     listSeq: 0,
+    mesh: null,                         // last /mesh/overview object
   };
 
   // ---- API -----------------------------------------------------------------
@@ -229,6 +230,16 @@
     handler(data);
   }
 
+  // Credits and peers change slowly, and asking costs the agent a call to its coordinator.
+  async function refreshMesh() {
+    try {
+      state.mesh = await api("GET", "/mesh/overview");
+      renderMesh();
+    } catch {
+      // The status banner already says when the agent cannot be reached.
+    }
+  }
+
   let ticks = 0;
   function tick() {
     ticks += 1;
@@ -240,6 +251,7 @@
       if (state.downloads.size > 0) pollJobs(false);
     }
     if (ticks % 15 === 0) renderBanner();                // keeps "last inference" age current
+    if (ticks % 5 === 0) refreshMesh();
   }
 
   // ---- Actions -------------------------------------------------------------
@@ -454,6 +466,58 @@
     return row;
   }
 
+  function renderMesh() {
+    const mesh = state.mesh;
+    if (!mesh) return;
+    $("mesh-agent").textContent = mesh.agentId + (mesh.coordinator ? ` · coordinator ${mesh.coordinator}` : " · no coordinator");
+    const seeding = mesh.seeding;
+    $("mesh-seeding").textContent = seeding
+      ? `${seeding.uploadsActive} of ${seeding.maximumUploads} upload slots in use · ${formatBytes(seeding.bytesSent)} sent to peers` +
+        ` in ${seeding.uploadsStarted} uploads` + (seeding.bytesPerSecond ? ` · capped at ${formatBytes(seeding.bytesPerSecond)}/s` : "")
+      : "off (depot serve --seed shares this agent's models with its peers)";
+    const credits = mesh.credits;
+    $("mesh-credits").textContent = credits
+      ? `${credits.credits.toFixed(3)} credits for ${formatBytes(credits.bytesCredited)} seeded` +
+        (credits.pendingCredits > 0 ? ` · ${credits.pendingCredits.toFixed(3)} pending` : "")
+      : mesh.creditsError || "no coordinator to keep them";
+    const peers = mesh.nearby || [];
+    reconcile($("peers"), peers, (p) => p.agentId, createPeerRow, (row, peer) => {
+      row.querySelector(".address").textContent = peer.address;
+      row.querySelector(".model").textContent = peer.activeModel || "—";
+      row.querySelector(".load").textContent = peer.currentLoad < 0 ? "loading" : String(peer.currentLoad);
+      row.querySelector(".seeds").textContent = String((peer.seeds || []).length);
+      row.querySelector(".seen").textContent = formatAge(peer.lastSeen);
+    });
+    $("peers-empty").hidden = peers.length > 0;
+    $("peers-empty").textContent = mesh.nearby ? "No nearby peers heard yet." : "Nearby discovery is off (depot serve --discovery).";
+    reconcile($("mesh-models"), mesh.models || [], (m) => m.name, createMeshModelRow, (row, model) => {
+      row.querySelector(".title").textContent = model.name;
+      row.querySelector(".seeders").textContent = model.nearbySeeders.length ? model.nearbySeeders.join(", ") : "nobody nearby";
+    });
+  }
+
+  function createPeerRow(id) {
+    const row = document.createElement("tr");
+    row.dataset.model = id;
+    for (const name of ["address", "model", "load", "seeds", "seen"]) {
+      const cell = document.createElement("td");
+      cell.className = name;
+      row.append(cell);
+    }
+    return row;
+  }
+
+  function createMeshModelRow(name) {
+    const row = document.createElement("tr");
+    row.dataset.model = name;
+    const title = document.createElement("td");
+    title.className = "title";
+    const seeders = document.createElement("td");
+    seeders.className = "seeders";
+    row.append(title, seeders);
+    return row;
+  }
+
   // Updates rows in place (keyed by data-model) so buttons survive a refresh.
   function reconcile(body, items, keyOf, create, update) {
     const existing = new Map([...body.children].map((row) => [row.dataset.model, row]));
@@ -536,6 +600,7 @@
   $("error-close").addEventListener("click", clearError);
 
   Promise.all([refreshStatus(), refreshList()]).then(() => pollJobs(true));
+  refreshMesh();
   connectEvents();
   setInterval(tick, 1000);
 })();
