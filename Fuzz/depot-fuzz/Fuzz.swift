@@ -5,7 +5,8 @@ import MeshProtocol
 // libFuzzer's entry points (built only with DEPOT_FUZZ=1 and -sanitize=fuzzer; see bench/fuzz.sh).
 // The first byte picks the decoder, the rest is its input: every input must decode or fail
 // with a typed error, never crash, hang or take unbounded memory (and the heartbeat reader
-// must agree with Foundation's decoder).
+// must agree with Foundation's decoder; the radio's chunk messages must re-encode to the same
+// bytes).
 
 /// Writes the seed corpus when $DEPOT_FUZZ_SEEDS names a directory: real files from our writer
 /// and encoders, each behind its decoder's byte.
@@ -33,7 +34,14 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
                               activeModel: "qwen2.5:7b", activeModelParamSize: 7.5, modelSwapInProgress: false, currentLoad: 1,
                               installedModels: [.init(name: "qwen2.5:7b", sha256: String(repeating: "ab", count: 32), sizeBytes: 1 << 32)],
                               seeding: SeedingPolicy(maximumUploads: 4, bytesPerSecond: nil))
-    if let json = try? JSONEncoder().encode(heartbeat) { seeds.append([3] + Array(json)) }
+    if let json = try? JSONEncoder().encode(heartbeat) { seeds.append([4] + Array(json)) }
+    let digest = Data(repeating: 0xAB, count: 32)
+    for message in [ChunkMessage.pieceRequest(stream: 1, sha256: digest, piece: 3, offset: 0, length: 1 << 20),
+                    .pieceData(stream: 1, piece: 3, offset: 499, bytes: Array(repeating: 9, count: 499)),
+                    .haveMapSlice(stream: 2, .init(sha256: digest, size: 1 << 30, pieceSize: 1 << 20, complete: false, firstByte: 0,
+                                                   bytes: Array(repeating: 0xF0, count: 128)))] {
+        if let bytes = try? message.encoded() { seeds.append([3] + bytes) }
+    }
     for (index, seed) in seeds.enumerated() {
         FileManager.default.createFile(atPath: "\(directory)/seed-\(index)", contents: Data(seed))
     }
@@ -44,10 +52,15 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
 public func fuzzOneInput(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard count > 0 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: start + 1, count: count - 1))
-    switch start[0] % 4 {
+    switch start[0] % 5 {
     case 0: _ = try? GGUFReader.read(bytes: input)
     case 1: _ = try? NearbyRecord(decoding: input)
     case 2: _ = try? GossipMessage.decoder.decode(GossipMessage.self, from: Data(input))
+    case 3:
+        // The radio's chunk messages are canonical: what decodes encodes to the same bytes.
+        if let message = try? ChunkMessage(decoding: input), (try? message.encoded()) != input {
+            fatalError("a chunk message re-encodes differently: \(input)")
+        }
     default:
         // The coordinator's direct heartbeat reader must never take a body differently from
         // Foundation's decoder.
