@@ -23,6 +23,9 @@ extension Depot {
         @Option(help: "App that uses this model from now on.") var app: String?
         @Option(help: "Expected SHA-256 of the weights.") var sha256: String?
         @Option(name: .customLong("projector-sha256"), help: "Expected SHA-256 of the projector.") var projectorSHA256: String?
+        @Option(name: .customLong("peer"),
+                help: "A Depot agent on this machine or LAN that seeds the weights (http://HOST:PORT, repeatable): its pieces are fetched beside the source, each checked against the catalog's pieces root.")
+        var peers: [String] = []
         @Option(help: "Parallel connections per file.") var connections = 8
         @Option(help: "Seconds without data before a connection is restarted.") var stallTimeout: Double = 30
         @Option(help: "Bearer token for the source's host (default for hf://: $HF_TOKEN). Never stored.") var token: String?
@@ -35,6 +38,9 @@ extension Depot {
 
         func validate() throws {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
+            for peer in peers where URL(string: peer)?.scheme.map({ ["http", "https"].contains($0) }) != true || URL(string: peer)?.host == nil {
+                throw ValidationError("--peer takes an agent's address, http://HOST:PORT (got '\(peer)')")
+            }
             _ = try CoordinatorCommand.seconds(stallTimeout, "--stall-timeout", maximum: 86_400)
         }
 
@@ -69,9 +75,34 @@ extension Depot {
                     throw ExitCode(error.exitCode)
                 }
             }
+            if !peers.isEmpty {
+                do throws(ExitCode) { request = try await addingPeers(to: request, entry: entry) } catch {
+                    await downloader.shutdown()
+                    throw error
+                }
+            }
             try await PullDisplay.run(downloader, json: options.json) { display throws(TransferError) in
                 try await downloader.pull(request) { display.show($0) }
             }
+        }
+
+        /// The `--peer` agents as sources of the weights, which a piece manifest must check:
+        /// the catalog's, or a peer's layer leading to the catalog's pieces root.
+        private func addingPeers(to request: PullRequest, entry: CatalogEntry?) async throws(ExitCode) -> PullRequest {
+            guard let sha256 = request.sha256?.sha256 else {
+                Output.error("--peer needs the weights' SHA-256 (a catalog model, or --sha256): a peer's bytes are checked against it")
+                throw ExitCode(2)
+            }
+            var peered = request
+            peered.peers = peers.map { PeerSource(url: String($0.reversed().drop { $0 == "/" }.reversed()) + "/p2p/blobs/sha256/\(sha256)", ticket: nil) }
+            if peered.pieces == nil, let entry, let root = entry.piecesRoot {
+                peered.pieces = await PieceManifest.fromPeers(peered.peers, piecesRoot: root, pieceSize: entry.pieceSize, fileSize: entry.fileSizeBytes)
+            }
+            guard peered.pieces != nil else {
+                Output.error("--peer needs a catalog model with a pieces root that a peer's piece layer leads to: no peer answered with one")
+                throw ExitCode(2)
+            }
+            return peered
         }
 
         private func catalogEntry(_ store: ModelStore) async throws(ExitCode) -> CatalogEntry {

@@ -337,6 +337,35 @@ import Glibc
         #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4)
     }
 
+    /// `depot pull --peer`: the CLI takes the weights from an agent it is pointed at (the layer
+    /// from the peer, checked against the catalog's pieces root), and refuses a peer it could not
+    /// check.
+    @Test func theCommandLinePullTakesTheWeightsFromAGivenPeer() throws {
+        let mesh = try Mesh()
+        defer { mesh.remove() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true)
+        defer { agentA.stop() }
+        let catalog = ["--catalog", mesh.nginx.url("catalog.json")]
+
+        let bad = try b.depot.run(["pull", "big:swarm", "--peer", "10.0.0.5:4302"] + catalog)
+        #expect(bad.status == 64 && bad.stderr.contains("--peer takes an agent's address"), "\(bad.stderr)")
+        let noHash = try b.depot.run(["pull", mesh.nginx.url("big.gguf"), "--name", "big:url", "--peer", agentA.base])
+        #expect(noHash.status == 2 && noHash.stderr.contains("--peer needs the weights' SHA-256"), "\(noHash.stderr)")
+        let nobody = try b.depot.run(["pull", "big:swarm", "--peer", "http://127.0.0.1:\(freePort())"] + catalog)
+        #expect(nobody.status == 2 && nobody.stderr.contains("no peer answered"), "\(nobody.stderr)")
+        #expect(mesh.nginx.bytesServed("big.gguf") == 0, "nothing was fetched for the refused pulls")
+
+        let pulled = try b.depot.run(["pull", "big:swarm", "--peer", agentA.base + "/"] + catalog)
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        let entry = try b.depot.json(ModelEntry.self, ["show", "big:swarm"])
+        #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        #expect(fromCDN < UInt64(mesh.size / 4), "the CLI took \(fromCDN) of \(mesh.size) bytes from the CDN")
+        #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4)
+    }
+
     /// No coordinator either: two agents pulling at once name the blob in their nearby records
     /// while they download, and each fetches the other's verified pieces.
     @Test func nearbyAgentsPullingTogetherShareWhatTheyHaveVerified() throws {

@@ -28,14 +28,8 @@ extension Agent {
         guard coordinator != nil || nearby.current != nil, let sha256 = request.sha256?.sha256 else { return request }
         var peered = request
         peered.peers = await peers(of: sha256, size: fileSize, coordinator: coordinator)
-        if peered.pieces == nil, let piecesRoot, let fileSize, let root = Data(hexDigits: piecesRoot) {
-            let size = pieceSize ?? MerklePieces.defaultPieceSize(fileSize: fileSize)
-            for peer in peered.peers {
-                if let layer = await Self.pieceLayer(from: peer, pieceSize: size, fileSize: fileSize, root: root, client: .shared) {
-                    peered.pieces = PieceManifest(layer)
-                    break
-                }
-            }
+        if peered.pieces == nil, let piecesRoot, let fileSize {
+            peered.pieces = await PieceManifest.fromPeers(peered.peers, piecesRoot: piecesRoot, pieceSize: pieceSize, fileSize: fileSize)
         }
         peered.findPeers = PeerFinder { [weak self] in
             await self?.peers(of: sha256, size: fileSize, coordinator: coordinator) ?? []
@@ -93,17 +87,5 @@ extension Agent {
         let (status, _) = await CoordinatorRequests.post("\(coordinator)/mesh/receipts", ReceiptSubmission(receipts: items),
                                                          credential: credential, client: client, timeout: .seconds(10))
         if status == 200 { receipts.submitted(items) }
-    }
-
-    /// A peer's piece layer for the blob, if it leads to `root`.
-    static func pieceLayer(from peer: PeerSource, pieceSize: UInt64, fileSize: UInt64, root: Data, client: HTTPClient) async -> MerklePieces? {
-        var request = HTTPClientRequest(url: "\(peer.url)/layer?pieceSize=\(pieceSize)")
-        if let ticket = peer.ticket { request.headers.add(name: PeerSource.ticketHeader, value: ticket) }
-        let hashes = Int((fileSize + pieceSize - 1) / pieceSize)
-        guard let response = try? await client.execute(request, timeout: .seconds(30)), response.status == .ok,
-              let body = try? await response.body.collect(upTo: hashes * 32), body.readableBytes == hashes * 32 else { return nil }
-        let bytes = Data(buffer: body)
-        let layer = stride(from: 0, to: bytes.count, by: 32).map { bytes[$0..<$0 + 32] }.map { Data($0) }
-        return try? MerklePieces(fileSize: fileSize, pieceSize: pieceSize, layer: layer, expectedRoot: root)
     }
 }
