@@ -148,6 +148,11 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         var generated: [Int32] = []
         var bytes: [UInt8] = []
         var doneReason = "length"
+        var pieces = UTF8Pieces()
+        defer {
+            let rest = pieces.finish()
+            if !rest.isEmpty { _ = onPiece(rest) }
+        }
         while generated.count < options.maximumTokens && tokens.count + generated.count < capacity {
             var token = llama_sampler_sample(sampler, context, -1)
             if llama_vocab_is_eog(vocab, token) {
@@ -157,7 +162,8 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
             generated.append(token)
             let piece = self.piece(token)
             bytes += piece
-            if !onPiece(String(decoding: piece, as: UTF8.self)) {
+            let text = pieces.add(piece)
+            if !text.isEmpty, !onPiece(text) {
                 doneReason = "stop"
                 break
             }
@@ -182,7 +188,11 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
 
     private func piece(_ token: llama_token) -> [UInt8] {
         var buffer = [CChar](repeating: 0, count: 64)
-        let length = llama_token_to_piece(vocab, token, &buffer, Int32(buffer.count), 0, true)
+        var length = llama_token_to_piece(vocab, token, &buffer, Int32(buffer.count), 0, true)
+        if length < 0 {  // a longer piece: llama.cpp says how long
+            buffer = [CChar](repeating: 0, count: Int(-length))
+            length = llama_token_to_piece(vocab, token, &buffer, Int32(buffer.count), 0, true)
+        }
         return buffer.prefix(Int(max(0, length))).map { UInt8(bitPattern: $0) }
     }
 

@@ -60,6 +60,39 @@ import Testing
         #expect(await runtime.currentStatus.lastInferenceAt != nil)
     }
 
+    /// The tiny model's vocabulary is one token a byte, so sampling makes multi-byte
+    /// characters out of several tokens: each streamed piece holds whole characters, and the
+    /// pieces joined are the answer, for the same seed.
+    @Test func streamedPiecesAreTheAnswerAndNeverSplitACharacter() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = try model("stream", seed: 5)
+        let runtime = ModelRuntime(engine: LlamaEngine(contextLength: 512), keepAlive: nil)
+        _ = try await runtime.activate(files)
+        var multiByte = 0
+        for seed in UInt32(1)...6 {
+            var options = GenerationOptions()
+            options.seed = seed
+            options.temperature = 1.5
+            options.maximumTokens = 300
+            let streamed = Pieces()
+            let result = try await runtime.generate(prompt: "é", options: options) { piece in streamed.append(piece); return true }
+            #expect(streamed.joined == result.text, "seed \(seed)")
+            let whole = streamed.all.filter { piece in piece.unicodeScalars.contains { $0.value >= 0x80 && $0 != "\u{FFFD}" } }
+            multiByte += whole.count
+            // A character the answer has whole was never sent as replacement characters.
+            #expect(streamed.all.joined().filter { $0 == "\u{FFFD}" }.count == result.text.filter { $0 == "\u{FFFD}" }.count)
+        }
+        #expect(multiByte > 0, "sampling made some multi-byte characters to stream")
+    }
+
+    final class Pieces: @unchecked Sendable {
+        private var pieces: [String] = []
+        private let lock = NSLock()
+        func append(_ piece: String) { lock.withLock { pieces.append(piece) } }
+        var all: [String] { lock.withLock { pieces } }
+        var joined: String { all.joined() }
+    }
+
     @Test func aModelThatFailsToLoadLeavesThePreviousOneInPlace() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let good = try model("good", seed: 1)
