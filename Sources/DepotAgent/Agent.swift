@@ -132,10 +132,13 @@ public final class Agent: Sendable {
     // MARK: Models
 
     /// The installed entry, or 404.
+    /// The installed entry `name` names; a name without a tag is its `latest` one, as Ollama
+    /// reads it (`tiny` is `tiny:latest`).
     func installed(_ name: String) throws -> ModelEntry {
         try ModelName.validate(name)
-        guard let entry = try manager.get(name) else { throw AgentError.notFound("model '\(name)' not found") }
-        return entry
+        if let entry = try manager.get(name) { return entry }
+        if !name.contains(":"), let entry = try manager.get(name + ":latest") { return entry }
+        throw AgentError.notFound("model '\(name)' not found")
     }
 
     /// The catalog, if one is configured or cached; nil when there is none.

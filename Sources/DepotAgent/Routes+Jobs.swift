@@ -76,6 +76,7 @@ extension Agent {
         }
 
         router.get("/") { _, _ in WebUI.response("index.html") }
+        router.head("/") { _, _ in Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"]) }
         router.get("/ui/:file") { _, context in WebUI.response(try context.parameters.require("file")) }
     }
 

@@ -47,7 +47,8 @@ extension Agent {
         enum CodingKeys: String, CodingKey { case model, prompt, stream, raw, options, keepAlive = "keep_alive" }
     }
 
-    /// `keep_alive`: seconds as a number, or a duration string ("5m", "1h", "30s", "0", "-1").
+    /// `keep_alive`: seconds as a number, or a duration string as Go writes it ("5m", "10m0s",
+    /// "1h30m", "300ms", "-1"; clients format theirs with Go's `time.Duration`), or seconds as text.
     struct KeepAlive: Decodable {
         /// nil: forever.
         var duration: Duration?
@@ -59,14 +60,30 @@ extension Agent {
                 return
             }
             let text = try container.decode(String.self).trimmingCharacters(in: .whitespaces)
-            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1)]
-            for (suffix, scale) in units where text.hasSuffix(suffix) {
-                if let value = Double(text.dropLast(suffix.count)) {
-                    duration = try Self.duration(seconds: value * scale, in: container)
-                    return
-                }
+            guard let seconds = Double(text) ?? Self.goDuration(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text.prefix(100))' is not a duration such as 5m, 10m0s, 30s or -1")
             }
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a duration such as 5m, 30s or -1")
+            duration = try Self.duration(seconds: seconds, in: container)
+        }
+
+        /// Seconds in Go's duration syntax: an optional sign, then one or more numbers (with an
+        /// optional fraction) each followed by a unit (ns, us, µs, ms, s, m, h); nil otherwise.
+        static func goDuration(_ text: String) -> Double? {
+            var rest = Substring(text)
+            let negative = rest.hasPrefix("-")
+            if rest.hasPrefix("-") || rest.hasPrefix("+") { rest = rest.dropFirst() }
+            guard !rest.isEmpty else { return nil }
+            let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("μs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+            var total = 0.0
+            while !rest.isEmpty {
+                let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+                guard !number.isEmpty, number != ".", number.filter({ $0 == "." }).count <= 1, let value = Double(number) else { return nil }
+                rest = rest.dropFirst(number.count)
+                guard let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }  // "ms" before "m"
+                rest = rest.dropFirst(unit.count)
+                total += value * scale
+            }
+            return negative ? -total : total
         }
 
         /// Negative: forever. Refuses what is not a finite number of seconds a Duration can hold.
@@ -112,6 +129,9 @@ extension Agent {
 
     func addOllamaRoutes(to router: Router<AgentRequestContext>) {
         router.get("/api/version") { _, _ in JSON.response(["version": "0.12.0"]) }
+        // The ollama CLI checks that a server is up with HEAD /, as some clients do with these.
+        router.head("/api/version") { _, _ in Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"]) }
+        router.head("/api/tags") { _, _ in Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"]) }
 
         router.get("/api/tags") { _, _ in JSON.response(["models": try self.manager.list().map { self.tag($0) }]) }
 
@@ -120,9 +140,8 @@ extension Agent {
             guard let active = status.activeModel, let entry = try self.manager.get(active) else {
                 return JSON.response(["models": [TagModel]()])
             }
-            let keepAlive = await self.runtime.keepAlive
-            let since = status.lastInferenceAt ?? status.loadedAt ?? Date()
-            let expires = keepAlive.map { since.addingTimeInterval($0.seconds) } ?? Date.distantFuture
+            // The keep_alive of the model's last request, or the server's default.
+            let expires = await self.runtime.unloadsAt ?? Date.distantFuture
             return JSON.response(["models": [self.tag(entry, expiresAt: expires)]])
         }
 
@@ -269,6 +288,7 @@ extension Agent {
             return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true, done_reason: "load"))
         }
         var options = GenerationOptions()
+        options.maximumTokens = Int.max  // Ollama's default: until the model stops or the context is full
         if let given = body.options {
             if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
             if let value = given.temperature { options.temperature = value }

@@ -199,10 +199,15 @@ public actor ModelRuntime {
     /// Keeps the loaded model for `duration` from now (nil: forever), then the default applies again.
     public func keepLoaded(for duration: Duration?) { scheduleUnload(after: duration) }
 
+    /// When the loaded model will be unloaded if nothing uses it (Ollama's `expires_at`); nil:
+    /// never, as things stand.
+    public private(set) var unloadsAt: Date?
+
     /// Unloads after `keepAlive` (or `duration`) without use.
     private func scheduleUnload(after duration: Duration?? = nil) {
         unloadTimer?.cancel()
         let keepAlive = duration ?? self.keepAlive
+        unloadsAt = keepAlive.map { Date().addingTimeInterval(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) }
         guard let keepAlive, loaded != nil else { return }
         unloadTimer = Task { [weak self] in
             if keepAlive > .zero {

@@ -142,6 +142,38 @@ import Glibc
         #expect(check.status == 0, "\(check.stderr)")
     }
 
+    /// What Ollama's clients send besides the happy path: HEAD health checks, a name without
+    /// its tag, keep_alive as Go formats a duration, and no num_predict (Ollama: no limit).
+    @Test func ollamaHealthChecksNamesAndDurationsAsClientsSendThem() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let file = try setup.workspace.model("latest.gguf", seed: 9)
+        #expect(try setup.workspace.depot.run(["import", file, "--name", "tiny:latest"]).status == 0)
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        for path in ["/", "/api/version", "/api/tags"] {
+            #expect(try agent.request("HEAD", path).status == 200, "HEAD \(path)")
+        }
+        #expect(try agent.post("/api/show", #"{"model": "tiny"}"#).status == 200, "tiny is tiny:latest")
+        #expect(try agent.post("/api/show", #"{"model": "tiny:nope"}"#).status == 404)
+        #expect(try agent.post("/api/show", #"{"model": "one"}"#).status == 404, "no one:latest, and tiny:one is not 'one'")
+
+        for (given, seconds) in [(#""10m0s""#, 600.0), (#""1h30m""#, 5_400), (#""1m30.5s""#, 90.5), (#""300""#, 300), ("90", 90)] {
+            let reply = try agent.post("/api/generate", #"{"model": "tiny", "prompt": "", "keep_alive": \#(given)}"#)
+            #expect(reply.status == 200, "keep_alive \(given): \(reply.body)")
+            let running = try #require((try agent.get("/api/ps").object["models"] as? [[String: Any]])?.first)
+            let expires = try #require((running["expires_at"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+            #expect(abs(expires.timeIntervalSinceNow - seconds) < 5, "keep_alive \(given) expires in \(expires.timeIntervalSinceNow) s")
+        }
+        for bad in [#""10 minutes""#, #""5x""#, #""1h-5m""#, #""m""#] {
+            let reply = try agent.post("/api/generate", #"{"model": "tiny", "prompt": "", "keep_alive": \#(bad)}"#)
+            #expect(reply.status == 400 && reply.body.contains("keep_alive"), "\(bad): \(reply.status) \(reply.body)")
+        }
+        // No num_predict: the answer ends when the model stops or the context is full, not at 128 tokens.
+        let answer = try agent.post("/api/generate", #"{"model": "tiny", "prompt": "hello", "stream": false, "options": {"seed": 3}}"#).object
+        #expect(answer["done_reason"] as? String == "stop" || (answer["eval_count"] as? Int ?? 0) > 128, "\(answer)")
+    }
+
     @Test func theWebUIAsksForTheTokenOnceAndKeepsIt() throws {
         let setup = try Setup()
         defer { setup.remove() }
