@@ -209,6 +209,10 @@ extension Agent {
             let body = try await JSON.decode(GenerateRequest.self, from: request, context: context)
             return try await self.generate(body)
         }
+        router.post("/api/chat") { request, context in
+            let body = try await JSON.decode(ChatRequest.self, from: request, context: context)
+            return try await self.chat(body)
+        }
     }
 
     struct PullProgressLine: Encodable {
@@ -255,10 +259,16 @@ extension Agent {
                             modified_at: entry.lastUsedAt ?? entry.createdAt)
     }
 
+    /// One line of an answer: `response` for /api/generate, `message` for /api/chat.
     struct GenerateChunk: Encodable {
+        struct Message: Codable {
+            var role = "assistant"
+            var content: String
+        }
         var model: String
-        var created_at: Date
-        var response: String
+        var created_at = Date()
+        var response: String?
+        var message: Message?
         var done: Bool
         var done_reason: String?
         var total_duration: Int64?
@@ -267,61 +277,103 @@ extension Agent {
         var prompt_eval_duration: Int64?
         var eval_count: Int?
         var eval_duration: Int64?
+
+        init(model: String, text: String, chat: Bool, done: Bool, done_reason: String? = nil) {
+            self.model = model
+            if chat { message = Message(content: text) } else { response = text }
+            self.done = done
+            self.done_reason = done_reason
+        }
+    }
+
+    struct ChatRequest: Decodable {
+        struct Message: Decodable {
+            var role: String
+            var content: String?
+            var images: [String]?
+        }
+        var model: String
+        var messages: [Message]?
+        var stream: Bool?
+        var options: GenerateRequest.Options?
+        var keepAlive: KeepAlive?
+        var format: GivenField?
+        var tools: GivenField?
+
+        enum CodingKeys: String, CodingKey { case model, messages, stream, options, format, tools, keepAlive = "keep_alive" }
     }
 
     func generate(_ body: GenerateRequest) async throws -> Response {
-        let started = ContinuousClock.now
-        let entry = try installed(body.model)
         let prompt = body.prompt ?? ""
-        let unloadNow = body.keepAlive.map { $0.duration == .zero } ?? false
-        if prompt.isEmpty && unloadNow {
-            // An empty prompt with keep_alive 0 only unloads the model.
-            if await runtime.activeModel == entry.name { await runtime.unload() }
-            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true, done_reason: "unload"))
+        return try await answer(model: body.model, chat: false, empty: prompt.isEmpty, keepAlive: body.keepAlive, given: body.options,
+                                stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
+            try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive, onPiece: onPiece)
+        }
+    }
+
+    /// `POST /api/chat`: the messages through the model's chat template, then as /api/generate.
+    func chat(_ body: ChatRequest) async throws -> Response {
+        if body.format?.isSet == true { throw AgentError.badRequest("'format' (JSON output) is not supported yet") }
+        if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
+        let messages = try (body.messages ?? []).enumerated().map { index, message in
+            guard message.images?.isEmpty ?? true else { throw AgentError.badRequest("messages.\(index).images: images in chat are not supported yet") }
+            return ChatMessage(role: message.role, content: message.content ?? "")
+        }
+        return try await answer(model: body.model, chat: true, empty: messages.isEmpty, keepAlive: body.keepAlive, given: body.options,
+                                stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
+            try await runtime.chat(model: name, messages: messages, options: options, keepAlive: keepAlive, onPiece: onPiece)
+        }
+    }
+
+    typealias Run = @Sendable (ModelRuntime, String, GenerationOptions, Duration??, @escaping @Sendable (String) -> Bool) async throws -> GenerationResult
+
+    /// What /api/generate and /api/chat share: nothing to say loads the model (or, with
+    /// keep_alive 0, unloads it); otherwise `run` generates, streamed as NDJSON or in one answer.
+    func answer(model: String, chat: Bool, empty: Bool, keepAlive given: KeepAlive?, given options: GenerateRequest.Options?,
+                stream: Bool, run: @escaping Run) async throws -> Response {
+        let started = ContinuousClock.now
+        let entry = try installed(model)
+        let name = entry.name
+        if empty && given.map({ $0.duration == .zero }) == true {
+            if await runtime.activeModel == name { await runtime.unload() }
+            return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "unload"))
         }
         let status = await runtime.currentStatus
-        let loadDuration = status.activeModel == entry.name && status.state == .ready ? .zero : try await activate(entry).loadDuration
+        let loadDuration = status.activeModel == name && status.state == .ready ? .zero : try await activate(entry).loadDuration
         // keep_alive applies to this request's model from now on (as in Ollama), not to the server's default.
-        let keepAlive = body.keepAlive.map(\.duration)
-        guard !prompt.isEmpty else {
+        let keepAlive = given.map(\.duration)
+        guard !empty else {
             if let keepAlive { await runtime.keepLoaded(for: keepAlive) }
-            return JSON.response(GenerateChunk(model: entry.name, created_at: Date(), response: "", done: true, done_reason: "load"))
+            return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "load"))
         }
-        var options = GenerationOptions()
-        options.maximumTokens = Int.max  // Ollama's default: until the model stops or the context is full
-        if let given = body.options {
-            if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
-            if let value = given.temperature { options.temperature = value }
-            if let value = given.seed { options.seed = UInt32(truncatingIfNeeded: value) }
-            if let value = given.top_k { options.topK = value }
-            if let value = given.top_p { options.topP = value }
+        let generation = Self.generationOptions(options)
+        let finish: @Sendable (GenerationResult, String) -> GenerateChunk = { result, text in
+            var chunk = GenerateChunk(model: name, text: text, chat: chat, done: true, done_reason: result.doneReason)
+            chunk.total_duration = (ContinuousClock.now - started).nanoseconds
+            chunk.load_duration = loadDuration.nanoseconds
+            chunk.prompt_eval_count = result.promptTokens
+            chunk.prompt_eval_duration = result.promptDuration.nanoseconds
+            chunk.eval_count = result.tokens.count
+            chunk.eval_duration = result.generationDuration.nanoseconds
+            return chunk
         }
-        let name = entry.name
-        let finish: @Sendable (GenerationResult) -> GenerateChunk = { result in
-            GenerateChunk(model: name, created_at: Date(), response: "", done: true, done_reason: result.doneReason,
-                          total_duration: (ContinuousClock.now - started).nanoseconds, load_duration: loadDuration.nanoseconds,
-                          prompt_eval_count: result.promptTokens, prompt_eval_duration: result.promptDuration.nanoseconds,
-                          eval_count: result.tokens.count, eval_duration: result.generationDuration.nanoseconds)
-        }
-        guard body.stream ?? true else {
-            let result = try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive)
+        guard stream else {
+            let result = try await run(runtime, name, generation, keepAlive) { _ in true }
             metrics.recordGeneration(tokens: result.tokens.count)
-            var chunk = finish(result)
-            chunk.response = result.text
-            return JSON.response(chunk)
+            return JSON.response(finish(result, result.text))
         }
         let (lines, output) = AsyncStream<ByteBuffer>.makeStream()
         Task { [runtime, metrics] in
             do {
-                let result = try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive) { piece in
+                let result = try await run(runtime, name, generation, keepAlive) { piece in
                     // A client that went away stops the generation.
-                    if case .terminated = output.yield(JSON.line(GenerateChunk(model: name, created_at: Date(), response: piece, done: false))) {
+                    if case .terminated = output.yield(JSON.line(GenerateChunk(model: name, text: piece, chat: chat, done: false))) {
                         return false
                     }
                     return true
                 }
                 metrics.recordGeneration(tokens: result.tokens.count)
-                output.yield(JSON.line(finish(result)))
+                output.yield(JSON.line(finish(result, "")))
             } catch {
                 output.yield(JSON.line(["error": "\(error)"]))
             }
@@ -329,10 +381,45 @@ extension Agent {
         }
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
     }
+
+    /// Ollama's options; no num_predict means no limit (until the model stops or the context is full).
+    static func generationOptions(_ given: GenerateRequest.Options?) -> GenerationOptions {
+        var options = GenerationOptions()
+        options.maximumTokens = Int.max
+        if let given {
+            if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
+            if let value = given.temperature { options.temperature = value }
+            if let value = given.seed { options.seed = UInt32(truncatingIfNeeded: value) }
+            if let value = given.top_k { options.topK = value }
+            if let value = given.top_p { options.topP = value }
+        }
+        return options
+    }
 }
 
 extension Duration {
     var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
+
+/// Whether a request field of any JSON type was given (not null, "", [] or {}): for fields a
+/// client may send empty that are not supported yet.
+struct GivenField: Decodable {
+    var isSet: Bool
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            isSet = false
+        } else if let text = try? container.decode(String.self) {
+            isSet = !text.isEmpty
+        } else if let array = try? container.decode([GivenField].self) {
+            isSet = !array.isEmpty
+        } else if let object = try? container.decode([String: GivenField].self) {
+            isSet = !object.isEmpty
+        } else {
+            isSet = true
+        }
+    }
 }
 
 /// Any JSON value, for GGUF metadata in `/api/show`.

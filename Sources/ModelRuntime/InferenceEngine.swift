@@ -46,11 +46,25 @@ public struct GenerationResult: Sendable, Equatable {
     public var generationDuration: Duration
 }
 
+/// One message of a chat: its role ("system", "user", "assistant", ...) and text.
+public struct ChatMessage: Sendable, Equatable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
 /// A loaded model that can generate; used from one thread at a time.
 public protocol LoadedModel: AnyObject, Sendable {
     /// Generates after `prompt`, passing each new piece of text to `onPiece` (false stops).
     func generate(prompt: String, options: GenerationOptions,
                   onPiece: (String) -> Bool) throws(RuntimeError) -> GenerationResult
+    /// The prompt for `messages` by the model's own chat template, ending where the
+    /// assistant's answer starts.
+    func chatPrompt(_ messages: [ChatMessage]) throws(RuntimeError) -> String
 }
 
 /// Loads models; the llama.cpp backend is `LlamaEngine`.

@@ -177,6 +177,28 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
                                 generationDuration: ContinuousClock.now - generationStart)
     }
 
+    /// By llama.cpp's `llama_chat_apply_template`, which knows a fixed list of templates
+    /// (ChatML, Llama 2 and 3, Mistral, Gemma, Phi and others, recognised in the model's own
+    /// Jinja text) and runs no Jinja itself.
+    func chatPrompt(_ messages: [ChatMessage]) throws(RuntimeError) -> String {
+        guard let template = llama_model_chat_template(model, nil) else {
+            throw RuntimeError(.noChatTemplate, "the model has no chat template (tokenizer.chat_template); send a prompt to /api/generate instead")
+        }
+        let strings = messages.flatMap { [strdup($0.role), strdup($0.content)] }
+        defer { strings.forEach { free($0) } }
+        let chat = stride(from: 0, to: strings.count, by: 2).map { llama_chat_message(role: strings[$0], content: strings[$0 + 1]) }
+        var buffer = [CChar](repeating: 0, count: max(256, 2 * messages.reduce(0) { $0 + $1.role.utf8.count + $1.content.utf8.count }))
+        var length = llama_chat_apply_template(template, chat, chat.count, true, &buffer, Int32(buffer.count))
+        if length > Int32(buffer.count) {
+            buffer = [CChar](repeating: 0, count: Int(length))
+            length = llama_chat_apply_template(template, chat, chat.count, true, &buffer, Int32(buffer.count))
+        }
+        guard length >= 0 else {
+            throw RuntimeError(.noChatTemplate, "llama.cpp does not know the model's chat template (it applies only known ones, such as ChatML, Llama 3, Mistral or Gemma); send a formatted prompt to /api/generate with raw: true instead")
+        }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     private func tokenize(_ text: String, addSpecial: Bool) -> [llama_token] {
         let length = Int32(text.utf8.count)
         let needed = -llama_tokenize(vocab, text, length, nil, 0, addSpecial, false)

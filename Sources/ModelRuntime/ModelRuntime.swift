@@ -171,6 +171,28 @@ public actor ModelRuntime {
     public func generate(model name: String? = nil, prompt: String, options: GenerationOptions = GenerationOptions(),
                          keepAlive: Duration?? = nil,
                          onPiece: @escaping @Sendable (String) -> Bool = { _ in true }) async throws(RuntimeError) -> GenerationResult {
+        try await run(model: name, keepAlive: keepAlive) { model throws(RuntimeError) in
+            try model.generate(prompt: prompt, options: options, onPiece: onPiece)
+        }
+    }
+
+    /// `generate` after the prompt that `messages` make by the model's chat template.
+    public func chat(model name: String? = nil, messages: [ChatMessage], options: GenerationOptions = GenerationOptions(),
+                     keepAlive: Duration?? = nil,
+                     onPiece: @escaping @Sendable (String) -> Bool = { _ in true }) async throws(RuntimeError) -> GenerationResult {
+        let loadedName = loaded?.files.name ?? "the model"
+        do {
+            return try await run(model: name, keepAlive: keepAlive) { model throws(RuntimeError) in
+                try model.generate(prompt: try model.chatPrompt(messages), options: options, onPiece: onPiece)
+            }
+        } catch where error.code == .noChatTemplate {
+            throw RuntimeError(.noChatTemplate, "\(name ?? loadedName): \(error.message)")
+        }
+    }
+
+    /// Runs `work` with the model in memory on the runtime's thread, counted as a generation.
+    private func run(model name: String?, keepAlive: Duration??,
+                     _ work: @escaping @Sendable (any LoadedModel) throws(RuntimeError) -> GenerationResult) async throws(RuntimeError) -> GenerationResult {
         guard status.state == .ready, let (files, model) = loaded, name == nil || name == files.name else {
             let what = name.map { "'\($0)' is not the loaded model" } ?? "no model is loaded"
             throw RuntimeError(.notLoaded, "\(what) (state: \(status.state.rawValue)\(loaded.map { ", loaded: \($0.files.name)" } ?? ""))")
@@ -180,7 +202,7 @@ public actor ModelRuntime {
         let result: Result<GenerationResult, RuntimeError> = await withCheckedContinuation { continuation in
             queue.async {
                 do throws(RuntimeError) {
-                    continuation.resume(returning: .success(try model.generate(prompt: prompt, options: options, onPiece: onPiece)))
+                    continuation.resume(returning: .success(try work(model)))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }

@@ -13,6 +13,8 @@ public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible 
         case generationFailed
         /// The prompt does not fit the context.
         case promptTooLong
+        /// The model has no chat template, or one llama.cpp cannot apply.
+        case noChatTemplate
     }
 
     public let code: Code

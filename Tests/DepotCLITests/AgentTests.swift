@@ -174,6 +174,20 @@ import Glibc
         #expect(answer["done_reason"] as? String == "stop" || (answer["eval_count"] as? Int ?? 0) > 128, "\(answer)")
     }
 
+    @Test func theOllamaPythonClientChatsThroughTheModelsTemplate() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        var shape = TinyModels.LlamaShape()
+        shape.chatTemplate = TinyModels.chatML
+        let path = setup.workspace.path + "/chatml.gguf"
+        try TinyModels.llama(seed: 12, shape: shape).write(to: path)
+        #expect(try setup.workspace.depot.run(["import", path, "--name", "tiny:chat"]).status == 0)
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("ollama_chat_check.py"), agent.base, "tiny:chat", "tiny:one"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
     @Test func theWebUIAsksForTheTokenOnceAndKeepsIt() throws {
         let setup = try Setup()
         defer { setup.remove() }

@@ -93,6 +93,28 @@ import Testing
         var joined: String { all.joined() }
     }
 
+    /// Chat by the model's own template (llama.cpp's known ones): ChatML renders as such a model
+    /// expects; a template llama.cpp does not know is a clear error naming the model.
+    @Test func chatMessagesGoThroughTheModelsTemplate() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var shape = TinyModels.LlamaShape()
+        shape.chatTemplate = TinyModels.chatML
+        let path = directory + "/chatml.gguf"
+        try TinyModels.llama(seed: 4, shape: shape).write(to: path)
+        let loaded = try LlamaEngine(contextLength: 256).load(ModelFiles(name: "chat:ml", weights: path))
+        let prompt = try loaded.chatPrompt([ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Grüß dich")])
+        #expect(prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nGrüß dich<|im_end|>\n<|im_start|>assistant\n")
+
+        let runtime = ModelRuntime(engine: LlamaEngine(contextLength: 256), keepAlive: nil)
+        _ = try await runtime.activate(ModelFiles(name: "chat:ml", weights: path))
+        let answer = try await runtime.chat(messages: [ChatMessage(role: "user", content: "hi")], options: Self.greedy)
+        #expect(answer.promptTokens > 10 && answer.tokens.count > 0)
+        let plain = try model("plain", seed: 1)
+        _ = try await runtime.activate(plain)
+        let refused = await runtimeError { _ = try await runtime.chat(messages: [ChatMessage(role: "user", content: "hi")]) }
+        #expect(refused?.code == .noChatTemplate && refused?.message.hasPrefix(plain.name) == true, "\(String(describing: refused))")
+    }
+
     @Test func aModelThatFailsToLoadLeavesThePreviousOneInPlace() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let good = try model("good", seed: 1)

@@ -11,8 +11,14 @@ public enum TinyModels {
         public var heads: UInt64 = 4
         public var kvHeads: UInt64 = 2
         public var contextLength: UInt32 = 256
+        /// `tokenizer.chat_template`: by default one llama.cpp does not know (so chat refuses
+        /// it); `chatML` is one it applies.
+        public var chatTemplate = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "
         public init() {}
     }
+
+    /// The ChatML template (Qwen's and many others'), as such models carry it.
+    public static let chatML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
     /// Number of tokens in the byte-level vocabulary.
     public static let vocabularySize: UInt64 = 259
@@ -35,7 +41,7 @@ public enum TinyModels {
         writer.set("llama.attention.head_count_kv", .uint32(UInt32(shape.kvHeads)))
         writer.set("llama.rope.dimension_count", .uint32(UInt32(n / shape.heads)))
         writer.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
-        addByteVocabulary(to: &writer)
+        addByteVocabulary(to: &writer, chatTemplate: shape.chatTemplate)
 
         func matrix(_ name: String, _ columns: UInt64, _ rows: UInt64) {
             let values = (0..<columns * rows).map { _ in random.nextWeight() }
@@ -100,7 +106,7 @@ public enum TinyModels {
         return writer
     }
 
-    private static func addByteVocabulary(to writer: inout GGUFWriter) {
+    private static func addByteVocabulary(to writer: inout GGUFWriter, chatTemplate: String) {
         let specials = ["<unk>", "<s>", "</s>"]
         let bytes = (0..<256).map { "<0x" + String($0, radix: 16, uppercase: true).leftPadded(to: 2) + ">" }
         writer.set("tokenizer.ggml.model", .string("llama"))
@@ -111,8 +117,7 @@ public enum TinyModels {
         writer.set("tokenizer.ggml.unknown_token_id", .uint32(0))
         writer.set("tokenizer.ggml.bos_token_id", .uint32(1))
         writer.set("tokenizer.ggml.eos_token_id", .uint32(2))
-        writer.set("tokenizer.chat_template", .string(
-            "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "))
+        writer.set("tokenizer.chat_template", .string(chatTemplate))
     }
 }
 

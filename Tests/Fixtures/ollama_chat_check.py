@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Drives depot's /api/chat with the real `ollama` Python client.
+
+    ollama_chat_check.py BASE_URL CHAT_MODEL PLAIN_MODEL
+
+CHAT_MODEL carries a chat template llama.cpp applies (ChatML); PLAIN_MODEL one it does not.
+Chats plain and streaming (the same seed must give the same text), loads with no messages,
+and checks that a model without a usable template, and `format`, are clear 400s. Prints one
+JSON line of what it saw; exits 1 naming the first step that failed.
+"""
+import json, sys
+import ollama
+
+base, chat_model, plain_model = sys.argv[1:4]
+client = ollama.Client(host=base)
+seen = {}
+
+def step(name, condition, detail=""):
+    if not condition:
+        print(f"ollama_chat_check: step '{name}' failed: {detail}", file=sys.stderr)
+        sys.exit(1)
+
+messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Wie geht's? 🙂"}]
+options = {"temperature": 0.7, "seed": 5, "num_predict": 40}
+reply = client.chat(model=chat_model, messages=messages, options=options)
+step("chat", reply.done and reply.message.role == "assistant" and reply.eval_count and reply.eval_count > 0, reply)
+step("chat counts the templated prompt", reply.prompt_eval_count and reply.prompt_eval_count > 30, reply.prompt_eval_count)
+step("chat has a done_reason", reply.done_reason in ("stop", "length"), reply.done_reason)
+chunks = list(client.chat(model=chat_model, messages=messages, options=options, stream=True))
+streamed = "".join(c.message.content for c in chunks)
+step("chat streaming is the same answer", chunks[-1].done and streamed == reply.message.content, [streamed, reply.message.content])
+step("streamed chunks are the assistant's", all(c.message.role == "assistant" for c in chunks))
+seen["tokens"] = reply.eval_count
+
+loaded = client.chat(model=chat_model, messages=[])
+step("no messages loads the model", loaded.done_reason == "load", loaded)
+
+try:
+    client.chat(model=plain_model, messages=messages)
+    step("a model without a usable template is refused", False, "it answered")
+except ollama.ResponseError as error:
+    step("a model without a usable template is a 400 naming it",
+         error.status_code == 400 and plain_model in error.error and "chat template" in error.error, (error.status_code, error.error))
+    seen["refused"] = error.error
+
+try:
+    client.chat(model=chat_model, messages=messages, format="json")
+    step("format is refused until it is supported", False, "it answered")
+except ollama.ResponseError as error:
+    step("format is a 400", error.status_code == 400 and "format" in error.error, (error.status_code, error.error))
+
+print(json.dumps(seen))
