@@ -45,6 +45,16 @@ import Glibc
             guard huge.status == 0 else { throw DepotFailure(message: huge.stderr) }
         }
 
+        /// `tiny:chat`, a tiny model with the ChatML template, which llama.cpp applies.
+        func importChatModel() throws {
+            var shape = TinyModels.LlamaShape()
+            shape.chatTemplate = TinyModels.chatML
+            let path = workspace.path + "/chatml.gguf"
+            try TinyModels.llama(seed: 12, shape: shape).write(to: path)
+            let imported = try workspace.depot.run(["import", path, "--name", "tiny:chat"])
+            guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
+        }
+
         func agent(_ arguments: [String] = []) throws -> AgentProcess {
             try AgentProcess(workspace, arguments: ["--catalog", catalog] + arguments)
         }
@@ -177,14 +187,20 @@ import Glibc
     @Test func theOllamaPythonClientChatsThroughTheModelsTemplate() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        var shape = TinyModels.LlamaShape()
-        shape.chatTemplate = TinyModels.chatML
-        let path = setup.workspace.path + "/chatml.gguf"
-        try TinyModels.llama(seed: 12, shape: shape).write(to: path)
-        #expect(try setup.workspace.depot.run(["import", path, "--name", "tiny:chat"]).status == 0)
+        try setup.importChatModel()
         let agent = try setup.agent()
         defer { agent.stop() }
         let check = try run(["python3", fixture("ollama_chat_check.py"), agent.base, "tiny:chat", "tiny:one"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
+    @Test func theOpenAIPythonClientWorksAgainstV1() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        try setup.importChatModel()
+        let agent = try setup.agent(["--token", "sk-depot-test"])
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("openai_check.py"), agent.base, "tiny:chat", "tiny:one", "sk-depot-test"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
     }
 

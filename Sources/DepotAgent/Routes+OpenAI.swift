@@ -1,0 +1,211 @@
+import DepotHTTP
+import Foundation
+import Hummingbird
+import ModelRuntime
+import ModelStore
+import NIOCore
+
+/// The OpenAI-compatible API that Ollama and llama.cpp's server also offer, for the OpenAI SDKs
+/// and the editors built on them: models, and chat completions streamed as server-sent events.
+extension Agent {
+    struct OpenAIModel: Encodable {
+        var id: String
+        var object = "model"
+        var created: Int
+        var owned_by = "depot"
+    }
+
+    struct ChatCompletionRequest: Decodable {
+        struct Message: Decodable {
+            var role: String
+            var content: Content?
+        }
+
+        /// A message's content: text, or parts of which only text is taken here.
+        struct Content: Decodable {
+            var text: String
+
+            init(from decoder: Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let text = try? container.decode(String.self) {
+                    self.text = text
+                    return
+                }
+                struct Part: Decodable { var type: String; var text: String? }
+                let parts = try container.decode([Part].self)
+                guard parts.allSatisfy({ $0.type == "text" }) else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "only text parts are supported yet")
+                }
+                text = parts.compactMap(\.text).joined()
+            }
+        }
+
+        struct StreamOptions: Decodable { var include_usage: Bool? }
+
+        var model: String
+        var messages: [Message]
+        var stream: Bool?
+        var stream_options: StreamOptions?
+        var max_tokens: Int?
+        var max_completion_tokens: Int?
+        var temperature: Float?
+        var top_p: Float?
+        var seed: Int?
+        var stop: GivenField?
+        var tools: GivenField?
+        var response_format: ResponseFormat?
+
+        struct ResponseFormat: Decodable { var type: String }
+    }
+
+    struct Usage: Encodable {
+        var prompt_tokens: Int
+        var completion_tokens: Int
+        var total_tokens: Int
+
+        init(_ result: GenerationResult) {
+            prompt_tokens = result.promptTokens
+            completion_tokens = result.tokens.count
+            total_tokens = result.promptTokens + result.tokens.count
+        }
+    }
+
+    struct ChatCompletion: Encodable {
+        struct Choice: Encodable {
+            var index = 0
+            var message: GenerateChunk.Message
+            var finish_reason: String
+        }
+        var id: String
+        var object = "chat.completion"
+        var created: Int
+        var model: String
+        var choices: [Choice]
+        var usage: Usage
+    }
+
+    struct ChatCompletionChunk: Encodable {
+        struct Delta: Encodable {
+            var role: String?
+            var content: String?
+        }
+        struct Choice: Encodable {
+            var index = 0
+            var delta: Delta
+            var finish_reason: String?
+        }
+        var id: String
+        var object = "chat.completion.chunk"
+        var created: Int
+        var model: String
+        var choices: [Choice]
+        var usage: Usage?
+    }
+
+    func addOpenAIRoutes(to router: Router<AgentRequestContext>) {
+        let v1 = router.group("/v1").add(middleware: OpenAIErrorMiddleware())
+        v1.get("/models") { _, _ in JSON.response(OpenAIModelList(data: try self.manager.list().map(self.openAIModel))) }
+        v1.get("/models/**") { request, _ in
+            let id = String(request.uri.path.dropFirst("/v1/models/".count)).removingPercentEncoding ?? ""
+            return JSON.response(self.openAIModel(try self.installed(id)))
+        }
+        v1.post("/chat/completions") { request, context in
+            let body = try await JSON.decode(ChatCompletionRequest.self, from: request, context: context)
+            return try await self.chatCompletion(body)
+        }
+    }
+
+    struct OpenAIModelList: Encodable {
+        var object = "list"
+        var data: [OpenAIModel]
+    }
+
+    func openAIModel(_ entry: ModelEntry) -> OpenAIModel {
+        OpenAIModel(id: entry.name, created: Int(entry.createdAt.timeIntervalSince1970))
+    }
+
+    /// `POST /v1/chat/completions`: as /api/chat, in OpenAI's shapes.
+    func chatCompletion(_ body: ChatCompletionRequest) async throws -> Response {
+        if body.stop?.isSet == true { throw AgentError.badRequest("'stop' is not supported yet") }
+        if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
+        if let format = body.response_format, format.type != "text" { throw AgentError.badRequest("'response_format' \(format.type) is not supported yet") }
+        let entry = try installed(body.model)
+        let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
+        guard !messages.isEmpty else { throw AgentError.badRequest("'messages' must hold at least one message") }
+        let status = await runtime.currentStatus
+        if !(status.activeModel == entry.name && status.state == .ready) { _ = try await activate(entry) }
+        var options = GenerationOptions()
+        options.maximumTokens = body.max_completion_tokens ?? body.max_tokens ?? Int.max
+        if let value = body.temperature { options.temperature = value }
+        if let value = body.top_p { options.topP = value }
+        if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
+        let (id, created, name) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970), entry.name)
+        guard body.stream ?? false else {
+            let result = try await runtime.chat(model: name, messages: messages, options: options)
+            metrics.recordGeneration(tokens: result.tokens.count)
+            return JSON.response(ChatCompletion(id: id, created: created, model: name, choices: [
+                .init(message: .init(content: result.text), finish_reason: result.doneReason)], usage: Usage(result)))
+        }
+        let includeUsage = body.stream_options?.include_usage ?? false
+        let (events, output) = AsyncStream<ByteBuffer>.makeStream()
+        let event: @Sendable (ChatCompletionChunk) -> ByteBuffer = { chunk in
+            var line = ByteBuffer(string: "data: ")
+            var json = JSON.body(chunk, encoder: Self.compactEncoder)
+            line.writeBuffer(&json)
+            line.writeString("\n\n")
+            return line
+        }
+        output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(role: "assistant", content: ""))])))
+        Task { [runtime, metrics] in
+            do {
+                let result = try await runtime.chat(model: name, messages: messages, options: options) { piece in
+                    let chunk = ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(content: piece))])
+                    if case .terminated = output.yield(event(chunk)) { return false }
+                    return true
+                }
+                metrics.recordGeneration(tokens: result.tokens.count)
+                output.yield(event(ChatCompletionChunk(id: id, created: created, model: name,
+                                                       choices: [.init(delta: .init(), finish_reason: result.doneReason)])))
+                if includeUsage {
+                    output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [], usage: Usage(result))))
+                }
+            } catch {
+                let failure = Agent.translate(error) ?? APIError(.internalServerError, "\(error)")
+                output.yield(ByteBuffer(string: "data: \(String(decoding: (try? JSONEncoder().encode(OpenAIError(failure))) ?? Data(), as: UTF8.self))\n\n"))
+            }
+            output.yield(ByteBuffer(string: "data: [DONE]\n\n"))
+            output.finish()
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody(asyncSequence: events))
+    }
+
+    /// Dates are not sent here; keys in the order written, as OpenAI sends them.
+    static let compactEncoder = JSONEncoder()
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+struct OpenAIError: Encodable {
+    struct Detail: Encodable {
+        var message: String
+        var type: String
+        var param: String?
+        var code: String?
+    }
+    var error: Detail
+
+    init(_ error: APIError) {
+        self.error = Detail(message: error.message, type: error.status.code < 500 ? "invalid_request_error" : "server_error",
+                            param: nil, code: error.status == .notFound ? "model_not_found" : nil)
+    }
+}
+
+/// Gives the /v1 routes' errors OpenAI's shape (the SDKs read `error.message`).
+struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do { return try await next(request, context) } catch {
+            let translated = (error as? APIError) ?? Agent.translate(error) ?? APIError(.internalServerError, "\(error)")
+            return JSON.response(OpenAIError(translated), status: translated.status)
+        }
+    }
+}

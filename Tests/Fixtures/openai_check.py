@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Drives depot's OpenAI-compatible /v1 with the real `openai` Python client.
+
+    openai_check.py BASE_URL CHAT_MODEL PLAIN_MODEL TOKEN
+
+Lists and retrieves models, completes a chat plain and streaming (the same seed must give the
+same text, the stream ends with a finish reason and usage), and checks that an unknown model,
+a model without a usable chat template and `tools` are errors the client raises with OpenAI's
+shape. TOKEN is the agent's --token, sent as the API key. Prints one JSON line; exits 1
+naming the first step that failed.
+"""
+import json, sys
+import openai
+
+base, chat_model, plain_model, token = sys.argv[1:5]
+client = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0)
+seen = {}
+
+def step(name, condition, detail=""):
+    if not condition:
+        print(f"openai_check: step '{name}' failed: {detail}", file=sys.stderr)
+        sys.exit(1)
+
+ids = [m.id for m in client.models.list().data]
+step("models", chat_model in ids and plain_model in ids, ids)
+step("model", client.models.retrieve(chat_model).id == chat_model)
+
+messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Ça va? 東京"}]
+reply = client.chat.completions.create(model=chat_model, messages=messages, temperature=0.7, seed=5, max_tokens=40)
+choice = reply.choices[0]
+step("chat completion", choice.message.role == "assistant" and choice.finish_reason in ("stop", "length"), reply)
+step("usage", reply.usage.completion_tokens > 0 and reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens,
+     reply.usage)
+stream = client.chat.completions.create(model=chat_model, messages=messages, temperature=0.7, seed=5, max_tokens=40, stream=True,
+                                        stream_options={"include_usage": True})
+chunks = list(stream)
+text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+step("streamed text is the answer", text == choice.message.content, [text, choice.message.content])
+finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+step("stream ends with a finish reason", finishes == [choice.finish_reason], finishes)
+step("stream usage", chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == reply.usage.completion_tokens, chunks[-1])
+seen["tokens"] = reply.usage.completion_tokens
+
+for name, call, status in [
+    ("unknown model", lambda: client.chat.completions.create(model="nope:x", messages=messages), 404),
+    ("no usable template", lambda: client.chat.completions.create(model=plain_model, messages=messages), 400),
+    ("tools", lambda: client.chat.completions.create(model=chat_model, messages=messages,
+                                                    tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), 400),
+]:
+    try:
+        call()
+        step(name, False, "it answered")
+    except openai.APIStatusError as error:
+        body = error.body if isinstance(error.body, dict) else {}
+        step(name, error.status_code == status and isinstance(body.get("message"), str), (error.status_code, error.body))
+        seen[name] = body.get("message")
+
+try:
+    openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).models.list()
+    step("a wrong key is refused", False, "it answered")
+except openai.AuthenticationError:
+    pass
+
+print(json.dumps(seen))
