@@ -23,6 +23,7 @@ extension Agent {
         addEdgeCoderRoutes(to: router)
         addOllamaRoutes(to: router)
         addOpenAIRoutes(to: router)
+        addEmbeddingRoutes(to: router)
         addJobRoutes(to: router)
         addPeerRoutes(to: router)
         // Apps check this before they send a token: only the agent holding the store's key can sign.

@@ -65,6 +65,8 @@ public protocol LoadedModel: AnyObject, Sendable {
     /// The prompt for `messages` by the model's own chat template, ending where the
     /// assistant's answer starts.
     func chatPrompt(_ messages: [ChatMessage]) throws(RuntimeError) -> String
+    /// One embedding a text, as the model pools it (not normalised).
+    func embed(_ texts: [String], truncate: Bool) throws(RuntimeError) -> [[Float]]
 }
 
 /// Loads models; the llama.cpp backend is `LlamaEngine`.

@@ -58,6 +58,11 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
     private let context: OpaquePointer
     private let vocab: OpaquePointer
     private let projector: OpaquePointer?
+    /// For embeddings, made on first use: pooled by the model's own pooling type.
+    private var embeddingContext: OpaquePointer?
+    private let contextLength: UInt32
+    private let threads: Int32
+    private let name: String
 
     init(_ files: ModelFiles, contextLength: UInt32, threads: Int32) throws(RuntimeError) {
         _ = LlamaLog.take()
@@ -98,10 +103,14 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         self.model = model
         self.context = context
         self.projector = projector
+        self.contextLength = parameters.n_ctx
+        self.threads = threads
+        name = files.name
         vocab = llama_model_get_vocab(model)
     }
 
     deinit {
+        if let embeddingContext { llama_free(embeddingContext) }
         if let projector { mtmd_free(projector) }
         llama_free(context)
         llama_model_free(model)
@@ -197,6 +206,54 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
             throw RuntimeError(.noChatTemplate, "llama.cpp does not know the model's chat template (it applies only known ones, such as ChatML, Llama 3, Mistral or Gemma); send a formatted prompt to /api/generate with raw: true instead")
         }
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// One vector a text, pooled as the model says (its `pooling_type`: mean, CLS or last
+    /// token); a model without one (a chat model) has no embeddings. `truncate` cuts a text
+    /// longer than the context, else it is an error.
+    func embed(_ texts: [String], truncate: Bool) throws(RuntimeError) -> [[Float]] {
+        let context = try makeEmbeddingContext()
+        // A text is pooled in one micro-batch (llama.cpp may round the context up beyond it).
+        let capacity = Int(min(llama_n_ctx(context), llama_n_ubatch(context)))
+        let size = Int(llama_model_n_embd(model))
+        return try texts.enumerated().map { (index, text) throws(RuntimeError) -> [Float] in
+            var tokens = tokenize(text, addSpecial: true)
+            if tokens.count > capacity {
+                guard truncate else {
+                    throw RuntimeError(.promptTooLong, "input \(index) has \(tokens.count) tokens; the context holds \(capacity) (truncate: true cuts it)")
+                }
+                tokens.removeLast(tokens.count - capacity)
+            }
+            guard !tokens.isEmpty else { throw RuntimeError(.promptTooLong, "input \(index) is empty") }
+            llama_memory_clear(llama_get_memory(context), true)
+            let status = tokens.withUnsafeMutableBufferPointer { llama_decode(context, llama_batch_get_one($0.baseAddress!, Int32($0.count))) }
+            guard status == 0, let vector = llama_get_embeddings_seq(context, 0) else {
+                throw RuntimeError(.generationFailed, "llama.cpp could not embed input \(index) (\(status))")
+            }
+            return Array(UnsafeBufferPointer(start: vector, count: size))
+        }
+    }
+
+    private func makeEmbeddingContext() throws(RuntimeError) -> OpaquePointer {
+        if let embeddingContext { return embeddingContext }
+        var parameters = llama_context_default_params()
+        parameters.n_ctx = contextLength
+        parameters.n_batch = contextLength
+        parameters.n_ubatch = contextLength  // a pooled sequence must fit one micro-batch
+        parameters.n_seq_max = 1
+        parameters.n_threads = threads
+        parameters.n_threads_batch = threads
+        parameters.embeddings = true
+        parameters.pooling_type = LLAMA_POOLING_TYPE_UNSPECIFIED
+        guard let context = llama_init_from_model(model, parameters) else {
+            throw RuntimeError(.loadFailed, "llama.cpp cannot make an embedding context for \(name): \(LlamaLog.take())")
+        }
+        guard llama_pooling_type(context) != LLAMA_POOLING_TYPE_NONE else {
+            llama_free(context)
+            throw RuntimeError(.noEmbeddings, "\(name) does not make embeddings (its GGUF names no pooling type: it is a chat or completion model)")
+        }
+        embeddingContext = context
+        return context
     }
 
     private func tokenize(_ text: String, addSpecial: Bool) -> [llama_token] {

@@ -190,16 +190,29 @@ public actor ModelRuntime {
         }
     }
 
+    /// Embeddings of `texts` by the model in memory, with the tokens they took; normalised to
+    /// unit length when `normalize` (as Ollama's /api/embed sends them).
+    public func embed(model name: String? = nil, texts: [String], truncate: Bool = true, normalize: Bool,
+                      keepAlive: Duration?? = nil) async throws(RuntimeError) -> [[Float]] {
+        let vectors = try await run(model: name, keepAlive: keepAlive) { model throws(RuntimeError) in try model.embed(texts, truncate: truncate) }
+        return normalize ? vectors.map(Self.unitLength) : vectors
+    }
+
+    public static func unitLength(_ vector: [Float]) -> [Float] {
+        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? vector.map { $0 / norm } : vector
+    }
+
     /// Runs `work` with the model in memory on the runtime's thread, counted as a generation.
-    private func run(model name: String?, keepAlive: Duration??,
-                     _ work: @escaping @Sendable (any LoadedModel) throws(RuntimeError) -> GenerationResult) async throws(RuntimeError) -> GenerationResult {
+    private func run<Output: Sendable>(model name: String?, keepAlive: Duration??,
+                                       _ work: @escaping @Sendable (any LoadedModel) throws(RuntimeError) -> Output) async throws(RuntimeError) -> Output {
         guard status.state == .ready, let (files, model) = loaded, name == nil || name == files.name else {
             let what = name.map { "'\($0)' is not the loaded model" } ?? "no model is loaded"
             throw RuntimeError(.notLoaded, "\(what) (state: \(status.state.rawValue)\(loaded.map { ", loaded: \($0.files.name)" } ?? ""))")
         }
         unloadTimer?.cancel()
         update { $0.activeGenerations += 1 }
-        let result: Result<GenerationResult, RuntimeError> = await withCheckedContinuation { continuation in
+        let result: Result<Output, RuntimeError> = await withCheckedContinuation { continuation in
             queue.async {
                 do throws(RuntimeError) {
                     continuation.resume(returning: .success(try work(model)))

@@ -15,6 +15,8 @@ public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible 
         case promptTooLong
         /// The model has no chat template, or one llama.cpp cannot apply.
         case noChatTemplate
+        /// The model does not make embeddings (no pooling type).
+        case noEmbeddings
     }
 
     public let code: Code

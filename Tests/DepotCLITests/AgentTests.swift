@@ -204,6 +204,20 @@ import Glibc
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
     }
 
+    @Test func embeddingsForOllamaAndOpenAIClients() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        var shape = TinyModels.LlamaShape()
+        shape.poolingType = 1
+        let path = setup.workspace.path + "/embed.gguf"
+        try TinyModels.llama(seed: 21, shape: shape).write(to: path)
+        #expect(try setup.workspace.depot.run(["import", path, "--name", "tiny:embed"]).status == 0)
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("embed_check.py"), agent.base, "tiny:embed", "tiny:one"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
     @Test func theWebUIAsksForTheTokenOnceAndKeepsIt() throws {
         let setup = try Setup()
         defer { setup.remove() }

@@ -115,6 +115,32 @@ import Testing
         #expect(refused?.code == .noChatTemplate && refused?.message.hasPrefix(plain.name) == true, "\(String(describing: refused))")
     }
 
+    /// A model whose GGUF names a pooling type makes one vector a text (unit length when
+    /// asked, the same for the same text); a chat model makes none, and says so.
+    @Test func embeddingsComeFromModelsThatPool() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var shape = TinyModels.LlamaShape()
+        shape.poolingType = 1
+        let path = directory + "/embed.gguf"
+        try TinyModels.llama(seed: 8, shape: shape).write(to: path)
+        let runtime = ModelRuntime(engine: LlamaEngine(contextLength: 64), keepAlive: nil)
+        _ = try await runtime.activate(ModelFiles(name: "embed:tiny", weights: path))
+        let vectors = try await runtime.embed(texts: ["hello", "hello", "a different text"], normalize: true)
+        #expect(vectors.count == 3 && vectors.allSatisfy { $0.count == Int(shape.embedding) })
+        #expect(vectors.allSatisfy { abs($0.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4 }, "unit length")
+        #expect(vectors[0] == vectors[1] && vectors[0] != vectors[2])
+        let raw = try await runtime.embed(texts: ["hello"], normalize: false)
+        #expect(ModelRuntime.unitLength(raw[0]).enumerated().allSatisfy { abs($0.element - vectors[0][$0.offset]) < 1e-5 })
+        let long = String(repeating: "x", count: 200)
+        #expect(await runtimeError { _ = try await runtime.embed(texts: [long], truncate: false, normalize: true) }?.code == .promptTooLong)
+        #expect(try await runtime.embed(texts: [long], truncate: true, normalize: true).first?.count == Int(shape.embedding))
+
+        let chat = try model("chatty", seed: 1)
+        _ = try await runtime.activate(chat)
+        let refused = await runtimeError { _ = try await runtime.embed(texts: ["hello"], normalize: true) }
+        #expect(refused?.code == .noEmbeddings && refused?.message.contains(chat.name) == true, "\(String(describing: refused))")
+    }
+
     @Test func aModelThatFailsToLoadLeavesThePreviousOneInPlace() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let good = try model("good", seed: 1)

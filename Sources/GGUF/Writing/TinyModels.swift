@@ -13,6 +13,8 @@ public enum TinyModels {
         public var contextLength: UInt32 = 256
         /// `tokenizer.chat_template`: by default one llama.cpp does not know (so chat refuses
         /// it); `chatML` is one it applies.
+        /// `llama.pooling_type` (1 mean, 2 CLS, 3 last token): set, the model makes embeddings.
+        public var poolingType: UInt32?
         public var chatTemplate = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "
         public init() {}
     }
@@ -39,6 +41,7 @@ public enum TinyModels {
         writer.set("llama.feed_forward_length", .uint32(UInt32(ff)))
         writer.set("llama.attention.head_count", .uint32(UInt32(shape.heads)))
         writer.set("llama.attention.head_count_kv", .uint32(UInt32(shape.kvHeads)))
+        if let pooling = shape.poolingType { writer.set("llama.pooling_type", .uint32(pooling)) }
         writer.set("llama.rope.dimension_count", .uint32(UInt32(n / shape.heads)))
         writer.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
         addByteVocabulary(to: &writer, chatTemplate: shape.chatTemplate)
