@@ -150,7 +150,7 @@ extension Agent {
         let (events, output) = AsyncStream<ByteBuffer>.makeStream()
         let event: @Sendable (ChatCompletionChunk) -> ByteBuffer = { chunk in
             var line = ByteBuffer(string: "data: ")
-            var json = JSON.body(chunk, encoder: Self.compactEncoder)
+            var json = JSON.body(chunk)
             line.writeBuffer(&json)
             line.writeString("\n\n")
             return line
@@ -179,9 +179,6 @@ extension Agent {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody(asyncSequence: events))
     }
-
-    /// Dates are not sent here; keys in the order written, as OpenAI sends them.
-    static let compactEncoder = JSONEncoder()
 }
 
 /// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.

@@ -247,6 +247,22 @@ import Glibc
             #expect(entry.weights?.sha256 == digest && entry.status == .ready)
         }
 
+        /// Two agents that pulled the model at once: both hold it, verified, the CDN served less
+        /// than one and a half copies (two pulls from it alone take two), and each sent the other pieces.
+        func expectBothPulledAndShared(_ first: (Workspace, AgentProcess), _ second: (Workspace, AgentProcess)) throws {
+            try waitUntil(timeout: 90) {
+                try first.0.depot.run(["show", "big:swarm"]).status == 0 && second.0.depot.run(["show", "big:swarm"]).status == 0
+            }
+            for workspace in [first.0, second.0] {
+                let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
+                #expect(entry.weights?.sha256 == digest && entry.status == .ready)
+            }
+            let fromCDN = nginx.bytesServed("big.gguf")
+            let sent = (try SwarmTests.seedBytes(first.1), try SwarmTests.seedBytes(second.1))
+            #expect(fromCDN < UInt64(size) * 3 / 2, "the CDN served \(fromCDN) bytes for two pulls of \(size)")
+            #expect(sent.0 > 0 && sent.1 > 0, "each sent the other pieces: \(sent.0) and \(sent.1)")
+        }
+
         func remove() {
             coordinator.stop()
             nginx.stop()
@@ -385,17 +401,7 @@ import Glibc
         try waitUntil(timeout: 20) {
             (try agentC.get("/mesh/peers").json as? [[String: Any]])?.first?["seeds"] as? [String] == [String(mesh.digest.prefix(16))]
         }
-        try waitUntil(timeout: 90) {
-            try b.depot.run(["show", "big:swarm"]).status == 0 && c.depot.run(["show", "big:swarm"]).status == 0
-        }
-        for workspace in [b, c] {
-            let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
-            #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
-        }
-        let fromCDN = mesh.nginx.bytesServed("big.gguf")
-        let (sentByB, sentByC) = (try Self.seedBytes(agentB), try Self.seedBytes(agentC))
-        #expect(fromCDN < UInt64(mesh.size) * 3 / 2, "the CDN served \(fromCDN) bytes for two pulls of \(mesh.size)")
-        #expect(sentByB > 0 && sentByC > 0, "each sent the other pieces: B \(sentByB), C \(sentByC)")
+        try mesh.expectBothPulledAndShared((b, agentB), (c, agentC))
     }
 
     /// The web UI's mesh panel, in headless Chromium, shows what A earned by seeding to B (from
@@ -466,18 +472,7 @@ import Glibc
         #expect(refused.status == 416 || (refused.status == 206 && refused.body == file[(missing << 20)..<(missing << 20) + 100]),
                 "an unverified piece is refused (or was verified since): \(refused.status)")
 
-        try waitUntil(timeout: 90) {
-            try b.depot.run(["show", "big:swarm"]).status == 0 && c.depot.run(["show", "big:swarm"]).status == 0
-        }
-        for workspace in [b, c] {
-            let entry = try workspace.depot.json(ModelEntry.self, ["show", "big:swarm"])
-            #expect(entry.weights?.sha256 == mesh.digest && entry.status == .ready)
-        }
-        // Two pulls from the CDN alone would take twice the file from it.
-        let fromCDN = mesh.nginx.bytesServed("big.gguf")
-        let (sentByB, sentByC) = (try Self.seedBytes(agentB), try Self.seedBytes(agentC))
-        #expect(fromCDN < UInt64(mesh.size) * 3 / 2, "the CDN served \(fromCDN) bytes for two pulls of \(mesh.size)")
-        #expect(sentByB > 0 && sentByC > 0, "each sent the other pieces: B \(sentByB), C \(sentByC)")
+        try mesh.expectBothPulledAndShared((b, agentB), (c, agentC))
         #expect(try mesh.coordinator.get("/mesh/stats").object["ticketsIssued"] as? Int ?? 0 >= 2)
     }
 
