@@ -39,12 +39,27 @@ extension Agent {
         }
         var model: String
         var prompt: String?
+        var system: String?
         var stream: Bool?
         var raw: Bool?
         var options: Options?
         var keepAlive: KeepAlive?
+        // Not supported yet: refused rather than ignored.
+        var suffix: GivenField?
+        var template: GivenField?
+        var format: GivenField?
+        var images: GivenField?
+        var context: GivenField?
 
-        enum CodingKeys: String, CodingKey { case model, prompt, stream, raw, options, keepAlive = "keep_alive" }
+        enum CodingKeys: String, CodingKey {
+            case model, prompt, system, stream, raw, options, suffix, template, format, images, context, keepAlive = "keep_alive"
+        }
+
+        /// The first field given that is not supported yet.
+        var unsupported: String? {
+            [("suffix", suffix), ("template", template), ("format", format), ("images", images), ("context", context)]
+                .first { $0.1?.isSet == true }?.0
+        }
     }
 
     /// `keep_alive`: seconds as a number, or a duration string as Go writes it ("5m", "10m0s",
@@ -304,11 +319,16 @@ extension Agent {
         enum CodingKeys: String, CodingKey { case model, messages, stream, options, format, tools, keepAlive = "keep_alive" }
     }
 
+    /// `POST /api/generate`: the prompt (and `system`) through the model's chat template, as
+    /// Ollama does, unless `raw`; a model whose template llama.cpp does not know gets the
+    /// prompt as it is.
     func generate(_ body: GenerateRequest) async throws -> Response {
-        let prompt = body.prompt ?? ""
+        if let field = body.unsupported { throw AgentError.badRequest("'\(field)' is not supported yet") }
+        let prompt = body.prompt ?? "", system = body.system ?? "", raw = body.raw ?? false
         return try await answer(model: body.model, chat: false, empty: prompt.isEmpty, keepAlive: body.keepAlive, given: body.options,
                                 stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
-            try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive, onPiece: onPiece)
+            if raw { return try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive, onPiece: onPiece) }
+            return try await runtime.complete(model: name, prompt: prompt, system: system, options: options, keepAlive: keepAlive, onPiece: onPiece)
         }
     }
 

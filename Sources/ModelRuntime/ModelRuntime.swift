@@ -190,6 +190,22 @@ public actor ModelRuntime {
         }
     }
 
+    /// `generate` after `prompt` as a user's message (after `system`, when not empty) by the
+    /// model's chat template; when llama.cpp does not know the template, after `system` and
+    /// `prompt` as they are.
+    public func complete(model name: String? = nil, prompt: String, system: String = "", options: GenerationOptions = GenerationOptions(),
+                         keepAlive: Duration?? = nil,
+                         onPiece: @escaping @Sendable (String) -> Bool = { _ in true }) async throws(RuntimeError) -> GenerationResult {
+        let messages = (system.isEmpty ? [] : [ChatMessage(role: "system", content: system)]) + [ChatMessage(role: "user", content: prompt)]
+        return try await run(model: name, keepAlive: keepAlive) { model throws(RuntimeError) in
+            let templated: String
+            do throws(RuntimeError) { templated = try model.chatPrompt(messages) } catch where error.code == .noChatTemplate {
+                templated = system.isEmpty ? prompt : system + "\n\n" + prompt
+            }
+            return try model.generate(prompt: templated, options: options, onPiece: onPiece)
+        }
+    }
+
     /// Embeddings of `texts` by the model in memory, with the tokens they took; normalised to
     /// unit length when `normalize` (as Ollama's /api/embed sends them).
     public func embed(model name: String? = nil, texts: [String], truncate: Bool = true, normalize: Bool,

@@ -32,6 +32,23 @@ step("chat streaming is the same answer", chunks[-1].done and streamed == reply.
 step("streamed chunks are the assistant's", all(c.message.role == "assistant" for c in chunks))
 seen["tokens"] = reply.eval_count
 
+plain_options = {"temperature": 0, "num_predict": 5}
+templated = client.generate(model=chat_model, prompt="hi", system="Be brief.", options=plain_options)
+raw = client.generate(model=chat_model, prompt="hi", raw=True, options=plain_options)
+step("generate applies the template (system too)", templated.prompt_eval_count > raw.prompt_eval_count + 10,
+     (templated.prompt_eval_count, raw.prompt_eval_count))
+step("raw skips it", raw.prompt_eval_count <= 8, raw.prompt_eval_count)
+as_chat = client.chat(model=chat_model, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+                      options=plain_options)
+step("generate with a template is the chat", templated.response == as_chat.message.content
+     and templated.prompt_eval_count == as_chat.prompt_eval_count, (templated.response, as_chat.message.content))
+for field, value in [("suffix", "def f():"), ("format", "json"), ("images", ["aGk="])]:
+    try:
+        client.generate(model=chat_model, prompt="hi", **{field: value})
+        step(f"{field} is refused until it is supported", False, "it answered")
+    except ollama.ResponseError as error:
+        step(f"{field} is a 400", error.status_code == 400 and field in error.error, (error.status_code, error.error))
+
 loaded = client.chat(model=chat_model, messages=[])
 step("no messages loads the model", loaded.done_reason == "load", loaded)
 
