@@ -36,6 +36,7 @@ extension Agent {
             var seed: Int?
             var top_k: Int32?
             var top_p: Float?
+            var stop: Texts?
         }
         var model: String
         var prompt: String?
@@ -413,6 +414,7 @@ extension Agent {
             if let value = given.seed { options.seed = UInt32(truncatingIfNeeded: value) }
             if let value = given.top_k { options.topK = value }
             if let value = given.top_p { options.topP = value }
+            if let value = given.stop { options.stop = value.texts }
         }
         return options
     }

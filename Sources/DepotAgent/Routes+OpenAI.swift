@@ -51,7 +51,7 @@ extension Agent {
         var temperature: Float?
         var top_p: Float?
         var seed: Int?
-        var stop: GivenField?
+        var stop: Texts?
         var tools: GivenField?
         var response_format: ResponseFormat?
 
@@ -126,7 +126,6 @@ extension Agent {
 
     /// `POST /v1/chat/completions`: as /api/chat, in OpenAI's shapes.
     func chatCompletion(_ body: ChatCompletionRequest) async throws -> Response {
-        if body.stop?.isSet == true { throw AgentError.badRequest("'stop' is not supported yet") }
         if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
         if let format = body.response_format, format.type != "text" { throw AgentError.badRequest("'response_format' \(format.type) is not supported yet") }
         let entry = try installed(body.model)
@@ -139,6 +138,7 @@ extension Agent {
         if let value = body.temperature { options.temperature = value }
         if let value = body.top_p { options.topP = value }
         if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
+        if let value = body.stop { options.stop = value.texts }
         let (id, created, name) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970), entry.name)
         guard body.stream ?? false else {
             let result = try await runtime.chat(model: name, messages: messages, options: options)

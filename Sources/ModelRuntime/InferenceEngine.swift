@@ -31,6 +31,8 @@ public struct GenerationOptions: Sendable, Equatable {
     public var seed: UInt32 = 0xFFFF_FFFF
     /// Whether the prompt gets the model's begin-of-sequence token.
     public var addSpecialTokens = true
+    /// Text that ends the answer where it appears (it is not part of the answer).
+    public var stop: [String] = []
 
     public init() {}
 }

@@ -155,12 +155,13 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
 
         let generationStart = ContinuousClock.now
         var generated: [Int32] = []
-        var bytes: [UInt8] = []
         var doneReason = "length"
-        var pieces = UTF8Pieces()
-        defer {
-            let rest = pieces.finish()
-            if !rest.isEmpty { _ = onPiece(rest) }
+        var pieces = UTF8Pieces(), stops = StopStrings(options.stop)
+        var answer = ""  // what went out: the answer, stop strings left out
+        func send(_ text: String) -> Bool {
+            guard !text.isEmpty else { return true }
+            answer += text
+            return onPiece(text)
         }
         while generated.count < options.maximumTokens && tokens.count + generated.count < capacity {
             var token = llama_sampler_sample(sampler, context, -1)
@@ -170,17 +171,17 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
             }
             generated.append(token)
             let piece = self.piece(token)
-            bytes += piece
-            let text = pieces.add(piece)
-            if !text.isEmpty, !onPiece(text) {
+            let text = stops.add(pieces.add(piece))
+            if !send(text) || stops.stopped {
                 doneReason = "stop"
                 break
             }
             let status = llama_decode(context, llama_batch_get_one(&token, 1))
             guard status == 0 else { throw RuntimeError(.generationFailed, "llama_decode failed (\(status)) while generating") }
         }
+        if !stops.stopped { _ = send(stops.add(pieces.finish()) + stops.finish()) }
         tokens.removeAll()
-        return GenerationResult(text: String(decoding: bytes, as: UTF8.self), tokens: generated,
+        return GenerationResult(text: answer, tokens: generated,
                                 promptTokens: Int(capacity > 0 ? tokenize(prompt, addSpecial: options.addSpecialTokens).count : 0),
                                 doneReason: doneReason, promptDuration: promptDuration,
                                 generationDuration: ContinuousClock.now - generationStart)

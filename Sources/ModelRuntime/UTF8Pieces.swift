@@ -33,3 +33,38 @@ struct UTF8Pieces {
         return bytes.count
     }
 }
+
+/// Ends a generation at the first of its stop strings: text goes out as it comes except a
+/// tail that could still become a stop string, and the stop string itself never goes out
+/// (nor anything after it), so the streamed text and the answer are the same.
+struct StopStrings {
+    let stops: [String]
+    private var held = ""
+    private(set) var stopped = false
+
+    init(_ stops: [String]) { self.stops = stops.filter { !$0.isEmpty } }
+
+    /// The text that can go out after `text`; sets `stopped` once a stop string is complete.
+    mutating func add(_ text: String) -> String {
+        guard !stops.isEmpty else { return text }
+        held += text
+        if let first = stops.compactMap({ held.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+            stopped = true
+            defer { held = "" }
+            return String(held[..<first.lowerBound])
+        }
+        // Keep the longest tail that some stop string starts with.
+        let keep = stops.map { stop in
+            (1..<max(1, stop.count)).reversed().first { held.hasSuffix(stop.prefix($0)) } ?? 0
+        }.max() ?? 0
+        let cut = held.index(held.endIndex, offsetBy: -keep)
+        defer { held = String(held[cut...]) }
+        return String(held[..<cut])
+    }
+
+    /// What was held back when the generation ended without a stop string.
+    mutating func finish() -> String {
+        defer { held = "" }
+        return held
+    }
+}

@@ -49,6 +49,16 @@ for field, value in [("suffix", "def f():"), ("format", "json"), ("images", ["aG
     except ollama.ResponseError as error:
         step(f"{field} is a 400", error.status_code == 400 and field in error.error, (error.status_code, error.error))
 
+# A stop string ends the answer before it, streamed or not: it is cut from a longer answer.
+free = client.generate(model=chat_model, prompt="hi", options={"temperature": 0, "num_predict": 60}).response
+step("an answer to cut", len(free) > 12, free)
+stop = free[8:11]
+cut = client.generate(model=chat_model, prompt="hi", options={"temperature": 0, "num_predict": 60, "stop": [stop]})
+step("stop ends the answer", cut.response == free[:free.index(stop)] and cut.done_reason == "stop", (cut.response, free, stop))
+streamed = "".join(c.response for c in client.generate(model=chat_model, prompt="hi", stream=True,
+                                                       options={"temperature": 0, "num_predict": 60, "stop": [stop]}))
+step("stop while streaming", streamed == cut.response, (streamed, cut.response))
+
 loaded = client.chat(model=chat_model, messages=[])
 step("no messages loads the model", loaded.done_reason == "load", loaded)
 

@@ -40,6 +40,11 @@ finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choice
 step("stream ends with a finish reason", finishes == [choice.finish_reason], finishes)
 step("stream usage", chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == reply.usage.completion_tokens, chunks[-1])
 seen["tokens"] = reply.usage.completion_tokens
+free = client.chat.completions.create(model=chat_model, messages=messages, temperature=0, max_tokens=60).choices[0].message.content
+step("an answer to cut", len(free) > 12, free)
+stop = free[8:11]
+cut = client.chat.completions.create(model=chat_model, messages=messages, temperature=0, max_tokens=60, stop=stop).choices[0]
+step("stop", cut.message.content == free[:free.index(stop)] and cut.finish_reason == "stop", (cut.message.content, free, stop))
 
 for name, call, status in [
     ("unknown model", lambda: client.chat.completions.create(model="nope:x", messages=messages), 404),

@@ -38,4 +38,24 @@ import Testing
             #expect(joined == String(decoding: bytes, as: UTF8.self), "\(bytes)")
         }
     }
+
+    @Test func stopStringsEndTheAnswerWhereverTheTextIsCut() {
+        var random = SystemRandomNumberGenerator()
+        let stops = ["\n\nUser:", "END", "ö!"]
+        let alphabet = Array("ab \nUser:ENDö!")
+        for _ in 0..<5_000 {
+            let text = String((0..<Int.random(in: 0...60, using: &random)).map { _ in alphabet.randomElement(using: &random)! })
+            let first = stops.compactMap { text.range(of: $0) }.min { $0.lowerBound < $1.lowerBound }
+            let expected = first.map { String(text[..<$0.lowerBound]) } ?? text
+            var filter = StopStrings(stops), out = "", rest = Substring(text)
+            while !rest.isEmpty && !filter.stopped {
+                let cut = Int.random(in: 1...min(4, rest.count), using: &random)
+                out += filter.add(String(rest.prefix(cut)))
+                rest = rest.dropFirst(cut)
+            }
+            if !filter.stopped { out += filter.finish() }
+            #expect(out == expected, "\(text.debugDescription)")
+            #expect(filter.stopped == (first != nil))
+        }
+    }
 }
