@@ -113,6 +113,97 @@ extension Agent {
             let body = try await JSON.decode(ChatCompletionRequest.self, from: request, context: context)
             return try await self.chatCompletion(body)
         }
+        v1.post("/completions") { request, context in
+            let body = try await JSON.decode(CompletionRequest.self, from: request, context: context)
+            return try await self.completion(body)
+        }
+    }
+
+    /// `POST /v1/completions` (the older text API, which some editors still use): the prompt
+    /// as it is, no template.
+    struct CompletionRequest: Decodable {
+        var model: String
+        var prompt: Texts
+        var stream: Bool?
+        var max_tokens: Int?
+        var temperature: Float?
+        var top_p: Float?
+        var seed: Int?
+        var stop: Texts?
+        var suffix: GivenField?
+        var echo: Bool?
+    }
+
+    struct Completion: Encodable {
+        struct Choice: Encodable {
+            var text: String
+            var index = 0
+            var logprobs: String?
+            var finish_reason: String?
+        }
+        var id: String
+        var object = "text_completion"
+        var created: Int
+        var model: String
+        var choices: [Choice]
+        var usage: Usage?
+    }
+
+    func completion(_ body: CompletionRequest) async throws -> Response {
+        guard body.prompt.texts.count == 1, let prompt = body.prompt.texts.first else {
+            throw AgentError.badRequest("'prompt' must be one text (several at once are not supported yet)")
+        }
+        if body.suffix?.isSet == true { throw AgentError.badRequest("'suffix' is not supported yet") }
+        if body.echo == true { throw AgentError.badRequest("'echo' is not supported yet") }
+        let entry = try installed(body.model)
+        let status = await runtime.currentStatus
+        if !(status.activeModel == entry.name && status.state == .ready) { _ = try await activate(entry) }
+        var options = GenerationOptions()
+        options.maximumTokens = body.max_tokens ?? 16  // OpenAI's default for this API
+        if let value = body.temperature { options.temperature = value }
+        if let value = body.top_p { options.topP = value }
+        if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
+        if let value = body.stop { options.stop = value.texts }
+        let (id, created, name) = ("cmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970), entry.name)
+        guard body.stream ?? false else {
+            let result = try await runtime.generate(model: name, prompt: prompt, options: options)
+            metrics.recordGeneration(tokens: result.tokens.count)
+            return JSON.response(Completion(id: id, created: created, model: name,
+                                            choices: [.init(text: result.text, finish_reason: result.doneReason)], usage: Usage(result)))
+        }
+        let generation = options
+        return serverSentEvents { output, event in
+            let result = try await self.runtime.generate(model: name, prompt: prompt, options: generation) { piece in
+                if case .terminated = output.yield(event(Completion(id: id, created: created, model: name, choices: [.init(text: piece)]))) {
+                    return false
+                }
+                return true
+            }
+            self.metrics.recordGeneration(tokens: result.tokens.count)
+            output.yield(event(Completion(id: id, created: created, model: name, choices: [.init(text: "", finish_reason: result.doneReason)])))
+        }
+    }
+
+    /// A `text/event-stream` of `data:` events that `produce` yields, ending with `[DONE]` (an
+    /// error becomes an event in OpenAI's error shape first).
+    func serverSentEvents(_ produce: @escaping @Sendable (AsyncStream<ByteBuffer>.Continuation, @escaping @Sendable (any Encodable) -> ByteBuffer) async throws -> Void) -> Response {
+        let (events, output) = AsyncStream<ByteBuffer>.makeStream()
+        let event: @Sendable (any Encodable) -> ByteBuffer = { value in
+            var line = ByteBuffer(string: "data: ")
+            var json = JSON.body(value)
+            line.writeBuffer(&json)
+            line.writeString("\n\n")
+            return line
+        }
+        Task {
+            do { try await produce(output, event) } catch {
+                output.yield(event(OpenAIError(Agent.translate(error) ?? (error as? APIError) ?? APIError(.internalServerError, "\(error)"))))
+            }
+            output.yield(ByteBuffer(string: "data: [DONE]\n\n"))
+            output.finish()
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody(asyncSequence: events))
     }
 
     struct OpenAIModelList: Encodable {
@@ -146,38 +237,21 @@ extension Agent {
             return JSON.response(ChatCompletion(id: id, created: created, model: name, choices: [
                 .init(message: .init(content: result.text), finish_reason: result.doneReason)], usage: Usage(result)))
         }
-        let includeUsage = body.stream_options?.include_usage ?? false
-        let (events, output) = AsyncStream<ByteBuffer>.makeStream()
-        let event: @Sendable (ChatCompletionChunk) -> ByteBuffer = { chunk in
-            var line = ByteBuffer(string: "data: ")
-            var json = JSON.body(chunk)
-            line.writeBuffer(&json)
-            line.writeString("\n\n")
-            return line
-        }
-        output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(role: "assistant", content: ""))])))
-        Task { [runtime, metrics] in
-            do {
-                let result = try await runtime.chat(model: name, messages: messages, options: options) { piece in
-                    let chunk = ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(content: piece))])
-                    if case .terminated = output.yield(event(chunk)) { return false }
-                    return true
-                }
-                metrics.recordGeneration(tokens: result.tokens.count)
-                output.yield(event(ChatCompletionChunk(id: id, created: created, model: name,
-                                                       choices: [.init(delta: .init(), finish_reason: result.doneReason)])))
-                if includeUsage {
-                    output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [], usage: Usage(result))))
-                }
-            } catch {
-                let failure = Agent.translate(error) ?? APIError(.internalServerError, "\(error)")
-                output.yield(ByteBuffer(string: "data: \(String(decoding: (try? JSONEncoder().encode(OpenAIError(failure))) ?? Data(), as: UTF8.self))\n\n"))
+        let (includeUsage, generation) = (body.stream_options?.include_usage ?? false, options)
+        return serverSentEvents { output, event in
+            output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(role: "assistant", content: ""))])))
+            let result = try await self.runtime.chat(model: name, messages: messages, options: generation) { piece in
+                let chunk = ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(content: piece))])
+                if case .terminated = output.yield(event(chunk)) { return false }
+                return true
             }
-            output.yield(ByteBuffer(string: "data: [DONE]\n\n"))
-            output.finish()
+            self.metrics.recordGeneration(tokens: result.tokens.count)
+            output.yield(event(ChatCompletionChunk(id: id, created: created, model: name,
+                                                   choices: [.init(delta: .init(), finish_reason: result.doneReason)])))
+            if includeUsage {
+                output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [], usage: Usage(result))))
+            }
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                        body: ResponseBody(asyncSequence: events))
     }
 }
 

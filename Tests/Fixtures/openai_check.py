@@ -46,6 +46,14 @@ stop = free[8:11]
 cut = client.chat.completions.create(model=chat_model, messages=messages, temperature=0, max_tokens=60, stop=stop).choices[0]
 step("stop", cut.message.content == free[:free.index(stop)] and cut.finish_reason == "stop", (cut.message.content, free, stop))
 
+text = client.completions.create(model=chat_model, prompt="Once upon", temperature=0.7, seed=3, max_tokens=12)
+step("completion", text.choices[0].finish_reason in ("stop", "length") and 0 < text.usage.completion_tokens <= 12, text)
+pieces = list(client.completions.create(model=chat_model, prompt="Once upon", temperature=0.7, seed=3, max_tokens=12, stream=True))
+step("completion streaming", "".join(p.choices[0].text for p in pieces) == text.choices[0].text
+     and pieces[-1].choices[0].finish_reason == text.choices[0].finish_reason, [p.choices[0].text for p in pieces])
+default = client.completions.create(model=chat_model, prompt="Once upon", temperature=0.7, seed=3)
+step("16 tokens by default, as OpenAI", default.usage.completion_tokens <= 16, default.usage)
+
 for name, call, status in [
     ("unknown model", lambda: client.chat.completions.create(model="nope:x", messages=messages), 404),
     ("no usable template", lambda: client.chat.completions.create(model=plain_model, messages=messages), 400),
