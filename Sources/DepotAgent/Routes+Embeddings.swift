@@ -76,7 +76,7 @@ extension Agent {
         router.post("/api/embed") { request, context in
             let body = try await JSON.decode(EmbedRequest.self, from: request, context: context)
             let started = ContinuousClock.now
-            let (name, loadDuration) = try await self.loadForEmbedding(body.model)
+            let (name, loadDuration) = try await self.loaded(body.model)
             let vectors = try await self.runtime.embed(model: name, texts: body.input?.texts ?? [], truncate: body.truncate ?? true,
                                                        normalize: true, keepAlive: body.keepAlive.map(\.duration))
             return JSON.response(EmbedResponse(model: name, embeddings: try Self.shortened(vectors, to: body.dimensions),
@@ -84,7 +84,7 @@ extension Agent {
         }
         router.post("/api/embeddings") { request, context in
             let body = try await JSON.decode(LegacyEmbeddingsRequest.self, from: request, context: context)
-            let (name, _) = try await self.loadForEmbedding(body.model)
+            let (name, _) = try await self.loaded(body.model)
             guard let prompt = body.prompt, !prompt.isEmpty else { return JSON.response(["embedding": [Float]()]) }
             // The older call sends the pooled vector as the model makes it, not normalised (as Ollama does).
             let vectors = try await self.runtime.embed(model: name, texts: [prompt], normalize: false, keepAlive: body.keepAlive.map(\.duration))
@@ -94,7 +94,7 @@ extension Agent {
             let body = try await JSON.decode(OpenAIEmbeddingsRequest.self, from: request, context: context)
             let format = body.encoding_format ?? "float"
             guard format == "float" || format == "base64" else { throw AgentError.badRequest("'encoding_format' must be float or base64") }
-            let (name, _) = try await self.loadForEmbedding(body.model)
+            let (name, _) = try await self.loaded(body.model)
             let vectors = try Self.shortened(try await self.runtime.embed(model: name, texts: body.input.texts, normalize: true), to: body.dimensions)
             return JSON.response(OpenAIEmbeddings(data: vectors.enumerated().map { index, vector in
                 .init(embedding: format == "float" ? .floats(vector) : .base64(Self.littleEndianBase64(vector)), index: index)
@@ -102,13 +102,6 @@ extension Agent {
         }
     }
 
-    /// The model, loaded if it is not; its name and how long loading took.
-    func loadForEmbedding(_ model: String) async throws -> (String, Duration) {
-        let entry = try installed(model)
-        let status = await runtime.currentStatus
-        if status.activeModel == entry.name && status.state == .ready { return (entry.name, .zero) }
-        return (entry.name, try await activate(entry).loadDuration)
-    }
 
     /// The first `dimensions` of each vector, at unit length again (as Ollama and OpenAI do).
     static func shortened(_ vectors: [[Float]], to dimensions: Int?) throws -> [[Float]] {

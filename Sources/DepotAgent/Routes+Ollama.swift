@@ -360,8 +360,7 @@ extension Agent {
             if await runtime.activeModel == name { await runtime.unload() }
             return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "unload"))
         }
-        let status = await runtime.currentStatus
-        let loadDuration = status.activeModel == name && status.state == .ready ? .zero : try await activate(entry).loadDuration
+        let (_, loadDuration) = try await loaded(entry)
         // keep_alive applies to this request's model from now on (as in Ollama), not to the server's default.
         let keepAlive = given.map(\.duration)
         guard !empty else {
@@ -402,6 +401,17 @@ extension Agent {
             output.finish()
         }
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
+    }
+
+    /// The model in memory, loaded if it is not: its name and how long loading took.
+    func loaded(_ model: String) async throws -> (name: String, loadDuration: Duration) {
+        try await loaded(try installed(model))
+    }
+
+    func loaded(_ entry: ModelEntry) async throws -> (name: String, loadDuration: Duration) {
+        let status = await runtime.currentStatus
+        if status.activeModel == entry.name && status.state == .ready { return (entry.name, .zero) }
+        return (entry.name, try await activate(entry).loadDuration)
     }
 
     /// Ollama's options; no num_predict means no limit (until the model stops or the context is full).

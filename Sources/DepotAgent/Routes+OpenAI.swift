@@ -155,16 +155,14 @@ extension Agent {
         }
         if body.suffix?.isSet == true { throw AgentError.badRequest("'suffix' is not supported yet") }
         if body.echo == true { throw AgentError.badRequest("'echo' is not supported yet") }
-        let entry = try installed(body.model)
-        let status = await runtime.currentStatus
-        if !(status.activeModel == entry.name && status.state == .ready) { _ = try await activate(entry) }
+        let name = try await loaded(body.model).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_tokens ?? 16  // OpenAI's default for this API
         if let value = body.temperature { options.temperature = value }
         if let value = body.top_p { options.topP = value }
         if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
         if let value = body.stop { options.stop = value.texts }
-        let (id, created, name) = ("cmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970), entry.name)
+        let (id, created) = ("cmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
             let result = try await runtime.generate(model: name, prompt: prompt, options: options)
             metrics.recordGeneration(tokens: result.tokens.count)
@@ -219,18 +217,16 @@ extension Agent {
     func chatCompletion(_ body: ChatCompletionRequest) async throws -> Response {
         if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
         if let format = body.response_format, format.type != "text" { throw AgentError.badRequest("'response_format' \(format.type) is not supported yet") }
-        let entry = try installed(body.model)
         let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
         guard !messages.isEmpty else { throw AgentError.badRequest("'messages' must hold at least one message") }
-        let status = await runtime.currentStatus
-        if !(status.activeModel == entry.name && status.state == .ready) { _ = try await activate(entry) }
+        let name = try await loaded(body.model).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_completion_tokens ?? body.max_tokens ?? Int.max
         if let value = body.temperature { options.temperature = value }
         if let value = body.top_p { options.topP = value }
         if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
         if let value = body.stop { options.stop = value.texts }
-        let (id, created, name) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970), entry.name)
+        let (id, created) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
             let result = try await runtime.chat(model: name, messages: messages, options: options)
             metrics.recordGeneration(tokens: result.tokens.count)
