@@ -37,6 +37,10 @@ extension Agent {
             var top_k: Int32?
             var top_p: Float?
             var stop: Texts?
+            var repeat_penalty: Float?
+            var repeat_last_n: Int32?
+            var frequency_penalty: Float?
+            var presence_penalty: Float?
         }
         var model: String
         var prompt: String?
@@ -367,7 +371,7 @@ extension Agent {
             if let keepAlive { await runtime.keepLoaded(for: keepAlive) }
             return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "load"))
         }
-        let generation = Self.generationOptions(options)
+        let generation = try Self.generationOptions(options)
         let finish: @Sendable (GenerationResult, String) -> GenerateChunk = { result, text in
             var chunk = GenerateChunk(model: name, text: text, chat: chat, done: true, done_reason: result.doneReason)
             chunk.total_duration = (ContinuousClock.now - started).nanoseconds
@@ -415,7 +419,7 @@ extension Agent {
     }
 
     /// Ollama's options; no num_predict means no limit (until the model stops or the context is full).
-    static func generationOptions(_ given: GenerateRequest.Options?) -> GenerationOptions {
+    static func generationOptions(_ given: GenerateRequest.Options?) throws -> GenerationOptions {
         var options = GenerationOptions()
         options.maximumTokens = Int.max
         if let given {
@@ -425,8 +429,29 @@ extension Agent {
             if let value = given.top_k { options.topK = value }
             if let value = given.top_p { options.topP = value }
             if let value = given.stop { options.stop = value.texts }
+            try options.penalize(repeat: given.repeat_penalty, frequency: given.frequency_penalty, presence: given.presence_penalty)
+            if let value = given.repeat_last_n {
+                guard value >= -1 else { throw AgentError.badRequest("'repeat_last_n' must be -1 (the context), 0 (off) or more") }
+                options.penaltyWindow = value == -1 ? Int32.max : value
+            }
         }
         return options
+    }
+}
+
+extension GenerationOptions {
+    /// Repetition penalties as clients give them, checked: llama.cpp asserts on a repeat
+    /// penalty of zero or less.
+    mutating func penalize(repeat: Float?, frequency: Float?, presence: Float?) throws {
+        if let repeated = `repeat` {
+            guard repeated > 0, repeated.isFinite else { throw AgentError.badRequest("'repeat_penalty' must be more than 0 (1 is none)") }
+            repeatPenalty = repeated
+        }
+        for (name, value) in [("frequency_penalty", frequency), ("presence_penalty", presence)] {
+            guard let value else { continue }
+            guard (-2...2).contains(value) else { throw AgentError.badRequest("'\(name)' must be from -2 to 2") }
+            if name == "frequency_penalty" { frequencyPenalty = value } else { presencePenalty = value }
+        }
     }
 }
 

@@ -52,6 +52,8 @@ extension Agent {
         var top_p: Float?
         var seed: Int?
         var stop: Texts?
+        var frequency_penalty: Float?
+        var presence_penalty: Float?
         var tools: GivenField?
         var response_format: ResponseFormat?
 
@@ -226,6 +228,7 @@ extension Agent {
         if let value = body.top_p { options.topP = value }
         if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
         if let value = body.stop { options.stop = value.texts }
+        try options.penalize(repeat: nil, frequency: body.frequency_penalty, presence: body.presence_penalty)
         let (id, created) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
             let result = try await runtime.chat(model: name, messages: messages, options: options)

@@ -33,6 +33,11 @@ public struct GenerationOptions: Sendable, Equatable {
     public var addSpecialTokens = true
     /// Text that ends the answer where it appears (it is not part of the answer).
     public var stop: [String] = []
+    /// Penalties for tokens among the last `penaltyWindow` generated (1 and 0: none).
+    public var repeatPenalty: Float = 1
+    public var frequencyPenalty: Float = 0
+    public var presencePenalty: Float = 0
+    public var penaltyWindow: Int32 = 64
 
     public init() {}
 }

@@ -278,6 +278,10 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
 
     private func makeSampler(_ options: GenerationOptions) -> UnsafeMutablePointer<llama_sampler> {
         let chain = llama_sampler_chain_init(llama_sampler_chain_default_params())!
+        if options.repeatPenalty != 1 || options.frequencyPenalty != 0 || options.presencePenalty != 0 {
+            llama_sampler_chain_add(chain, llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), options.penaltyWindow,
+                                                                        options.repeatPenalty, options.frequencyPenalty, options.presencePenalty))
+        }
         if options.temperature <= 0 {
             llama_sampler_chain_add(chain, llama_sampler_init_greedy())
         } else {

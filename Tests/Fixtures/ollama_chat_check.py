@@ -59,6 +59,18 @@ streamed = "".join(c.response for c in client.generate(model=chat_model, prompt=
                                                        options={"temperature": 0, "num_predict": 60, "stop": [stop]}))
 step("stop while streaming", streamed == cut.response, (streamed, cut.response))
 
+# Repetition penalties change a greedy answer (the tiny model repeats itself); bad ones are 400s.
+greedy = {"temperature": 0, "num_predict": 60}
+plain_answer = client.generate(model=chat_model, prompt="hi", options=greedy).response
+penalised = client.generate(model=chat_model, prompt="hi", options={**greedy, "repeat_penalty": 1.8, "repeat_last_n": 32}).response
+step("repeat_penalty changes the answer", penalised != plain_answer, (penalised, plain_answer))
+for bad in [{"repeat_penalty": 0}, {"frequency_penalty": 3}, {"repeat_last_n": -2}]:
+    try:
+        client.generate(model=chat_model, prompt="hi", options={**greedy, **bad})
+        step(f"{bad} is refused", False, "it answered")
+    except ollama.ResponseError as error:
+        step(f"{bad} is a 400 naming it", error.status_code == 400 and list(bad)[0] in error.error, (error.status_code, error.error))
+
 loaded = client.chat(model=chat_model, messages=[])
 step("no messages loads the model", loaded.done_reason == "load", loaded)
 
