@@ -50,6 +50,11 @@ extension HTTPResponse.Status {
 
 extension Agent {
     /// The agent's own errors as responses (store, transfer, runtime).
+    /// Any error as the agent answers it: its own status, else a 500 with its description.
+    static func apiError(_ error: any Error) -> APIError {
+        (error as? APIError) ?? translate(error) ?? APIError(.internalServerError, "\(error)")
+    }
+
     static func translate(_ error: any Error) -> APIError? {
         switch error {
         case let error as StoreError: APIError(error)

@@ -90,18 +90,18 @@ extension Agent {
             let vectors = try await self.runtime.embed(model: name, texts: [prompt], normalize: false, keepAlive: body.keepAlive.map(\.duration))
             return JSON.response(["embedding": vectors.first ?? []])
         }
-        router.group("/v1").add(middleware: OpenAIErrorMiddleware()).post("/embeddings") { request, context in
-            let body = try await JSON.decode(OpenAIEmbeddingsRequest.self, from: request, context: context)
-            let format = body.encoding_format ?? "float"
-            guard format == "float" || format == "base64" else { throw AgentError.badRequest("'encoding_format' must be float or base64") }
-            let (name, _) = try await self.loaded(body.model)
-            let vectors = try Self.shortened(try await self.runtime.embed(model: name, texts: body.input.texts, normalize: true), to: body.dimensions)
-            return JSON.response(OpenAIEmbeddings(data: vectors.enumerated().map { index, vector in
-                .init(embedding: format == "float" ? .floats(vector) : .base64(Self.littleEndianBase64(vector)), index: index)
-            }, model: name))
-        }
     }
 
+    /// `POST /v1/embeddings` (registered with the other /v1 routes).
+    func openAIEmbeddings(_ body: OpenAIEmbeddingsRequest) async throws -> Response {
+        let format = body.encoding_format ?? "float"
+        guard format == "float" || format == "base64" else { throw AgentError.badRequest("'encoding_format' must be float or base64") }
+        let (name, _) = try await loaded(body.model)
+        let vectors = try Self.shortened(try await runtime.embed(model: name, texts: body.input.texts, normalize: true), to: body.dimensions)
+        return JSON.response(OpenAIEmbeddings(data: vectors.enumerated().map { index, vector in
+            .init(embedding: format == "float" ? .floats(vector) : .base64(Self.littleEndianBase64(vector)), index: index)
+        }, model: name))
+    }
 
     /// The first `dimensions` of each vector, at unit length again (as Ollama and OpenAI do).
     static func shortened(_ vectors: [[Float]], to dimensions: Int?) throws -> [[Float]] {

@@ -424,11 +424,8 @@ extension Agent {
         options.maximumTokens = Int.max
         if let given {
             if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
-            if let value = given.temperature { options.temperature = value }
-            if let value = given.seed { options.seed = UInt32(truncatingIfNeeded: value) }
             if let value = given.top_k { options.topK = value }
-            if let value = given.top_p { options.topP = value }
-            if let value = given.stop { options.stop = value.texts }
+            options.sample(temperature: given.temperature, topP: given.top_p, seed: given.seed, stop: given.stop)
             try options.penalize(repeat: given.repeat_penalty, frequency: given.frequency_penalty, presence: given.presence_penalty)
             if let value = given.repeat_last_n {
                 guard value >= -1 else { throw AgentError.badRequest("'repeat_last_n' must be -1 (the context), 0 (off) or more") }
@@ -440,6 +437,14 @@ extension Agent {
 }
 
 extension GenerationOptions {
+    /// The sampling fields Ollama's and OpenAI's requests share, where given.
+    mutating func sample(temperature: Float?, topP: Float?, seed: Int?, stop: Agent.Texts?) {
+        if let temperature { self.temperature = temperature }
+        if let topP { self.topP = topP }
+        if let seed { self.seed = UInt32(truncatingIfNeeded: seed) }
+        if let stop { self.stop = stop.texts }
+    }
+
     /// Repetition penalties as clients give them, checked: llama.cpp asserts on a repeat
     /// penalty of zero or less.
     mutating func penalize(repeat: Float?, frequency: Float?, presence: Float?) throws {

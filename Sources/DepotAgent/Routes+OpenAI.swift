@@ -119,6 +119,9 @@ extension Agent {
             let body = try await JSON.decode(CompletionRequest.self, from: request, context: context)
             return try await self.completion(body)
         }
+        v1.post("/embeddings") { request, context in
+            try await self.openAIEmbeddings(try await JSON.decode(OpenAIEmbeddingsRequest.self, from: request, context: context))
+        }
     }
 
     /// `POST /v1/completions` (the older text API, which some editors still use): the prompt
@@ -160,10 +163,7 @@ extension Agent {
         let name = try await loaded(body.model).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_tokens ?? 16  // OpenAI's default for this API
-        if let value = body.temperature { options.temperature = value }
-        if let value = body.top_p { options.topP = value }
-        if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
-        if let value = body.stop { options.stop = value.texts }
+        options.sample(temperature: body.temperature, topP: body.top_p, seed: body.seed, stop: body.stop)
         let (id, created) = ("cmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
             let result = try await runtime.generate(model: name, prompt: prompt, options: options)
@@ -197,7 +197,7 @@ extension Agent {
         }
         Task {
             do { try await produce(output, event) } catch {
-                output.yield(event(OpenAIError(Agent.translate(error) ?? (error as? APIError) ?? APIError(.internalServerError, "\(error)"))))
+                output.yield(event(OpenAIError(Agent.apiError(error))))
             }
             output.yield(ByteBuffer(string: "data: [DONE]\n\n"))
             output.finish()
@@ -224,10 +224,7 @@ extension Agent {
         let name = try await loaded(body.model).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_completion_tokens ?? body.max_tokens ?? Int.max
-        if let value = body.temperature { options.temperature = value }
-        if let value = body.top_p { options.topP = value }
-        if let value = body.seed { options.seed = UInt32(truncatingIfNeeded: value) }
-        if let value = body.stop { options.stop = value.texts }
+        options.sample(temperature: body.temperature, topP: body.top_p, seed: body.seed, stop: body.stop)
         try options.penalize(repeat: nil, frequency: body.frequency_penalty, presence: body.presence_penalty)
         let (id, created) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
@@ -274,8 +271,8 @@ struct OpenAIError: Encodable {
 struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do { return try await next(request, context) } catch {
-            let translated = (error as? APIError) ?? Agent.translate(error) ?? APIError(.internalServerError, "\(error)")
-            return JSON.response(OpenAIError(translated), status: translated.status)
+            let failure = Agent.apiError(error)
+            return JSON.response(OpenAIError(failure), status: failure.status)
         }
     }
 }
