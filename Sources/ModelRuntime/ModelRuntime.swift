@@ -206,8 +206,8 @@ public actor ModelRuntime {
         }
     }
 
-    /// Embeddings of `texts` by the model in memory, with the tokens they took; normalised to
-    /// unit length when `normalize` (as Ollama's /api/embed sends them).
+    /// Embeddings of `texts` by the model in memory, normalised to unit length when
+    /// `normalize` (as Ollama's /api/embed sends them).
     public func embed(model name: String? = nil, texts: [String], truncate: Bool = true, normalize: Bool,
                       keepAlive: Duration?? = nil) async throws(RuntimeError) -> [[Float]] {
         let vectors = try await run(model: name, keepAlive: keepAlive) { model throws(RuntimeError) in try model.embed(texts, truncate: truncate) }

@@ -42,7 +42,7 @@ as_chat = client.chat(model=chat_model, messages=[{"role": "system", "content": 
                       options=plain_options)
 step("generate with a template is the chat", templated.response == as_chat.message.content
      and templated.prompt_eval_count == as_chat.prompt_eval_count, (templated.response, as_chat.message.content))
-for field, value in [("suffix", "def f():"), ("format", "json"), ("images", ["aGk="])]:
+for field, value in [("suffix", "def f():"), ("format", "json"), ("images", ["aGk="]), ("template", "{{ .Prompt }}"), ("context", [1, 2, 3])]:
     try:
         client.generate(model=chat_model, prompt="hi", **{field: value})
         step(f"{field} is refused until it is supported", False, "it answered")

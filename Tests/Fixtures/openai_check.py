@@ -45,6 +45,9 @@ step("an answer to cut", len(free) > 12, free)
 stop = free[8:11]
 cut = client.chat.completions.create(model=chat_model, messages=messages, temperature=0, max_tokens=60, stop=stop).choices[0]
 step("stop", cut.message.content == free[:free.index(stop)] and cut.finish_reason == "stop", (cut.message.content, free, stop))
+penalised = client.chat.completions.create(model=chat_model, messages=messages, temperature=0, max_tokens=60,
+                                           frequency_penalty=1.5, presence_penalty=1.5).choices[0].message.content
+step("penalties change a greedy answer", penalised != free, (penalised, free))
 
 text = client.completions.create(model=chat_model, prompt="Once upon", temperature=0.7, seed=3, max_tokens=12)
 step("completion", text.choices[0].finish_reason in ("stop", "length") and 0 < text.usage.completion_tokens <= 12, text)
@@ -59,6 +62,12 @@ for name, call, status in [
     ("no usable template", lambda: client.chat.completions.create(model=plain_model, messages=messages), 400),
     ("tools", lambda: client.chat.completions.create(model=chat_model, messages=messages,
                                                     tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), 400),
+    ("json response_format", lambda: client.chat.completions.create(model=chat_model, messages=messages,
+                                                                    response_format={"type": "json_object"}), 400),
+    ("frequency_penalty out of range", lambda: client.chat.completions.create(model=chat_model, messages=messages,
+                                                                              frequency_penalty=3), 400),
+    ("echo", lambda: client.completions.create(model=chat_model, prompt="Once upon", echo=True), 400),
+    ("several prompts", lambda: client.completions.create(model=chat_model, prompt=["a", "b"]), 400),
 ]:
     try:
         call()
