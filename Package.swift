@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "GGUF", "DepotTestSupport"]),
-        .target(name: "DepotTestSupport", path: "Tests/Support"),
+        .target(name: "DepotTestSupport", dependencies: ["MeshProtocol"], path: "Tests/Support"),
         .testTarget(name: "ModelTransferTests", dependencies: ["ModelTransfer", "ModelStore", "GGUF", "DepotTestSupport"]),
         .testTarget(name: "DepotMeshTests", dependencies: ["DepotMesh", "MeshProtocol", "DepotHTTP"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "GGUF", "DepotTestSupport"]),

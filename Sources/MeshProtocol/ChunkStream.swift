@@ -244,29 +244,45 @@ public enum ChunkMessage: Sendable, Equatable {
     }
 }
 
+/// One side of a link that carries chunk messages, one characteristic value at a time: a BLE
+/// GATT characteristic on a phone. A value sent may be lost on the way.
+public protocol ChunkLink: Sendable {
+    /// Sends one value of at most `ChunkMessage.maximumSize` bytes.
+    func send(_ value: [UInt8]) async throws
+    /// The values that arrive from the other side; ends when the link closes. One reader.
+    var incoming: AsyncStream<[UInt8]> { get }
+}
+
 /// A piece range arriving as data messages over a link that may lose, repeat or reorder
 /// them: what has arrived, and what to ask for again.
 public struct PieceAssembly: Sendable {
     public let piece: UInt32
+    /// Where the range starts in its piece (data messages give offsets in the piece).
+    public let start: Int
     public let length: Int
     public private(set) var bytes: [UInt8]
-    /// Received ranges, sorted and merged.
+    /// Received ranges, relative to `start`, sorted and merged.
     public private(set) var received: [Range<Int>] = []
 
-    public init(piece: UInt32, length: Int) {
+    public init(piece: UInt32, length: Int) { self.init(piece: piece, range: 0..<length) }
+
+    /// Bytes `range` of the piece.
+    public init(piece: UInt32, range: Range<Int>) {
         self.piece = piece
-        self.length = length
+        start = range.lowerBound
+        length = range.count
         bytes = [UInt8](repeating: 0, count: length)
     }
 
     public var isComplete: Bool { received == [0..<length] || length == 0 }
 
-    /// Takes a data message for this piece; false for one of another piece or beyond its end
-    /// (a confused or hostile sender), which changes nothing.
+    /// Takes a data message for this range; false for one of another piece or outside the
+    /// range (a confused or hostile sender, or a late answer to an earlier request), which
+    /// changes nothing.
     public mutating func add(_ message: ChunkMessage) -> Bool {
         guard case .pieceData(_, let piece, let offset, let data) = message, piece == self.piece,
-              Int(offset) + data.count <= length else { return false }
-        let range = Int(offset)..<Int(offset) + data.count
+              Int(offset) >= start, Int(offset) - start + data.count <= length else { return false }
+        let range = Int(offset) - start..<Int(offset) - start + data.count
         bytes.replaceSubrange(range, with: data)
         received.append(range)
         received.sort { $0.lowerBound < $1.lowerBound }
@@ -280,7 +296,7 @@ public struct PieceAssembly: Sendable {
         return true
     }
 
-    /// The ranges still missing, to request again.
+    /// The ranges still missing, relative to `start`, to request again.
     public var missing: [Range<Int>] {
         var gaps: [Range<Int>] = [], position = 0
         for range in received {

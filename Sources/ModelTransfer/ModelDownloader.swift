@@ -103,7 +103,7 @@ public final class ModelDownloader: Sendable {
             progress.stage(.resolving)
             var files = [try mirrored(.weights, [request.source] + request.mirrors, expected: request.sha256,
                                       pieces: request.pieces, token: request.token, peers: request.peers,
-                                      findPeers: request.findPeers, progress)]
+                                      radioPeers: request.radioPeers, findPeers: request.findPeers, progress)]
             if let projector = request.projector {
                 files.append(try mirrored(.projector, [projector], expected: request.projectorSHA256, pieces: nil,
                                           token: request.token, progress))
@@ -210,11 +210,12 @@ public final class ModelDownloader: Sendable {
 
     /// One file of a pull with the addresses to try for it, primary first.
     private func mirrored(_ role: FileRole, _ sources: [String], expected: ExpectedHash?, pieces: PieceManifest?, token: String?,
-                          peers: [PeerSource] = [], findPeers: PeerFinder? = nil, _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
+                          peers: [PeerSource] = [], radioPeers: [RadioPeer] = [], findPeers: PeerFinder? = nil,
+                          _ progress: ProgressReporter) throws(TransferError) -> MirroredDownload {
         // Peers are fetched from alongside each address, and only where a manifest checks their pieces.
-        let peerFetchers = pieces == nil ? [] : try peers.map { peer throws(TransferError) in
+        let peerFetchers: [any RangeSource] = pieces == nil ? [] : try peers.map { peer throws(TransferError) in
             try HTTPFetcher.peer(peer, client: client, stallTimeout: configuration.stallTimeout)
-        }
+        } + radioPeers
         let key = PullRequest.fileKey(sources[0], expected: expected)
         var downloads: [FileDownload] = []
         for text in sources {

@@ -30,6 +30,9 @@ public struct PullRequest: Sendable, Codable, Equatable {
     /// Asks again for peers while the weights download (a swarm of agents that start
     /// together); with it, the download is a swarm even before any peer is known.
     public var findPeers: PeerFinder?
+    /// Phones nearby that hold the weights, over a radio link; like `peers`, used only with
+    /// `pieces`, and not stored.
+    public var radioPeers: [RadioPeer] = []
 
     /// A request with no expectations beyond the source.
     public init(source: String, mirrors: [String] = [], projector: String? = nil, name: String? = nil, app: String? = nil,

@@ -206,6 +206,12 @@ import Testing
         #expect(!otherPiece && !pastTheEnd && strict.missing == [0..<10])
         let inside = strict.add(.pieceData(stream: 1, piece: 5, offset: 2, bytes: [1, 2]))
         #expect(inside && strict.missing == [0..<2, 4..<10])
+        // A window of a piece takes offsets in the piece, and only those inside the window.
+        var window = PieceAssembly(piece: 5, range: 100..<110)
+        let before = window.add(.pieceData(stream: 1, piece: 5, offset: 99, bytes: [1, 2]))
+        let after = window.add(.pieceData(stream: 1, piece: 5, offset: 108, bytes: [1, 2, 3]))
+        let within = window.add(.pieceData(stream: 1, piece: 5, offset: 104, bytes: [7, 8]))
+        #expect(!before && !after && within && window.missing == [0..<4, 6..<10] && window.bytes[4...5] == [7, 8])
     }
 }
 

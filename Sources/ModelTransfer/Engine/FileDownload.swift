@@ -40,9 +40,10 @@ struct FileDownload: Sendable {
     let store: ModelStore
     let configuration: ModelDownloader.Configuration
     let progress: ProgressReporter
-    /// Other agents that hold the same bytes (`…/p2p/blobs/sha256/<hex>` with a ticket). Used
-    /// only with a piece manifest, so each piece a peer sends is checked before it counts.
-    var peers: [HTTPFetcher] = []
+    /// Other agents that hold the same bytes (`…/p2p/blobs/sha256/<hex>` with a ticket, or a
+    /// radio link). Used only with a piece manifest, so each piece a peer sends is checked
+    /// before it counts.
+    var peers: [any RangeSource] = []
     /// Asks for more peers while the download runs.
     var findPeers: PeerFinder?
 
@@ -311,13 +312,13 @@ struct FileDownload: Sendable {
     /// A peer that answers for a file of `size` bytes with ranges, and a have-map of this
     /// download's pieces if it has one (a peer without one holds the whole blob), as lanes;
     /// none for a peer that does not fit.
-    private func join(_ peer: HTTPFetcher, size: UInt64, swarm: Swarm) async -> [Lane] {
+    private func join(_ peer: any RangeSource, size: UInt64, swarm: Swarm) async -> [Lane] {
         guard let pieces, let remote = try? await peer.probe(), remote.size == size, remote.acceptsRanges else { return [] }
         let map = await peer.haveMap(pieceSize: pieces.pieceSize)
         if let map, map.problem(size: size, pieceSize: pieces.pieceSize) != nil { return [] }
         let index = swarm.addPeer(peer, map: map?.complete == true ? nil : map)
         return Array(repeating: Lane(fetcher: peer, address: CurrentAddress(remote), peer: index),
-                     count: max(1, configuration.connectionsPerPeer))
+                     count: max(1, peer.connectionLimit ?? configuration.connectionsPerPeer))
     }
 
     /// Asks for peers until some new ones answer; their lanes. The first time soon: agents
@@ -440,7 +441,9 @@ struct FileDownload: Sendable {
                 guard failures <= configuration.maximumAttempts else {
                     throw TransferError(.rejected, "the download address for \(source.redacted) keeps being refused; the partial download is kept: pull again to resume")
                 }
-                _ = try await lane.address.refresh(after: failed, using: lane.fetcher)
+                // Only the primary source redirects to signed addresses.
+                guard lane.peer == nil else { throw FetchFailure.transient("\(lane.fetcher.address) refused its own address") }
+                _ = try await lane.address.refresh(after: failed, using: fetcher)
             } catch FetchFailure.busy(let reason) where lane.peer != nil {
                 // A peer serving others now: ask again shortly, for a while.
                 scheduler.release(worker: worker)
@@ -593,7 +596,7 @@ final class ByteCounter: @unchecked Sendable {
 /// One source a connection fetches from: the primary source (and its mirrors' fallbacks), or a
 /// peer (`peer` is its index in `FileDownload.peers`).
 struct Lane: Sendable {
-    let fetcher: HTTPFetcher
+    let fetcher: any RangeSource
     let address: CurrentAddress
     let peer: Int?
 }
@@ -603,7 +606,7 @@ struct Lane: Sendable {
 /// or sent a bad piece): their connections stop, and the rest comes from the others.
 final class Swarm: @unchecked Sendable {
     struct Peer {
-        let fetcher: HTTPFetcher
+        let fetcher: any RangeSource
         /// Nil for a peer that holds the whole blob.
         var map: HaveMap?
         var missedMaps = 0
@@ -631,7 +634,7 @@ final class Swarm: @unchecked Sendable {
     private let lock = NSLock()
 
     /// Adds a peer; its index.
-    func addPeer(_ fetcher: HTTPFetcher, map: HaveMap?) -> Int {
+    func addPeer(_ fetcher: any RangeSource, map: HaveMap?) -> Int {
         lock.withLock {
             peers.append(Peer(fetcher: fetcher, map: map))
             return peers.count - 1
@@ -646,13 +649,13 @@ final class Swarm: @unchecked Sendable {
         }
     }
 
-    func knows(_ url: String) -> Bool { lock.withLock { peers.contains { $0.fetcher.source.url.absoluteString == url } } }
+    func knows(_ url: String) -> Bool { lock.withLock { peers.contains { $0.fetcher.address == url } } }
     var view: View { lock.withLock { View(peers: peers, dropped: Set(dropped.keys)) } }
     func peer(of worker: Int) -> Int? { lock.withLock { peerOfWorker.indices.contains(worker) ? peerOfWorker[worker] : nil } }
     func account(of peer: Int) -> PeerAccount? { lock.withLock { peers[peer].fetcher.account } }
 
     /// The peers still downloading, whose maps change.
-    var partialPeers: [(Int, HTTPFetcher)] {
+    var partialPeers: [(Int, any RangeSource)] {
         lock.withLock { peers.indices.filter { dropped[$0] == nil && peers[$0].map != nil }.map { ($0, peers[$0].fetcher) } }
     }
 
