@@ -34,6 +34,9 @@ public final class ModelDownloader: Sendable {
         /// How often a swarm download asks for new peers, and refreshes what partial peers have.
         public var peerSearchInterval: Duration = .seconds(2)
         public var haveMapInterval: Duration = .milliseconds(250)
+        /// In a swarm's endgame (nothing left to hand out), how long a source may work on its
+        /// range before an idle connection fetches its current piece as well.
+        public var endgameAfter: Duration = .seconds(2)
         /// Where this process's swarm downloads publish the pieces they have verified, for its
         /// peer routes to serve (an agent's); nil: they publish nothing.
         public var board: SwarmBoard?

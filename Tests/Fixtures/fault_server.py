@@ -13,6 +13,7 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /lielength/F   the first 2 bodies declare more bytes than they send, then close
   /corrupt/F     byte 1000 of every body that covers it is flipped
   /corruptonce/F the middle byte is flipped in the first body that covers it only
+  /corruptall/F  the first byte of every body is flipped
   /redirect/F    302 to http://localhost:PORT/ok/F (another host name)
   /samehost/F    302 to /ok/F on this host
   /slow/F        sends at about 4 MB/s
@@ -133,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
         body = bytearray(data[start:end])
         if fault == "corrupt" and start <= 1000 < end:
             body[1000 - start] ^= 0xFF
+        if fault == "corruptall" and body:
+            body[0] ^= 0xFF
         middle = len(data) // 2
         if fault == "corruptonce" and not head and start <= middle < end and count(("corrupted", name)) == 1:
             body[middle - start] ^= 0xFF

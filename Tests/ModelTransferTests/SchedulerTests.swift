@@ -143,3 +143,57 @@ import Testing
         #expect(try ExpectedHash(sha256: String(repeating: "AB", count: 32), source: .user).sha256 == String(repeating: "ab", count: 32))
     }
 }
+
+/// The end of a swarm download: stealing pieces not started, and a second copy of a piece
+/// a slow source is still writing.
+@Suite struct EndgameSchedulerTests {
+    static let manifest = PieceManifest(pieceSize: 10, sha256: Array(repeating: String(repeating: "0", count: 64), count: 10))
+
+    @Test func anIdleWorkerStealsOnlyWhatNobodyStartedAndOnlyOnceNothingIsPending() {
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet(), pieces: Self.manifest, connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1000)
+        #expect(scheduler.takePieces(worker: 0, maximumBytes: 60, continuing: 0, offered: { $0 < 6 }, holders: { _ in 1 }) == 0..<60)
+        #expect(scheduler.stealPieces(worker: 1, age: .zero, offered: { _ in true }) == nil, "pieces 6 to 9 are still pending")
+        #expect(scheduler.takePieces(worker: 2, maximumBytes: 40, continuing: 60, offered: { _ in true }, holders: { _ in 1 }) == 60..<100)
+        #expect(scheduler.claim(worker: 0, offset: 0, length: 15) == 15)
+        #expect(scheduler.claim(worker: 2, offset: 60, length: 15) == 15)
+        #expect(scheduler.stealPieces(worker: 1, age: .seconds(60), offered: { _ in true }) == nil, "ranges just handed out are left alone")
+        // Worker 0 is inside piece 1; pieces 2 to 5 are not started: the upper half goes.
+        #expect(scheduler.stealPieces(worker: 1, age: .zero, offered: { $0 != 9 }) == 40..<60, "from worker 0, whose run is longest")
+        #expect(scheduler.claim(worker: 0, offset: 15, length: 100) == 25, "worker 0 stops where the stolen pieces start")
+        #expect(scheduler.stealPieces(worker: 3, age: .zero, offered: { _ in false }) == nil, "nothing the thief's source has")
+    }
+
+    @Test func aVerifiedCopyTakesASlowPieceOverAndTheSlowWorkerStops() {
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet([0..<70]), pieces: Self.manifest, connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1000)
+        #expect(scheduler.takePieces(worker: 0, maximumBytes: 30, continuing: 70, offered: { _ in true }, holders: { _ in 1 }) == 70..<100)
+        #expect(scheduler.claim(worker: 0, offset: 70, length: 4) == 4)
+        #expect(scheduler.endgamePiece(worker: 1, age: .seconds(60), slower: { _ in true }, offered: { _ in true }) == nil, "not slow yet")
+        #expect(scheduler.endgamePiece(worker: 1, age: .zero, slower: { _ in true }, offered: { $0 != 7 }) == nil, "the copy's source lacks piece 7")
+        #expect(scheduler.endgamePiece(worker: 1, age: .zero, slower: { $0 != 0 }, offered: { _ in true }) == nil,
+                "worker 0 fetches from the same source as worker 1")
+        #expect(scheduler.endgamePiece(worker: 1, age: .zero, slower: { _ in true }, offered: { _ in true }) == 7)
+        #expect(scheduler.endgamePiece(worker: 2, age: .zero, slower: { _ in true }, offered: { _ in true }) == nil, "one copy a piece")
+        #expect(scheduler.isWriting(into: 70..<80), "worker 0's four bytes are claimed, not yet written")
+        #expect(scheduler.takeOver(7, by: 1) == 4, "worker 0 had claimed four bytes of it")
+        #expect(scheduler.claim(worker: 0, offset: 74, length: 6) == 0, "worker 0 stops at once")
+        #expect(scheduler.hasPending, "pieces 8 and 9, which worker 0 had not started, are pending again")
+        _ = scheduler.recordWritten(70..<74, by: 0)
+        #expect(!scheduler.isWriting(into: 70..<80) && !scheduler.isSettled(7))
+        #expect(scheduler.recordWritten(70..<80, by: 1).completedPieces == [7])
+        #expect(scheduler.isSettled(7))
+    }
+
+    @Test func aCopyArrivingAfterTheSlowSourceFinishedChangesNothing() {
+        let scheduler = RangeScheduler(size: 100, completed: IntervalSet([0..<90]), pieces: Self.manifest, connections: 1,
+                                       minimumSplit: 10, checkpointBytes: 1000)
+        #expect(scheduler.takePieces(worker: 0, maximumBytes: 10, offered: { _ in true }, holders: { _ in 1 }) == 90..<100)
+        #expect(scheduler.endgamePiece(worker: 1, age: .zero, slower: { _ in true }, offered: { _ in true }) == 9)
+        #expect(scheduler.claim(worker: 0, offset: 90, length: 10) == 10)
+        #expect(scheduler.recordWritten(90..<100, by: 0).completedPieces == [9])
+        #expect(scheduler.isSettled(9))
+        #expect(scheduler.takeOver(9, by: 1) == nil, "the piece is being checked: the copy is dropped")
+        #expect(scheduler.endgamePiece(worker: 1, age: .zero, slower: { _ in true }, offered: { _ in true }) == nil)
+    }
+}

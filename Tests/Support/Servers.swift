@@ -72,6 +72,7 @@ public final class Nginx {
                 root \(root);
                 location /slow/ { alias \(root)/; limit_rate 4m; }
                 location /crawl/ { alias \(root)/; limit_rate 384k; }
+                location /trickle/ { alias \(root)/; limit_rate 96k; }
               }
             }
             """

@@ -372,14 +372,77 @@ struct FileDownload: Sendable {
         guard let pieces else { return nil }
         let step = Self.requestStep(pieceSize: pieces.pieceSize)
         let view = context.swarm.view
+        let scheduler = context.scheduler
         if let peer = lane.peer {
-            return context.scheduler.takePieces(worker: worker, maximumBytes: step, offered: { view.offers(peer, $0) }, holders: view.holders)
+            let offered = { view.offers(peer, $0) }
+            return scheduler.takePieces(worker: worker, maximumBytes: step, offered: offered, holders: view.holders)
+                ?? scheduler.stealPieces(worker: worker, age: configuration.endgameAfter, offered: offered)
         }
-        let activePeers = view.peers.count - view.dropped.count
-        guard worker - context.firstPrimaryWorker < max(1, configuration.connections / (activePeers + 1)) else { return nil }
-        return context.scheduler.takePieces(worker: worker, maximumBytes: step, continuing: continuing, offered: { piece in
+        // The primary source takes no piece from a peer's range, only copies of slow ones
+        // (`endgamePiece`), checked before they are written.
+        guard isPrimaryLaneInUse(worker, view: view, context) else { return nil }
+        return scheduler.takePieces(worker: worker, maximumBytes: step, continuing: continuing, offered: { piece in
             view.holders(piece) == 0 && !(patient && view.isFetchedElsewhere(piece))
         }, holders: { _ in 0 })
+    }
+
+    /// Whether a primary source's lane takes work now: with n peers, a download keeps
+    /// 1/(n + 1) of its primary connections busy.
+    private func isPrimaryLaneInUse(_ worker: Int, view: Swarm.View, _ context: LaneContext) -> Bool {
+        let activePeers = view.peers.count - view.dropped.count
+        return worker - context.firstPrimaryWorker < max(1, configuration.connections / (activePeers + 1))
+    }
+
+    /// The endgame: a piece another source has been slow to finish, for this lane to fetch
+    /// as well, if its source has it.
+    private func endgamePiece(_ worker: Int, lane: Lane, _ context: LaneContext) -> Int? {
+        let (swarm, view) = (context.swarm, context.swarm.view)
+        let otherSource = { (victim: Int) in swarm.peer(of: victim) != lane.peer }
+        if let peer = lane.peer {
+            return context.scheduler.endgamePiece(worker: worker, age: configuration.endgameAfter, slower: otherSource) { view.offers(peer, $0) }
+        }
+        guard isPrimaryLaneInUse(worker, view: view, context) else { return nil }
+        return context.scheduler.endgamePiece(worker: worker, age: configuration.endgameAfter, slower: otherSource) { _ in true }
+    }
+
+    /// Fetches a second copy of a piece into memory. A copy that matches the manifest takes
+    /// the piece over from the slower source (which stops) and is written; one that does not
+    /// is dropped unwritten, and its peer with it: a liar never overwrites a piece.
+    private func duplicate(_ index: Int, worker: Int, lane: Lane, _ context: LaneContext) async throws {
+        guard let pieces else { return }
+        let scheduler = context.scheduler
+        let range = pieces.range(of: index, fileSize: scheduler.size)
+        let copy = PieceCopy(capacity: range.count)
+        let remote = await lane.address.remote
+        do {
+            try await lane.fetcher.fetch(remote, range: range, validator: remote.rangeValidator) { _, chunk in
+                guard !scheduler.isSettled(index) else { return false }
+                copy.append(chunk)
+                return true
+            }
+        } catch {
+            scheduler.endgameEnded(index)
+            throw error
+        }
+        guard copy.count == range.count, !scheduler.isSettled(index) else { return scheduler.endgameEnded(index) }
+        guard copy.hash(pieces, fileSize: scheduler.size) == pieces.sha256[index].lowercased() else {
+            // The piece stays marked as copied: no source is asked for another copy of it.
+            if let peer = lane.peer {
+                context.swarm.drop(peer, because: "sent a bad piece \(index)")
+                context.swarm.account(of: peer)?.badPiece(index)
+            }
+            return
+        }
+        guard let counted = scheduler.takeOver(index, by: worker) else { return }
+        while scheduler.isWriting(into: range) { try await Task.sleep(for: .milliseconds(1)) }
+        // The slower source may have finished the piece meanwhile: its own check decides.
+        guard !scheduler.isSettled(index) else { return }
+        try copy.write(to: context.partial, at: range.lowerBound)
+        progress.add(range.count - Int(counted), for: role)
+        _ = scheduler.takeWriters(of: index)
+        let (checkpointDue, completed) = scheduler.recordWritten(range, by: worker)
+        for piece in completed { try checkPiece(piece, context) }
+        if checkpointDue { try context.checkpoint.take() }
     }
 
     /// How long the primary source's lane leaves pieces to the downloaders that fetch them
@@ -405,6 +468,22 @@ struct FileDownload: Sendable {
                                       : scheduler.take(worker: worker))
             guard let range = taken else {
                 guard context.swarmMode, !scheduler.isComplete else { return }
+                if let piece = endgamePiece(worker, lane: lane, context) {
+                    do {
+                        try await duplicate(piece, worker: worker, lane: lane, context)
+                        (failures, idleSince) = (0, clock.now)
+                        continue
+                    } catch FetchFailure.transient(let reason), FetchFailure.busy(let reason) {
+                        // The copy was a spare (the slower source still has the piece), but a
+                        // source that keeps failing stops like any other.
+                        failures += 1
+                        guard failures <= (lane.peer == nil ? configuration.maximumAttempts : 2) else {
+                            throw TransferError(.unreachable, "\(reason); gave up after \(failures) attempts")
+                        }
+                        try await Task.sleep(for: configuration.backoff(attempt: failures))
+                        continue
+                    }
+                }
                 if lane.peer != nil && clock.now - idleSince > configuration.stallTimeout { return }
                 try await Task.sleep(for: .milliseconds(20))
                 continue
@@ -581,6 +660,26 @@ final class Checkpoint: @unchecked Sendable {
             }
             try journal.recordRanges(written, of: jobID)
         }
+    }
+}
+
+/// An endgame copy of one piece, received in order.
+final class PieceCopy: @unchecked Sendable {
+    // Guarded by `lock`.
+    private var buffer: ByteBuffer
+    private let lock = NSLock()
+
+    init(capacity: Int) { buffer = ByteBufferAllocator().buffer(capacity: capacity) }
+
+    func append(_ chunk: ByteBuffer) { lock.withLock { buffer.writeImmutableBuffer(chunk) } }
+    var count: Int { lock.withLock { buffer.readableBytes } }
+
+    func hash(_ pieces: PieceManifest, fileSize: UInt64) -> String {
+        lock.withLock { buffer.withUnsafeReadableBytes { pieces.hash(of: $0, fileSize: fileSize) } }
+    }
+
+    func write(to partial: PartialFile, at offset: UInt64) throws {
+        try lock.withLock { try partial.write(buffer, count: buffer.readableBytes, at: offset) }
     }
 }
 

@@ -22,6 +22,12 @@ final class RangeScheduler: @unchecked Sendable {
     /// names the sources it came from.
     private var writers: [Int: Set<Int>] = [:]
     private var writtenSinceCheckpoint: UInt64 = 0
+    /// Bytes each worker has claimed and not yet reported written.
+    private var inFlight: [Int: Range<UInt64>] = [:]
+    /// When each worker's range was handed out.
+    private var assignedAt: [Int: ContinuousClock.Instant] = [:]
+    /// Pieces a second source is fetching in the endgame.
+    private var duplicated: Set<Int> = []
     private let lock = NSLock()
 
     let size: UInt64
@@ -69,7 +75,7 @@ final class RangeScheduler: @unchecked Sendable {
         lock.withLock {
             if !pending.isEmpty {
                 let range = pending.removeFirst()
-                assignments[worker] = (range.lowerBound, range.upperBound)
+                assign(worker, range)
                 return range
             }
             guard let (victim, work) = assignments.filter({ $0.key != worker })
@@ -80,9 +86,14 @@ final class RangeScheduler: @unchecked Sendable {
                 return nil
             }
             assignments[victim] = (work.next, middle)
-            assignments[worker] = (middle, work.end)
+            assign(worker, middle..<work.end)
             return middle..<work.end
         }
+    }
+
+    private func assign(_ worker: Int, _ range: Range<UInt64>) {
+        assignments[worker] = (range.lowerBound, range.upperBound)
+        assignedAt[worker] = .now
     }
 
     /// Swarm picking (with a manifest): the pending bytes of a piece that `offered` says this
@@ -118,10 +129,92 @@ final class RangeScheduler: @unchecked Sendable {
                 end = min(range.upperBound, end + pieceSize)
             }
             pending.replaceSubrange(position...position, with: [range.lowerBound..<start, end..<range.upperBound].filter { !$0.isEmpty })
-            assignments[worker] = (start, end)
+            assign(worker, start..<end)
             return start..<end
         }
     }
+
+    // MARK: The end of a swarm download
+
+    /// Once nothing is pending (with a manifest): the pieces another worker has been given
+    /// at least `age` ago but not started, the upper half of the largest such run (a single
+    /// piece whole), when `offered` says this worker's source has them all. The other worker
+    /// stops at the split. (A fresh range is left alone, so two idle workers do not take the
+    /// same pieces back and forth.)
+    func stealPieces(worker: Int, age: Duration, offered: (Int) -> Bool) -> Range<UInt64>? {
+        lock.withLock {
+            guard let pieces, pending.isEmpty else { return nil }
+            let pieceSize = pieces.pieceSize
+            let now = ContinuousClock.now
+            let unstarted = assignments.filter { $0.key != worker }.compactMap { victim, work -> (Int, Range<UInt64>)? in
+                guard let since = assignedAt[victim], now - since >= age else { return nil }
+                let firstUnstarted = (work.next + pieceSize - 1) / pieceSize * pieceSize
+                return firstUnstarted < work.end ? (victim, firstUnstarted..<work.end) : nil
+            }
+            guard let (victim, run) = unstarted.max(by: { $0.1.count < $1.1.count }) else { return nil }
+            let runPieces = pieces.pieces(touching: run)
+            let start = run.lowerBound + UInt64(runPieces.count / 2) * pieceSize
+            let stolen = start..<run.upperBound
+            guard pieces.pieces(touching: stolen).allSatisfy(offered) else { return nil }
+            assignments[victim]?.end = start
+            assign(worker, stolen)
+            return stolen
+        }
+    }
+
+    /// Once nothing is pending or left to steal: a piece another worker (one `slower` accepts:
+    /// a copy from the same source would be no faster) has been writing for at least `age`,
+    /// that no second source fetches yet and `offered` says this worker's source has; its
+    /// index. The copy goes to memory, and only a verified copy takes the piece over
+    /// (`takeOver`); `endgameEnded` when it does not.
+    func endgamePiece(worker: Int, age: Duration, slower: (Int) -> Bool, offered: (Int) -> Bool) -> Int? {
+        lock.withLock {
+            guard let pieces, pending.isEmpty else { return nil }
+            let now = ContinuousClock.now
+            for (victim, work) in assignments where victim != worker && work.next < work.end && slower(victim) {
+                guard let since = assignedAt[victim], now - since >= age else { continue }
+                let piece = Int(work.next / pieces.pieceSize)
+                guard !duplicated.contains(piece), !checking.contains(piece), offered(piece) else { continue }
+                duplicated.insert(piece)
+                return piece
+            }
+            return nil
+        }
+    }
+
+    /// Whether piece `index` is written whole or checked: an endgame copy of it is too late.
+    func isSettled(_ index: Int) -> Bool {
+        lock.withLock {
+            guard let pieces else { return true }
+            return checking.contains(index) || written.covers(pieces.range(of: index, fileSize: size))
+        }
+    }
+
+    /// A verified endgame copy of piece `index` takes it over from the worker writing it:
+    /// that worker stops at once (the pieces after it in its range are pending again) and
+    /// its bytes in the piece no longer count. Returns how many bytes of the piece it had
+    /// claimed (so progress counts the piece once), or nil when the piece is already settled
+    /// or nobody is writing it; then the copy is dropped. The caller waits until
+    /// `isWriting(into:)` clears, then writes the copy and reports it written.
+    func takeOver(_ index: Int, by worker: Int) -> UInt64? {
+        lock.withLock {
+            guard let pieces else { return nil }
+            defer { duplicated.remove(index) }
+            let piece = pieces.range(of: index, fileSize: size)
+            guard !checking.contains(index), !written.covers(piece),
+                  let (victim, work) = assignments.first(where: { $0.key != worker && piece.contains($0.value.next) })
+            else { return nil }
+            assignments[victim]?.end = work.next
+            if piece.upperBound < work.end { pending.insert(piece.upperBound..<work.end, at: 0) }
+            return work.next - piece.lowerBound
+        }
+    }
+
+    /// Forgets an endgame copy that lost the race or failed.
+    func endgameEnded(_ index: Int) { lock.withLock { _ = duplicated.remove(index) } }
+
+    /// Whether a worker has claimed bytes in `range` that it has not reported written yet.
+    func isWriting(into range: Range<UInt64>) -> Bool { lock.withLock { inFlight.values.contains { $0.overlaps(range) } } }
 
     /// Whether bytes are still waiting for a source (not counting those being fetched).
     var hasPending: Bool { lock.withLock { !pending.isEmpty } }
@@ -134,6 +227,7 @@ final class RangeScheduler: @unchecked Sendable {
             let allowed = min(UInt64(length), work.end - offset)
             work.next += allowed
             assignments[worker] = work
+            inFlight[worker] = offset..<offset + allowed
             return Int(allowed)
         }
     }
@@ -164,6 +258,7 @@ final class RangeScheduler: @unchecked Sendable {
     /// the pieces this write completed, which the caller checks and reports to `pieceChecked`.
     func recordWritten(_ range: Range<UInt64>, by worker: Int? = nil) -> (checkpointDue: Bool, completedPieces: [Int]) {
         lock.withLock {
+            if let worker { inFlight[worker] = nil }
             written.insert(range)
             writtenSinceCheckpoint += UInt64(range.count)
             var completed: [Int] = []
@@ -211,6 +306,7 @@ final class RangeScheduler: @unchecked Sendable {
     /// Gives back the unfetched rest of a failed worker's range, for it or another to retry.
     func release(worker: Int) {
         lock.withLock {
+            inFlight[worker] = nil
             if let work = assignments.removeValue(forKey: worker), work.next < work.end {
                 pending.insert(work.next..<work.end, at: 0)
             }

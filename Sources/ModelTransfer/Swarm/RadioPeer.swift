@@ -28,8 +28,8 @@ public final class RadioPeer: RangeSource, @unchecked Sendable, Equatable {
         public var silentRounds = 8
         /// Bytes one request asks for.
         public var window = 64 << 10
-        /// Requests answered in one round.
-        public var windowsInFlight = 32
+        /// Windows asked for ahead of the one being completed.
+        public var windowsInFlight = 4
 
         public init() {}
     }
@@ -92,73 +92,71 @@ public final class RadioPeer: RangeSource, @unchecked Sendable, Equatable {
         if let known = lock.withLock({ seederPieceSize }) { pieceSize = known } else { pieceSize = try await seederMap().pieceSize }
         let (stream, inbox) = open()
         defer { inboxes.close(stream) }
-        var position = range.lowerBound
-        while position < range.upperBound {
-            // A batch of windows is in flight at once, so a round's quiet wait is paid once per
-            // batch; each window goes on as soon as it and those before it are complete.
-            var windows: [(offset: UInt64, assembly: PieceAssembly)] = []
-            while position < range.upperBound, windows.count < timing.windowsInFlight {
-                let piece = position / pieceSize
-                let pieceStart = piece * pieceSize
-                let end = min(range.upperBound, pieceStart + pieceSize, position + UInt64(timing.window))
-                windows.append((position, PieceAssembly(piece: UInt32(piece), range: Int(position - pieceStart)..<Int(end - pieceStart))))
-                position = end
-            }
-            let finished = try await receive(&windows, stream: stream, inbox: inbox, consume: consume)
-            guard finished else {
-                try? await link.send(ChunkMessage.cancel(stream: stream, piece: windows.first?.assembly.piece ?? 0).encoded())
-                return
-            }
-        }
+        var transfer = WindowedTransfer(range: range, pieceSize: pieceSize, window: UInt64(timing.window))
+        let finished = try await receive(&transfer, stream: stream, inbox: inbox, consume: consume)
+        if !finished { try? await send(.cancel(stream: stream, piece: transfer.windows.first?.assembly.piece ?? 0)) }
     }
 
     // MARK: The link
 
-    /// Asks for what the windows lack, round after round, handing each on in order once it is
-    /// complete; false when `consume` wants no more.
-    private func receive(_ windows: inout [(offset: UInt64, assembly: PieceAssembly)], stream: UInt16, inbox: Inbox,
+    /// Receives a range a window at a time, with `windowsInFlight` windows asked for ahead,
+    /// handing each on in order once it is complete; false when `consume` wants no more.
+    /// The seeder answers requests in order, so data for a later window means what an earlier
+    /// one still lacks was lost: that is asked for again at once. When the link goes quiet,
+    /// everything missing is.
+    private func receive(_ transfer: inout WindowedTransfer, stream: UInt16, inbox: Inbox,
                          consume: (UInt64, ByteBuffer) throws -> Bool) async throws(FetchFailure) -> Bool {
-        var silent = 0, round = 0
-        while !windows.isEmpty {
-            // What the seeder still has queued from the last round would come twice.
-            if round > 0 { try await send(.cancel(stream: stream, piece: windows[0].assembly.piece)) }
-            round += 1
-            for (_, assembly) in windows {
-                for missing in assembly.missing {
-                    try await send(.pieceRequest(stream: stream, sha256: sha256, piece: assembly.piece,
-                                                 offset: UInt32(assembly.start + missing.lowerBound), length: UInt32(missing.count)))
-                }
+        var silent = 0
+        var wait = timing.firstAnswer, lastArrival: ContinuousClock.Instant?, longestGap = Duration.zero
+        while true {
+            while transfer.windows.count < timing.windowsInFlight, let window = transfer.nextWindow() {
+                try await request(window.assembly.missing, of: window.assembly, stream: stream)
             }
-            var wait = timing.firstAnswer, lastArrival: ContinuousClock.Instant?, longestGap = Duration.zero
-            while !windows.isEmpty, let message = await inbox.next(within: wait) {
+            guard let first = transfer.windows.first else { return true }
+            guard let message = await inbox.next(within: wait) else {
                 guard !Task.isCancelled else { throw .fatal(TransferError(.cancelled, "the transfer was cancelled")) }
-                if case .refused(_, _, let reason) = message { throw Self.failure(reason, name: name) }
-                guard let index = windows.indices.first(where: { windows[$0].assembly.add(message) }) else { continue }
-                // A busy device (or a slower link) spaces values out: the quiet that ends a
-                // round stretches with the longest gap seen, so nothing on its way is asked twice.
-                let now = ContinuousClock.now
-                if let lastArrival { longestGap = max(longestGap, now - lastArrival) }
-                lastArrival = now
-                wait = min(max(timing.quiet, longestGap * 4), timing.firstAnswer * 2)
-                guard index == 0 else { continue }
-                while let first = windows.first, first.assembly.isComplete {
-                    windows.removeFirst()
-                    do {
-                        guard try consume(first.offset, ByteBuffer(bytes: first.assembly.bytes)) else { return false }
-                    } catch let error as TransferError {
-                        throw .fatal(error)
-                    } catch {
-                        throw .transient("\(error)")
-                    }
+                silent = lastArrival != nil ? 0 : silent + 1
+                if silent >= timing.silentRounds || inbox.isClosed { throw .transient("the radio link to \(name) went quiet") }
+                // Whatever the seeder still has queued would come twice.
+                try await send(.cancel(stream: stream, piece: first.assembly.piece))
+                for index in transfer.windows.indices {
+                    transfer.windows[index].askedAgain = true
+                    try await request(transfer.windows[index].assembly.missing, of: transfer.windows[index].assembly, stream: stream)
                 }
+                (wait, lastArrival, longestGap) = (timing.firstAnswer, nil, .zero)
+                continue
             }
             guard !Task.isCancelled else { throw .fatal(TransferError(.cancelled, "the transfer was cancelled")) }
-            silent = lastArrival != nil ? 0 : silent + 1
-            if !windows.isEmpty && (silent >= timing.silentRounds || inbox.isClosed) {
-                throw .transient("the radio link to \(name) went quiet")
+            if case .refused(_, _, let reason) = message { throw Self.failure(reason, name: name) }
+            guard let index = transfer.windows.indices.first(where: { transfer.windows[$0].assembly.add(message) }) else { continue }
+            // A busy device (or a slower link) spaces values out: the quiet that ends a round
+            // stretches with the longest gap seen, so nothing on its way is asked for twice.
+            let now = ContinuousClock.now
+            if let lastArrival { longestGap = max(longestGap, now - lastArrival) }
+            lastArrival = now
+            wait = min(max(timing.quiet, longestGap * 4), timing.firstAnswer * 2)
+            for earlier in 0..<index where !transfer.windows[earlier].askedAgain && !transfer.windows[earlier].assembly.isComplete {
+                transfer.windows[earlier].askedAgain = true
+                try await request(transfer.windows[earlier].assembly.missing, of: transfer.windows[earlier].assembly, stream: stream)
+            }
+            while let done = transfer.windows.first, done.assembly.isComplete {
+                transfer.windows.removeFirst()
+                do {
+                    guard try consume(done.offset, ByteBuffer(bytes: done.assembly.bytes)) else { return false }
+                } catch let error as TransferError {
+                    throw .fatal(error)
+                } catch {
+                    throw .transient("\(error)")
+                }
             }
         }
-        return true
+    }
+
+    private func request(_ ranges: [Range<Int>], of assembly: PieceAssembly, stream: UInt16) async throws(FetchFailure) {
+        for missing in ranges {
+            try await send(.pieceRequest(stream: stream, sha256: sha256, piece: assembly.piece,
+                                         offset: UInt32(assembly.start + missing.lowerBound), length: UInt32(missing.count)))
+        }
     }
 
     /// The seeder's have-map for the blob, in its own pieces.
@@ -206,6 +204,41 @@ public final class RadioPeer: RangeSource, @unchecked Sendable, Equatable {
         case .notVerified: .transient("\(name) has not verified that piece yet")
         case .notHeld: .fatal(TransferError(.rejected, "\(name) does not hold the blob"))
         }
+    }
+}
+
+/// A range cut into windows within the seeder's pieces, the first few in flight.
+private struct WindowedTransfer {
+    struct Window {
+        let offset: UInt64
+        var assembly: PieceAssembly
+        /// Asked for again since it was first asked for.
+        var askedAgain = false
+    }
+
+    let range: Range<UInt64>
+    let pieceSize: UInt64
+    let window: UInt64
+    private var position: UInt64
+    var windows: [Window] = []
+
+    init(range: Range<UInt64>, pieceSize: UInt64, window: UInt64) {
+        self.range = range
+        self.pieceSize = pieceSize
+        self.window = window
+        position = range.lowerBound
+    }
+
+    /// The next window of the range, now in flight; nil at the end.
+    mutating func nextWindow() -> Window? {
+        guard position < range.upperBound else { return nil }
+        let piece = position / pieceSize
+        let pieceStart = piece * pieceSize
+        let end = min(range.upperBound, pieceStart + pieceSize, position + window)
+        let next = Window(offset: position, assembly: PieceAssembly(piece: UInt32(piece), range: Int(position - pieceStart)..<Int(end - pieceStart)))
+        position = end
+        windows.append(next)
+        return next
     }
 }
 
