@@ -106,6 +106,9 @@ extension Coordinator {
         public var summaryModelsDropped: Int
         /// Seeder tickets handed out (`/mesh/seeders`).
         public var ticketsIssued: Int
+        /// Of those, tickets for federation peers' agents, and peers' requests refused by reason.
+        public var federatedTickets: Int
+        public var federationRefused: [String: Int]
         /// Seed receipts credited, and refused by reason (`POST /mesh/receipts`).
         public var receipts: Int
         public var receiptsRefused: [String: Int]
@@ -122,7 +125,8 @@ extension Coordinator {
             return MeshStats(agents: total, onlineAgents: online, maximumAgents: configuration.maximumAgents, registrations: counters.registrations,
                              heartbeats: counters.heartbeats, refused: counters.refused, evicted: counters.evicted,
                              forgottenAfterRetention: counters.forgottenAfterRetention, summaryModelsDropped: counters.summaryModelsDropped,
-                             ticketsIssued: counters.ticketsIssued, receipts: counters.receipts, receiptsRefused: counters.receiptsRefused,
+                             ticketsIssued: counters.ticketsIssued, federatedTickets: counters.federatedTickets,
+                             federationRefused: counters.federationRefused, receipts: counters.receipts, receiptsRefused: counters.receiptsRefused,
                              creditsMinted: counters.creditsMinted, reports: counters.reports, reportsRefused: counters.reportsRefused,
                              seedersBanned: counters.seedersBanned)
         }

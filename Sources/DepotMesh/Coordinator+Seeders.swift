@@ -17,10 +17,23 @@ extension Coordinator {
     /// blob (of `size` bytes, if no holder says) for the tickets' lifetime.
     public func seeders(of sha256: String, credential: String?, size: UInt64? = nil, limit: Int = 8,
                         at now: Date = Date()) throws(APIError) -> SeedersAnswer {
+        let asker = try seedersAsker(sha256: sha256, credential: credential, at: now)
+        return issueTickets(for: sha256, to: asker, size: size, limit: limit, at: now)
+    }
+
+    /// The agent asking for seeders, by its session credential.
+    func seedersAsker(sha256: String, credential: String?, at now: Date) throws(APIError) -> String {
         guard Heartbeat.isSHA256(sha256) else { throw APIError.badRequest("give ?sha256= with 64 lowercase hex digits") }
         guard let credential, let asker = sessions.agent(of: credential, at: now) else {
             throw APIError(.unauthorized, "asking for seeders needs this coordinator's session credential: register first")
         }
+        return asker
+    }
+
+    /// Seeders of `sha256` with tickets for `asker` (an agent of this coordinator, or of a
+    /// federation peer: then it is not in the table, nobody is near it, and it is not noted as
+    /// downloading here).
+    func issueTickets(for sha256: String, to asker: String, size: UInt64?, limit: Int, at now: Date) -> SeedersAnswer {
         let banned = lock.withLock { bans.filter { $0.value > now }.keys }
         let (holders, downloaders, noted, askerEntry) = withCurrentTable(at: now) { table in
             let holding = table.holders[sha256] ?? []

@@ -107,6 +107,8 @@ public final class Coordinator: @unchecked Sendable {
         var forgottenAfterRetention = 0
         var summaryModelsDropped = 0
         var ticketsIssued = 0
+        var federatedTickets = 0
+        var federationRefused: [String: Int] = [:]
         var receipts = 0
         var receiptsRefused: [String: Int] = [:]
         var creditsMinted = 0.0
@@ -156,6 +158,7 @@ public final class Coordinator: @unchecked Sendable {
             try db.alter(table: "agent") { t in t.add(column: "publicKey", .text).notNull().defaults(to: "") }
         }
         Self.migrateCredits(&migrator)
+        Self.migrateFederation(&migrator)
         try migrator.migrate(database)
         bans = try loadBans()
         Task { [weak self] in

@@ -63,7 +63,16 @@ extension Coordinator {
             let query = request.uri.queryParameters
             let limit = try Self.integer(query.get("limit"), named: "limit", in: 1...Self.maximumSeedersPerAnswer) ?? 8
             let size = try Self.integer(query.get("size"), named: "size", in: 1...Int(Int64.max)).map(UInt64.init)
-            return JSON.response(try self.seeders(of: query.get("sha256") ?? "", credential: Self.bearer(request), size: size, limit: limit))
+            return JSON.response(try await self.seedersAcrossFederation(of: query.get("sha256") ?? "", credential: Self.bearer(request),
+                                                                       size: size, limit: limit))
+        }
+        router.post("/mesh/federation/seeders") { request, context in
+            let asked = try await JSON.decode(FederatedSeedersRequest.self, from: request, context: context, decoder: decoder, limit: limit)
+            return JSON.response(try self.federatedSeeders(asked))
+        }
+        router.get("/mesh/federation/holds") { request, _ in
+            let query = request.uri.queryParameters
+            return JSON.response(["holds": self.holds(agent: query.get("agent") ?? "", sha256: query.get("sha256") ?? "")])
         }
         router.post("/mesh/receipts") { request, context in
             let submission = try await JSON.decode(ReceiptSubmission.self, from: request, context: context, decoder: decoder, limit: limit)
@@ -75,7 +84,8 @@ extension Coordinator {
             return JSON.response(["status": banned ? "banned" : "recorded"])
         }
         router.get("/mesh/credits") { request, _ in
-            JSON.response(try self.credits(of: request.uri.queryParameters.get("agent") ?? ""))
+            await self.settleFederatedCredits()
+            return JSON.response(try self.credits(of: request.uri.queryParameters.get("agent") ?? ""))
         }
         router.get("/mesh/summary") { _, _ in JSON.response(self.summary()) }
         router.get("/mesh/capabilities") { request, _ in

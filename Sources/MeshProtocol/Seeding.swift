@@ -135,3 +135,50 @@ public struct SeedersAnswer: Codable, Sendable, Equatable {
         self.seeders = seeders
     }
 }
+
+/// `POST /mesh/federation/seeders`: a coordinator asks a federation peer for seeders of a blob
+/// on behalf of one of its agents, signed with its own key, so the peer knows which
+/// coordinator vouches for the downloader. The peer's tickets name that agent; its receipts
+/// carry its key (the id is derived from it), so the peer checks them as it checks its own.
+public struct FederatedSeedersRequest: Codable, Sendable, Equatable {
+    public static let version = 1
+    public var version: Int
+    /// The asking coordinator.
+    public var coordinatorId: String
+    /// Its agent that will download.
+    public var downloader: String
+    public var sha256: String
+    public var size: UInt64?
+    public var limit: Int
+    /// Milliseconds since 1970.
+    public var sentAt: Int64
+    /// Never used twice within the clock skew the peer allows.
+    public var nonce: String
+    /// Base64 Ed25519 signature over `signedBytes` by the asking coordinator.
+    public var signature: String
+
+    public init(coordinator: MeshIdentity, downloader: String, sha256: String, size: UInt64?, limit: Int, at now: Date = Date()) throws {
+        version = Self.version
+        coordinatorId = coordinator.id
+        self.downloader = downloader
+        self.sha256 = sha256
+        self.size = size
+        self.limit = limit
+        sentAt = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        nonce = UUID().uuidString
+        signature = ""
+        signature = try coordinator.signature(for: signedBytes)
+    }
+
+    /// Every field but the signature, with a domain prefix of its own.
+    public var signedBytes: Data {
+        Data("depot-federated-seeders|\(version)|\(coordinatorId)|\(downloader)|\(sha256)|\(size.map(String.init) ?? "-")|\(limit)|\(sentAt)|\(nonce)".utf8)
+    }
+
+    /// Whether the coordinator with public key `key` signed this request, and it names that
+    /// coordinator.
+    public func isSigned(by key: Curve25519.Signing.PublicKey) -> Bool {
+        version == Self.version && coordinatorId == MeshIdentity.id(ofKey: key.rawRepresentation)
+            && MeshIdentity.isValid(signature: signature, for: signedBytes, by: key)
+    }
+}

@@ -177,7 +177,10 @@ import Glibc
         /// `cdnDown`: the catalog's download address refuses connections (nginx still serves the
         /// catalog); `crawlingCDN`: it sends 384 KB/s a connection; `layerInCatalog`: the
         /// catalog carries the piece layer, so agents need no peer to hand it to them.
-        init(megabytes: Int = 24, cdnDown: Bool = false, crawlingCDN: Bool = false, layerInCatalog: Bool = false) throws {
+        /// `coordinatorArguments` are given the coordinator's key (made in `place` before it starts)
+        /// and return more arguments for it.
+        init(megabytes: Int = 24, cdnDown: Bool = false, crawlingCDN: Bool = false, layerInCatalog: Bool = false,
+             coordinatorArguments: (String) throws -> [String] = { _ in [] }) throws {
             let www = place.path + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             model = try place.bigModel("www/big.gguf", megabytes: megabytes)
@@ -197,13 +200,17 @@ import Glibc
                  "fileSizeBytes": \(size), "downloadUrl": "\(address)", "checksumSha256": "\(digest)", "platform": "all",
                  "languages": ["en"], "minMemoryMB": 1, "piecesRoot": "\(root)", "pieceSize": 1048576\(manifest)}]}
                 """.utf8).write(to: URL(fileURLWithPath: www + "/catalog.json"))
-            coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/coordinator", "--heartbeat-interval", "1"])
+            let key = try place.depot.run(["coordinator", "--print-identity", "--state", place.path + "/coordinator"]).stdout
+                .split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            coordinator = try AgentProcess(place, command: "coordinator", arguments: ["--state", place.path + "/coordinator", "--heartbeat-interval", "1"]
+                                           + coordinatorArguments(key))
         }
 
-        /// An agent that seeds, with its own store (holding the model when `holding`).
-        func agent(_ workspace: Workspace, holding: Bool, _ more: [String] = []) throws -> AgentProcess {
+        /// An agent that seeds, with its own store (holding the model when `holding`), of the
+        /// mesh's coordinator unless given another.
+        func agent(_ workspace: Workspace, holding: Bool, _ more: [String] = [], of coordinator: AgentProcess? = nil) throws -> AgentProcess {
             if holding { #expect(try workspace.depot.run(["import", model, "--name", "big:swarm"]).status == 0) }
-            return try AgentProcess(workspace, arguments: ["--coordinator", coordinator.base, "--heartbeat-interval", "1", "--seed",
+            return try AgentProcess(workspace, arguments: ["--coordinator", (coordinator ?? self.coordinator).base, "--heartbeat-interval", "1", "--seed",
                                                            "--catalog", nginx.url("catalog.json")] + more)
         }
 
@@ -324,6 +331,71 @@ import Glibc
         #expect(balances[0].bytes + balances[1].bytes <= 2 * UInt64(mesh.size), "two downloads credited at most their size each")
         let text = try a.depot.run(["credits", "--coordinator", mesh.coordinator.base])
         #expect(text.status == 0 && text.stdout.contains(" credits for "))
+    }
+
+    /// Two federated coordinators: A seeds at the far one, B asks its own for seeders and gets
+    /// A with the far one's ticket, pulls from A, and A is credited at the far coordinator once
+    /// B's coordinator says B lists the model. A request from outside the federation, a forged
+    /// one and a replayed one are refused and counted.
+    @Test func federatedCoordinatorsHandOutEachOthersSeedersAndCreditThem() throws {
+        let far = Workspace()
+        defer { far.remove() }
+        let ports = (near: freePort(), far: freePort())
+        let farKey = try far.depot.run(["coordinator", "--print-identity", "--state", far.path + "/coordinator"]).stdout
+            .split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        var farCoordinator: AgentProcess?
+        let mesh = try Mesh { nearKey in
+            farCoordinator = try AgentProcess(far, command: "coordinator", arguments: [
+                "--state", far.path + "/coordinator", "--port", "\(ports.far)", "--heartbeat-interval", "1",
+                "--peer", "http://127.0.0.1:\(ports.near)#\(nearKey)"])
+            return ["--port", "\(ports.near)", "--peer", "http://127.0.0.1:\(ports.far)#\(farKey)"]
+        }
+        defer { mesh.remove() }
+        let farSide = try #require(farCoordinator)
+        defer { farSide.stop() }
+        let (a, b) = (Workspace(), Workspace())
+        defer { [a, b].forEach { $0.remove() } }
+        let agentA = try mesh.agent(a, holding: true, of: farSide)
+        defer { agentA.stop() }
+        let agentB = try mesh.agent(b, holding: false)
+        defer { agentB.stop() }
+        try waitUntil(timeout: 20) {
+            let agents = try farSide.get("/mesh/agents?installed=1").object["agents"] as? [[String: Any]] ?? []
+            return agents.contains { (($0["heartbeat"] as? [String: Any])?["installedModels"] as? [[String: Any]])?.isEmpty == false }
+        }
+        try mesh.waitForAgent(of: b)
+        #expect(try mesh.coordinator.get("/mesh/agents").object["total"] as? Int == 1, "A is not B's coordinator's agent")
+
+        try mesh.pull(agentB, into: b)
+        let fromCDN = mesh.nginx.bytesServed("big.gguf")
+        #expect(fromCDN < UInt64(mesh.size / 4), "B took \(fromCDN) of \(mesh.size) bytes from the CDN")
+        #expect(try Self.seedBytes(agentA) >= mesh.size * 3 / 4, "A, at the far coordinator, sent B the model")
+        #expect(try farSide.get("/mesh/stats").object["federatedTickets"] as? Int ?? 0 >= 1)
+
+        // A's receipts go to the far coordinator, which asks B's whether B lists the model.
+        var balance: CreditBalance?
+        try waitUntil(timeout: 30) {
+            let run = try a.depot.run(["credits", "--coordinator", farSide.base, "--json"])
+            balance = try? JSONDecoder().decode(CreditBalance.self, from: Data(run.stdout.utf8))
+            return (balance?.bytesCredited ?? 0) + 8 << 20 >= UInt64(try Self.seedBytes(agentA))
+        }
+        let sent = try Self.seedBytes(agentA)
+        #expect((balance?.bytesCredited ?? 0) <= UInt64(sent) && balance?.pendingCredits == 0, "\(String(describing: balance)) for \(sent) bytes")
+
+        // Only the federation's coordinators may ask, with their own signature, once.
+        let outsider = MeshIdentity()
+        let stranger = try FederatedSeedersRequest(coordinator: outsider, downloader: String(repeating: "a", count: 16), sha256: mesh.digest, size: nil, limit: 4)
+        #expect(try farSide.post("/mesh/federation/seeders", String(decoding: JSONEncoder().encode(stranger), as: UTF8.self)).status == 403)
+        let nearIdentity = try MeshIdentity.load(path: mesh.place.path + "/coordinator/coordinator.key")
+        var forged = try FederatedSeedersRequest(coordinator: nearIdentity, downloader: String(repeating: "b", count: 16), sha256: mesh.digest, size: nil, limit: 4)
+        let honest = try farSide.post("/mesh/federation/seeders", String(decoding: JSONEncoder().encode(forged), as: UTF8.self))
+        #expect(honest.status == 200 && (honest.object["seeders"] as? [[String: Any]])?.count == 1)
+        let replayed = try farSide.post("/mesh/federation/seeders", String(decoding: JSONEncoder().encode(forged), as: UTF8.self))
+        #expect(replayed.status == 409)
+        forged.downloader = String(repeating: "c", count: 16)
+        #expect(try farSide.post("/mesh/federation/seeders", String(decoding: JSONEncoder().encode(forged), as: UTF8.self)).status == 403)
+        let refused = try farSide.get("/mesh/stats").object["federationRefused"] as? [String: Int] ?? [:]
+        #expect(refused["notAPeer"] == 1 && refused["forged"] == 1 && refused["replayed"] == 1, "\(refused)")
     }
 
     /// No coordinator: B hears A's nearby record name the weights (by prefix) and pulls them

@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import DepotHTTP
+import Foundation
+import GRDB
+import HTTPTypes
+import MeshProtocol
+import NIOCore
+
+/// Seeders across federation peers: when an agent asks for more seeders than this
+/// coordinator's agents provide, it asks its peers, signing the request; each peer issues its
+/// own tickets for this coordinator's agent. The peer's seeders check those tickets against
+/// their coordinator's key as always, and submit the agent's receipts there; the peer holds
+/// the credits until this coordinator says the agent lists the blob.
+extension Coordinator {
+    /// How long a federated answer may take before the agent is answered without it.
+    static let federationTimeout: TimeAmount = .seconds(2)
+
+    /// `GET /mesh/seeders`: this coordinator's seeders, then its federation peers' (tickets
+    /// from them), up to `limit`.
+    public func seedersAcrossFederation(of sha256: String, credential: String?, size: UInt64? = nil, limit: Int = 8,
+                                        at now: Date = Date()) async throws(APIError) -> SeedersAnswer {
+        let asker = try seedersAsker(sha256: sha256, credential: credential, at: now)
+        var answer = issueTickets(for: sha256, to: asker, size: size, limit: limit, at: now)
+        let wanted = min(limit, Self.maximumSeedersPerAnswer) - answer.seeders.count
+        guard wanted > 0, !configuration.peers.isEmpty else { return answer }
+        let found = await withTaskGroup(of: [SeedersAnswer.Seeder].self) { group in
+            for peer in configuration.peers {
+                group.addTask { await self.askPeer(peer, for: sha256, downloader: asker, size: size, limit: wanted) }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        let known = Set(answer.seeders.map(\.agentId))
+        answer.seeders += found.filter { !known.contains($0.agentId) }.prefix(wanted)
+        return answer
+    }
+
+    /// A peer's seeders for `downloader`, each ticket checked: signed by that peer, for this
+    /// agent, blob and seeder. Nothing when the peer does not answer in time.
+    private func askPeer(_ peer: CoordinatorPeer, for sha256: String, downloader: String, size: UInt64?, limit: Int) async -> [SeedersAnswer.Seeder] {
+        guard let request = try? FederatedSeedersRequest(coordinator: identity, downloader: downloader, sha256: sha256, size: size, limit: limit),
+              let body = try? JSONEncoder().encode(request) else { return [] }
+        var post = HTTPClientRequest(url: peer.url + "/mesh/federation/seeders")
+        post.method = .POST
+        post.headers.add(name: "Content-Type", value: "application/json")
+        post.body = .bytes(ByteBuffer(bytes: body))
+        guard let response = try? await HTTPClient.shared.execute(post, timeout: Self.federationTimeout), response.status == .ok,
+              let data = try? await response.body.collect(upTo: 256 << 10),
+              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(data.readableBytesView)),
+              answer.sha256 == sha256, answer.coordinatorId == peer.id else { return [] }
+        return answer.seeders.prefix(limit).filter { seeder in
+            guard case .success(let ticket) = SeederTicket.verified(seeder.ticket, coordinatorKey: peer.publicKey) else { return false }
+            return ticket.downloader == downloader && ticket.sha256 == sha256 && ticket.seeder == seeder.agentId
+        }
+    }
+
+    /// `POST /mesh/federation/seeders`: a peer's signed request for seeders on behalf of one
+    /// of its agents. Refused (and counted) unless it comes from a configured peer, is signed by
+    /// it, within the allowed clock skew, and its nonce is new.
+    public func federatedSeeders(_ request: FederatedSeedersRequest, at now: Date = Date()) throws(APIError) -> SeedersAnswer {
+        func refuse(_ reason: String, _ status: HTTPResponse.Status, _ message: String) -> APIError {
+            lock.withLock { counters.federationRefused[reason, default: 0] += 1 }
+            return APIError(status, message)
+        }
+        guard let peer = configuration.peers.first(where: { $0.id == request.coordinatorId }) else {
+            throw refuse("notAPeer", .forbidden, "coordinator \(request.coordinatorId.prefix(16)) is not a federation peer of this one")
+        }
+        guard request.isSigned(by: peer.key) else { throw refuse("forged", .forbidden, "the request is not signed by that peer's key") }
+        let skew = configuration.maximumClockSkew.seconds
+        guard abs(now.timeIntervalSince1970 - Double(request.sentAt) / 1000) <= skew else {
+            throw refuse("stale", .badRequest, "the request was sent more than \(Int(skew)) s from this coordinator's clock")
+        }
+        guard Heartbeat.isSHA256(request.sha256), request.downloader.utf8.count == 16, request.downloader.allSatisfy(\.isHexDigit),
+              (1...Self.maximumSeedersPerAnswer).contains(request.limit), request.nonce.utf8.count <= 64 else {
+            throw refuse("invalid", .badRequest, "the request needs a 64-digit sha256, a 16-digit downloader and a limit of 1 to \(Self.maximumSeedersPerAnswer)")
+        }
+        let outcome = lock.withLock { usedNonces.use("federation:" + request.nonce, expiring: now.addingTimeInterval(2 * skew), at: now) }
+        guard outcome == .fresh else { throw refuse("replayed", .conflict, "the request's nonce was used before") }
+        let answer = issueTickets(for: request.sha256, to: request.downloader, size: request.size, limit: request.limit, at: now)
+        try? database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO federatedDownloader (agent, coordinatorId) VALUES (?, ?)",
+                           arguments: [request.downloader, peer.id])
+        }
+        lock.withLock { counters.federatedTickets += answer.seeders.count }
+        return answer
+    }
+
+    /// `GET /mesh/federation/holds?agent=&sha256=`: whether this coordinator's agent lists the
+    /// blob in its heartbeats, for a peer holding credits on its receipts.
+    public func holds(agent: String, sha256: String, at now: Date = Date()) -> Bool {
+        withCurrentTable(at: now) { table in table.entries[agent]?.heartbeat.installedModels.contains { $0.sha256 == sha256 } == true }
+    }
+
+    /// Releases held credits of downloaders from federation peers whose coordinator now says
+    /// they list the blob.
+    func settleFederatedCredits(at now: Date = Date()) async {
+        guard let pending = try? await database.read({ db in
+            try Row.fetchAll(db, sql: """
+                SELECT DISTINCT credit.downloader, credit.sha256, federatedDownloader.coordinatorId FROM credit
+                JOIN federatedDownloader ON federatedDownloader.agent = credit.downloader WHERE credit.settled = 0
+                """)
+        }) else { return }
+        for row in pending {
+            let (agent, sha256, origin) = (row[0] as String, row[1] as String, row[2] as String)
+            guard let peer = configuration.peers.first(where: { $0.id == origin }) else { continue }
+            let url = "\(peer.url)/mesh/federation/holds?agent=\(agent)&sha256=\(sha256)"
+            guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: Self.federationTimeout),
+                  response.status == .ok, let body = try? await response.body.collect(upTo: 4096),
+                  let answer = try? JSONDecoder().decode([String: Bool].self, from: Data(body.readableBytesView)),
+                  answer["holds"] == true else { continue }
+            _ = try? await database.write { db in
+                try db.execute(sql: "UPDATE credit SET settled = 1 WHERE settled = 0 AND downloader = ? AND sha256 = ?", arguments: [agent, sha256])
+            }
+        }
+    }
+
+    static func migrateFederation(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v4: federated downloaders") { db in
+            try db.create(table: "federatedDownloader") { t in
+                t.primaryKey("agent", .text)
+                t.column("coordinatorId", .text).notNull()
+            }
+        }
+    }
+}
