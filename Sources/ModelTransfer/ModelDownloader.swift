@@ -19,9 +19,11 @@ public final class ModelDownloader: Sendable {
         public var retryBaseDelay: Duration = .milliseconds(250)
         /// Longest retry delay.
         public var retryMaximumDelay: Duration = .seconds(10)
-        /// Bytes per connection between journal checkpoints: at most this much per connection is
-        /// fetched again after a kill.
-        public var checkpointBytesPerConnection: UInt64 = 4 << 20
+        /// Journal checkpoints come after this many bytes (all connections together) or this long,
+        /// whichever is first: a kill costs at most that much transfer. They are taken beside the
+        /// connections, never on their receive path.
+        public var checkpointBytes: UInt64 = 8 << 20
+        public var checkpointInterval: Duration = .seconds(2)
         /// Times one piece may fail its manifest hash before the download stops.
         public var pieceAttempts = 3
         /// Ranges smaller than twice this are not split further.

@@ -55,6 +55,40 @@ import Glibc
         try expectConsistent(workspace)
     }
 
+    /// On a slow link, a SIGKILL costs at most the last two seconds of transfer (checkpoints
+    /// go by time as well as by bytes), not a fixed 32 MiB.
+    @Test func aKillOnASlowLinkCostsAtMostTheLastTwoSeconds() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        try FileManager.default.createDirectory(atPath: workspace.path + "/www", withIntermediateDirectories: true)
+        let file = try workspace.bigModel("www/big.gguf", megabytes: 6)
+        let digest = try sha256sum(file)
+        let nginx = try Nginx(root: workspace.path + "/www")
+        defer { nginx.stop() }
+        // 96 KB/s a connection, four connections: about 0.4 MB/s.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DepotProcess.binary)
+        process.arguments = ["pull", nginx.url("trickle/big.gguf"), "--sha256", digest, "--store", workspace.path + "/store"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let started = Date()
+        try process.run()
+        usleep(5_000_000)
+        kill(process.processIdentifier, SIGKILL)
+        let elapsed = Date().timeIntervalSince(started)
+        process.waitUntilExit()
+        usleep(500_000)  // nginx logs a connection once it sees it closed
+        let sent = nginx.bytesServed("GET /trickle/big.gguf ")
+        let jobs = try workspace.depot.json([PullJob].self, ["jobs"])
+        let journaled = try #require(jobs.first?.completedBytes)
+        let rate = Double(sent) / elapsed
+        // Two seconds between checkpoints, the 50 ms they are looked for, and the time a
+        // flush takes; what nginx had put in the socket buffers counts as sent.
+        let bound = UInt64(2.5 * rate) + (256 << 10)
+        #expect(journaled > 0 && sent >= journaled && sent - journaled <= bound,
+                "journaled \(journaled) of \(sent) bytes sent in \(elapsed) s; at \(Int(rate)) B/s a kill may cost \(bound)")
+    }
+
     @Test func creditsFromACoordinatorThatIsNotThereOrNotOneIsAClearError() throws {
         let workspace = Workspace()
         defer { workspace.remove() }

@@ -30,7 +30,7 @@ struct TransferScratch {
         configuration.retryMaximumDelay = .milliseconds(100)
         configuration.maximumAttempts = 6
         configuration.minimumSplitBytes = 64 << 10
-        configuration.checkpointBytesPerConnection = 256 << 10
+        configuration.checkpointBytes = 1 << 20
         return configuration
     }
 

@@ -250,7 +250,7 @@ struct FileDownload: Sendable {
         for lane in lanes { _ = swarm.addWorker(peer: lane.peer) }
         let scheduler = RangeScheduler(size: remote.size, completed: done, pieces: pieces, connections: lanes.count,
                                        minimumSplit: configuration.minimumSplitBytes,
-                                       checkpointBytes: configuration.checkpointBytesPerConnection * UInt64(lanes.count))
+                                       checkpointBytes: configuration.checkpointBytes)
         let checkpoint = Checkpoint(scheduler: scheduler, partial: partial, journal: journal, jobID: jobID)
         var offer: SwarmBoard.Offer?
         if swarmMode, let board = configuration.board, let expected, let pieces {
@@ -276,6 +276,7 @@ struct FileDownload: Sendable {
                 }
                 for (worker, lane) in lanes.enumerated() { start(worker, lane, headStart: completePeer) }
                 group.addTask { .hashed(try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size)) }
+                group.addTask { try await keepCheckpointing(checkpoint, scheduler: scheduler); return .helperEnded }
                 if swarmMode {
                     group.addTask { try await refreshHaveMaps(swarm, size: remote.size); return .helperEnded }
                     if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size, first: true)) } }
@@ -440,9 +441,7 @@ struct FileDownload: Sendable {
         try copy.write(to: context.partial, at: range.lowerBound)
         progress.add(range.count - Int(counted), for: role)
         _ = scheduler.takeWriters(of: index)
-        let (checkpointDue, completed) = scheduler.recordWritten(range, by: worker)
-        for piece in completed { try checkPiece(piece, context) }
-        if checkpointDue { try context.checkpoint.take() }
+        for piece in scheduler.recordWritten(range, by: worker).completedPieces { try checkPiece(piece, context) }
     }
 
     /// How long the primary source's lane leaves pieces to the downloaders that fetch them
@@ -504,9 +503,9 @@ struct FileDownload: Sendable {
                     try partial.write(chunk, count: allowed, at: offset)
                     received.add(allowed)
                     progress.add(allowed, for: role)
-                    let (checkpointDue, completedPieces) = scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker)
-                    for piece in completedPieces { try checkPiece(piece, context) }
-                    if checkpointDue { try checkpoint.take() }
+                    for piece in scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker).completedPieces {
+                        try checkPiece(piece, context)
+                    }
                     return !scheduler.isFinished(worker: worker)
                 }
                 if let peer = lane.peer, swarm.isDropped(peer) { throw FetchFailure.transient("dropped") }
@@ -593,6 +592,25 @@ struct FileDownload: Sendable {
         }
     }
 
+    /// Takes journal checkpoints beside the connections: once `checkpointBytes` were written
+    /// since the last, or `checkpointInterval` passed with anything new. Between checkpoints
+    /// the kernel is asked to start writing back what arrived, so a checkpoint's flush finds
+    /// little left to write, and no connection waits for a flush.
+    private func keepCheckpointing(_ checkpoint: Checkpoint, scheduler: RangeScheduler) async throws {
+        var last = ContinuousClock.now
+        while true {
+            try await Task.sleep(for: .milliseconds(50))
+            let written = scheduler.bytesSinceCheckpoint
+            guard written > 0 else { continue }
+            if written >= configuration.checkpointBytes || ContinuousClock.now - last >= configuration.checkpointInterval {
+                try await checkpoint.takeOffThread()
+                last = .now
+            } else {
+                checkpoint.partial.startWriteback()
+            }
+        }
+    }
+
     /// The whole-file SHA-256, computed over the written prefix as it grows, so verifying
     /// adds little after the last byte arrives.
     private func hashPrefix(of partial: PartialFile, scheduler: RangeScheduler, size: UInt64) async throws -> String {
@@ -671,7 +689,7 @@ final class PieceCopy: @unchecked Sendable {
 
     init(capacity: Int) { buffer = ByteBufferAllocator().buffer(capacity: capacity) }
 
-    func append(_ chunk: ByteBuffer) { lock.withLock { buffer.writeImmutableBuffer(chunk) } }
+    func append(_ chunk: ByteBuffer) { lock.withLock { _ = buffer.writeImmutableBuffer(chunk) } }
     var count: Int { lock.withLock { buffer.readableBytes } }
 
     func hash(_ pieces: PieceManifest, fileSize: UInt64) -> String {
@@ -680,6 +698,23 @@ final class PieceCopy: @unchecked Sendable {
 
     func write(to partial: PartialFile, at offset: UInt64) throws {
         try lock.withLock { try partial.write(buffer, count: buffer.readableBytes, at: offset) }
+    }
+}
+
+extension Checkpoint {
+    /// `take`, on a thread of its own: a flush may block for a while, and the cooperative
+    /// threads carry the connections.
+    func takeOffThread() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            DispatchQueue.global().async {
+                do {
+                    try self.take()
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
     }
 }
 

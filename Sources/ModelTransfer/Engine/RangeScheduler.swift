@@ -303,6 +303,9 @@ final class RangeScheduler: @unchecked Sendable {
 
     func checkpointTaken() { lock.withLock { writtenSinceCheckpoint = 0 } }
 
+    /// Bytes written since the last checkpoint.
+    var bytesSinceCheckpoint: UInt64 { lock.withLock { writtenSinceCheckpoint } }
+
     /// Gives back the unfetched rest of a failed worker's range, for it or another to retry.
     func release(worker: Int) {
         lock.withLock {

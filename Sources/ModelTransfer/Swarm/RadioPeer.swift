@@ -3,10 +3,10 @@ import MeshProtocol
 import NIOCore
 
 /// A phone nearby that holds a blob, reached over a radio link (a BLE GATT characteristic):
-/// a swarm source beside the HTTP peers. Ranges are asked for a window at a time; what the
-/// link loses is asked for again once the link has been quiet for a moment, and a window
-/// reaches the download only when all of it has arrived, so the bytes go on in order. The
-/// pieces are checked against the manifest like any peer's.
+/// a swarm source beside the HTTP peers. Ranges are asked for a window at a time, a few
+/// windows ahead; what the link loses is asked for again (`receive`), and a window reaches the
+/// download only when all of it has arrived, so the bytes go on in order. The pieces are
+/// checked against the manifest like any peer's.
 public final class RadioPeer: RangeSource, @unchecked Sendable, Equatable {
     let name: String
     let link: any ChunkLink
