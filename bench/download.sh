@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Download benchmark (not a test). One file served by nginx on loopback, page cache warm;
-# in the same run: depot pull (verified against --sha256) against curl -o (unverified),
-# curl -o && sha256sum, and aria2c -x8. Prints the best of RUNS runs and the ratios.
-# SIZE_MIB (default 2048) sets the file size.
+# in the same run: depot pull (verified against --sha256, durable) against curl -o
+# (unverified), curl -o && sync (the durable anchor), curl -o && sha256sum, and aria2c -x8,
+# alternated RUNS (3) rounds. Prints medians, the best, peak resident memory, and ratios of
+# medians. SIZE_MIB (default 2048) sets the file size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
-dpkg -s aria2 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aria2 >/dev/null; }
+{ dpkg -s aria2 && dpkg -s time; } >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aria2 time >/dev/null; }
 swift build -c release --product depot >&2
 DEPOT=$PWD/.build/release/depot
 SIZE_MIB=${SIZE_MIB:-2048}
-RUNS=${RUNS:-2}
+RUNS=${RUNS:-3}
 WORK=$(mktemp -d "$PWD/.build/bench-download.XXXXXX")
 NGINX_PID=""
 cleanup() { [ -n "$NGINX_PID" ] && kill -9 "$NGINX_PID" 2>/dev/null; rm -rf "$WORK"; }
@@ -39,38 +40,59 @@ for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$PORT/mode
 URL=http://127.0.0.1:$PORT/model.gguf
 cat "$FILE" > /dev/null
 
-best() {
-    local command=$1 fastest="" start end
-    for _ in $(seq "$RUNS"); do
+# Each round runs every command once, in turn, so a noisy neighbour hits them all alike; each
+# run starts from an empty output and a synced disk. Times in seconds, peak RSS in KiB.
+declare -A TIMES RSS
+NAMES=(curl curl_sync curl_sha aria depot depot4 depot1)
+declare -A COMMANDS=(
+    [curl]="curl -sf -o $WORK/out/m $URL"
+    [curl_sync]="curl -sf -o $WORK/out/m $URL && sync"
+    [curl_sha]="curl -sf -o $WORK/out/m $URL && sha256sum $WORK/out/m"
+    [aria]="aria2c -q -x8 -s8 -k4M --file-allocation=falloc -d $WORK/out -o m $URL"
+    [depot]="$DEPOT pull $URL --sha256 $DIGEST --store $WORK/store"
+    [depot4]="$DEPOT pull $URL --sha256 $DIGEST --connections 4 --store $WORK/store"
+    [depot1]="$DEPOT pull $URL --sha256 $DIGEST --connections 1 --store $WORK/store"
+)
+for _ in $(seq "$RUNS"); do
+    for name in "${NAMES[@]}"; do
         rm -rf "$WORK/out" "$WORK/store"; mkdir -p "$WORK/out"; sync
         start=$(date +%s.%N)
-        eval "$command" > /dev/null 2>&1
+        /usr/bin/time -f %M -o "$WORK/rss" bash -c "${COMMANDS[$name]}" > /dev/null 2>&1
         end=$(date +%s.%N)
-        fastest=$(python3 -c "a=$end-$start; b='$fastest'; print(a if not b or a < float(b) else b)")
+        TIMES[$name]+="$(python3 -c "print($end - $start)") "
+        RSS[$name]+="$(cat "$WORK/rss") "
     done
-    echo "$fastest"
-}
+done
+median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" $1; }
+fastest() { python3 -c "import sys; print(min(map(float, sys.argv[1:])))" $1; }
+peak() { python3 -c "import sys; print(max(map(int, sys.argv[1:])) // 1024)" $1; }
 rate() { python3 -c "print(f'{$BYTES / $1 / 1e6:.0f} MB/s')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
-
-curl_s=$(best "curl -sf -o $WORK/out/m $URL")
-curl_sha_s=$(best "curl -sf -o $WORK/out/m $URL && sha256sum $WORK/out/m")
-aria_s=$(best "aria2c -q -x8 -s8 -k4M --file-allocation=falloc -d $WORK/out -o m $URL")
-depot_s=$(best "$DEPOT pull $URL --sha256 $DIGEST --store $WORK/store")
-depot4_s=$(best "$DEPOT pull $URL --sha256 $DIGEST --connections 4 --store $WORK/store")
-depot1_s=$(best "$DEPOT pull $URL --sha256 $DIGEST --connections 1 --store $WORK/store")
 "$DEPOT" pull "$URL" --sha256 "$DIGEST" --store "$WORK/check" > /dev/null 2>&1
 [ -f "$WORK/check/blobs/sha256/$DIGEST" ] || { echo "depot pull did not produce the verified blob" >&2; exit 1; }
 
 echo
-echo "file: $((BYTES / 1048576)) MiB over loopback from nginx, best of $RUNS runs, $(nproc) cores"
-printf '%-46s %8.2f s  %s\n' "curl -o (unverified)" "$curl_s" "$(rate "$curl_s")"
-printf '%-46s %8.2f s  %s\n' "curl -o && sha256sum" "$curl_sha_s" "$(rate "$curl_sha_s")"
-printf '%-46s %8.2f s  %s\n' "aria2c -x8 (unverified)" "$aria_s" "$(rate "$aria_s")"
-printf '%-46s %8.2f s  %s\n' "depot pull --sha256, 8 connections (verified)" "$depot_s" "$(rate "$depot_s")"
-printf '%-46s %8.2f s  %s\n' "depot pull --sha256, 4 connections" "$depot4_s" "$(rate "$depot4_s")"
-printf '%-46s %8.2f s  %s\n' "depot pull --sha256, 1 connection" "$depot1_s" "$(rate "$depot1_s")"
+echo "file: $((BYTES / 1048576)) MiB over loopback from nginx, $RUNS alternated rounds, $(nproc) cores"
+printf '%-46s %9s %9s %10s %9s\n' "" median best "median rate" "peak RSS"
+label() {
+    case $1 in
+        curl) echo "curl -o (unverified)" ;; curl_sync) echo "curl -o && sync (durable anchor)" ;;
+        curl_sha) echo "curl -o && sha256sum" ;; aria) echo "aria2c -x8 (unverified)" ;;
+        depot) echo "depot pull --sha256, 8 connections (verified)" ;; depot4) echo "depot pull --sha256, 4 connections" ;;
+        depot1) echo "depot pull --sha256, 1 connection" ;;
+    esac
+}
+for name in "${NAMES[@]}"; do
+    m=$(median "${TIMES[$name]}")
+    printf '%-46s %8.2fs %8.2fs %10s %6s MiB\n' "$(label "$name")" "$m" "$(fastest "${TIMES[$name]}")" "$(rate "$m")" "$(peak "${RSS[$name]}")"
+done
+echo "runs (s): $(for name in "${NAMES[@]}"; do printf '%s: %s; ' "$name" "${TIMES[$name]}"; done)"
 echo
-echo "depot verified vs curl unverified (target >= 1.0x): $(ratio "$curl_s" "$depot_s")"
-echo "depot verified vs curl + sha256sum (target >= 1.5x): $(ratio "$curl_sha_s" "$depot_s")"
-echo "depot verified vs aria2c -x8 unverified:           $(ratio "$aria_s" "$depot_s")"
+curl_m=$(median "${TIMES[curl]}") sync_m=$(median "${TIMES[curl_sync]}") sha_m=$(median "${TIMES[curl_sha]}")
+depot_m=$(median "${TIMES[depot]}") depot1_m=$(median "${TIMES[depot1]}") aria_m=$(median "${TIMES[aria]}")
+echo "medians, throughput ratios (higher is faster for depot):"
+echo "  depot 8 connections vs curl unverified (target >= 1.0x): $(ratio "$curl_m" "$depot_m")"
+echo "  depot 8 connections vs curl && sync (durable):            $(ratio "$sync_m" "$depot_m")"
+echo "  depot 8 connections vs curl && sha256sum:                 $(ratio "$sha_m" "$depot_m")"
+echo "  depot 1 connection vs curl unverified (target >= 0.9x):   $(ratio "$curl_m" "$depot1_m")"
+echo "  depot 8 connections vs aria2c -x8 unverified:             $(ratio "$aria_m" "$depot_m")"
