@@ -52,7 +52,7 @@ extension Agent {
         // Not supported yet: refused rather than ignored.
         var suffix: GivenField?
         var template: GivenField?
-        var format: GivenField?
+        var format: OutputFormat?
         var images: GivenField?
         var context: GivenField?
 
@@ -62,7 +62,7 @@ extension Agent {
 
         /// The first field given that is not supported yet.
         var unsupported: String? {
-            [("suffix", suffix), ("template", template), ("format", format), ("images", images), ("context", context)]
+            [("suffix", suffix), ("template", template), ("images", images), ("context", context)]
                 .first { $0.1?.isSet == true }?.0
         }
     }
@@ -318,7 +318,7 @@ extension Agent {
         var stream: Bool?
         var options: GenerateRequest.Options?
         var keepAlive: KeepAlive?
-        var format: GivenField?
+        var format: OutputFormat?
         var tools: GivenField?
 
         enum CodingKeys: String, CodingKey { case model, messages, stream, options, format, tools, keepAlive = "keep_alive" }
@@ -331,7 +331,7 @@ extension Agent {
         if let field = body.unsupported { throw AgentError.badRequest("'\(field)' is not supported yet") }
         let prompt = body.prompt ?? "", system = body.system ?? "", raw = body.raw ?? false
         return try await answer(model: body.model, chat: false, empty: prompt.isEmpty, keepAlive: body.keepAlive, given: body.options,
-                                stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
+                                grammar: body.format?.grammar, stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
             if raw { return try await runtime.generate(model: name, prompt: prompt, options: options, keepAlive: keepAlive, onPiece: onPiece) }
             return try await runtime.complete(model: name, prompt: prompt, system: system, options: options, keepAlive: keepAlive, onPiece: onPiece)
         }
@@ -339,14 +339,13 @@ extension Agent {
 
     /// `POST /api/chat`: the messages through the model's chat template, then as /api/generate.
     func chat(_ body: ChatRequest) async throws -> Response {
-        if body.format?.isSet == true { throw AgentError.badRequest("'format' (JSON output) is not supported yet") }
         if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
         let messages = try (body.messages ?? []).enumerated().map { index, message in
             guard message.images?.isEmpty ?? true else { throw AgentError.badRequest("messages.\(index).images: images in chat are not supported yet") }
             return ChatMessage(role: message.role, content: message.content ?? "")
         }
         return try await answer(model: body.model, chat: true, empty: messages.isEmpty, keepAlive: body.keepAlive, given: body.options,
-                                stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
+                                grammar: body.format?.grammar, stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
             try await runtime.chat(model: name, messages: messages, options: options, keepAlive: keepAlive, onPiece: onPiece)
         }
     }
@@ -356,7 +355,7 @@ extension Agent {
     /// What /api/generate and /api/chat share: nothing to say loads the model (or, with
     /// keep_alive 0, unloads it); otherwise `run` generates, streamed as NDJSON or in one answer.
     func answer(model: String, chat: Bool, empty: Bool, keepAlive given: KeepAlive?, given options: GenerateRequest.Options?,
-                stream: Bool, run: @escaping Run) async throws -> Response {
+                grammar: String? = nil, stream: Bool, run: @escaping Run) async throws -> Response {
         let started = ContinuousClock.now
         let entry = try installed(model)
         let name = entry.name
@@ -371,7 +370,8 @@ extension Agent {
             if let keepAlive { await runtime.keepLoaded(for: keepAlive) }
             return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "load"))
         }
-        let generation = try Self.generationOptions(options)
+        var generation = try Self.generationOptions(options)
+        generation.grammar = grammar
         let finish: @Sendable (GenerationResult, String) -> GenerateChunk = { result, text in
             var chunk = GenerateChunk(model: name, text: text, chat: chat, done: true, done_reason: result.doneReason)
             chunk.total_duration = (ContinuousClock.now - started).nanoseconds
@@ -482,6 +482,57 @@ struct GivenField: Decodable {
         } else {
             isSet = true
         }
+    }
+}
+
+/// `format` in /api/generate and /api/chat: "json" (any JSON value), a JSON schema, or nothing
+/// (null, ""), as the grammar the output must follow. A schema the grammar cannot express is a
+/// 400 naming what it uses.
+struct OutputFormat: Decodable {
+    var grammar: String?
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            grammar = nil
+        } else if let text = try? container.decode(String.self) {
+            guard text.isEmpty || text == "json" else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                        debugDescription: "\"json\" or a JSON schema, not \"\(text.prefix(40))\""))
+            }
+            grammar = text.isEmpty ? nil : JSONGrammar.anyJSON
+        } else {
+            do {
+                grammar = try JSONGrammar.gbnf(schema: try container.decode(FreeJSON.self).value)
+            } catch let error as JSONGrammar.Unsupported {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+            }
+        }
+    }
+
+    /// The grammar for a JSON schema; a 400 naming what the schema uses that it cannot express.
+    static func grammar(schema: Any) throws -> String {
+        do {
+            return try JSONGrammar.gbnf(schema: schema)
+        } catch {
+            throw AgentError.badRequest("'format': \(error)")
+        }
+    }
+}
+
+/// Any JSON value, decoded into Foundation's types (for a JSON schema).
+struct FreeJSON: Decodable {
+    var value: Any
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { value = NSNull() }
+        else if let flag = try? container.decode(Bool.self) { value = flag }
+        else if let number = try? container.decode(Int.self) { value = number }
+        else if let number = try? container.decode(Double.self) { value = number }
+        else if let text = try? container.decode(String.self) { value = text }
+        else if let array = try? container.decode([FreeJSON].self) { value = array.map(\.value) }
+        else { value = try container.decode([String: FreeJSON].self).mapValues(\.value) }
     }
 }
 

@@ -57,7 +57,25 @@ extension Agent {
         var tools: GivenField?
         var response_format: ResponseFormat?
 
-        struct ResponseFormat: Decodable { var type: String }
+        /// `{"type": "text" | "json_object"}`, or `{"type": "json_schema", "json_schema": {"schema": …}}`.
+        struct ResponseFormat: Decodable {
+            var type: String
+            var json_schema: Schema?
+
+            struct Schema: Decodable { var schema: FreeJSON? }
+
+            /// The grammar the answer must follow, if any.
+            func grammar() throws -> String? {
+                switch type {
+                case "text": return nil
+                case "json_object": return JSONGrammar.anyJSON
+                case "json_schema":
+                    guard let schema = json_schema?.schema else { throw AgentError.badRequest("'response_format.json_schema.schema' is missing") }
+                    return try OutputFormat.grammar(schema: schema.value)
+                default: throw AgentError.badRequest("'response_format' type '\(type.prefix(40))' is not text, json_object or json_schema")
+                }
+            }
+        }
     }
 
     struct Usage: Encodable {
@@ -218,14 +236,15 @@ extension Agent {
     /// `POST /v1/chat/completions`: as /api/chat, in OpenAI's shapes.
     func chatCompletion(_ body: ChatCompletionRequest) async throws -> Response {
         if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
-        if let format = body.response_format, format.type != "text" { throw AgentError.badRequest("'response_format' \(format.type) is not supported yet") }
         let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
         guard !messages.isEmpty else { throw AgentError.badRequest("'messages' must hold at least one message") }
+        let grammar = try body.response_format?.grammar()
         let name = try await loaded(body.model).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_completion_tokens ?? body.max_tokens ?? Int.max
         options.sample(temperature: body.temperature, topP: body.top_p, seed: body.seed, stop: body.stop)
         try options.penalize(repeat: nil, frequency: body.frequency_penalty, presence: body.presence_penalty)
+        options.grammar = grammar
         let (id, created) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
         guard body.stream ?? false else {
             let result = try await runtime.chat(model: name, messages: messages, options: options)

@@ -38,6 +38,8 @@ public struct GenerationOptions: Sendable, Equatable {
     public var frequencyPenalty: Float = 0
     public var presencePenalty: Float = 0
     public var penaltyWindow: Int32 = 64
+    /// A GBNF grammar the output must follow (`JSONGrammar`), from its `root` rule.
+    public var grammar: String?
 
     public init() {}
 }

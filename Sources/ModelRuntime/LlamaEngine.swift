@@ -139,7 +139,7 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         guard tokens.count < capacity else {
             throw RuntimeError(.promptTooLong, "the prompt has \(tokens.count) tokens; the context holds \(capacity)")
         }
-        let sampler = makeSampler(options)
+        let sampler = try makeSampler(options)
         defer { llama_sampler_free(sampler) }
 
         let promptStart = ContinuousClock.now
@@ -276,8 +276,16 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         return buffer.prefix(Int(max(0, length))).map { UInt8(bitPattern: $0) }
     }
 
-    private func makeSampler(_ options: GenerationOptions) -> UnsafeMutablePointer<llama_sampler> {
+    private func makeSampler(_ options: GenerationOptions) throws(RuntimeError) -> UnsafeMutablePointer<llama_sampler> {
         let chain = llama_sampler_chain_init(llama_sampler_chain_default_params())!
+        if let grammar = options.grammar {
+            // First, so every later sampler sees only the tokens the grammar allows.
+            guard let constrained = llama_sampler_init_grammar(vocab, grammar, "root") else {
+                llama_sampler_free(chain)
+                throw RuntimeError(.generationFailed, "llama.cpp could not parse the output grammar")
+            }
+            llama_sampler_chain_add(chain, constrained)
+        }
         if options.repeatPenalty != 1 || options.frequencyPenalty != 0 || options.presencePenalty != 0 {
             llama_sampler_chain_add(chain, llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), options.penaltyWindow,
                                                                         options.repeatPenalty, options.frequencyPenalty, options.presencePenalty))

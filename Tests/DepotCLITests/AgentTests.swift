@@ -192,6 +192,9 @@ import Glibc
         defer { agent.stop() }
         let check = try run(["python3", fixture("ollama_chat_check.py"), agent.base, "tiny:chat", "tiny:one"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        // What the client will not send: a format that is neither "json" nor a schema.
+        let yaml = try agent.post("/api/chat", #"{"model": "tiny:chat", "messages": [{"role": "user", "content": "hi"}], "format": "yaml"}"#)
+        #expect(yaml.status == 400 && yaml.body.contains("format") && yaml.body.contains("yaml"), "\(yaml.status) \(yaml.body)")
     }
 
     @Test func theOpenAIPythonClientWorksAgainstV1() throws {

@@ -5,11 +5,15 @@
 
 CHAT_MODEL carries a chat template llama.cpp applies (ChatML); PLAIN_MODEL one it does not.
 Chats plain and streaming (the same seed must give the same text), loads with no messages,
-and checks that a model without a usable template, and `format`, are clear 400s. Prints one
+holds answers to `format` ("json", and a pydantic model's JSON schema: the answer must
+validate), and checks that a model without a usable template and a schema the grammar cannot
+express are clear 400s. Prints one
 JSON line of what it saw; exits 1 naming the first step that failed.
 """
 import json, sys
+from typing import Literal
 import ollama
+from pydantic import BaseModel, Field
 
 base, chat_model, plain_model = sys.argv[1:4]
 client = ollama.Client(host=base)
@@ -42,7 +46,7 @@ as_chat = client.chat(model=chat_model, messages=[{"role": "system", "content": 
                       options=plain_options)
 step("generate with a template is the chat", templated.response == as_chat.message.content
      and templated.prompt_eval_count == as_chat.prompt_eval_count, (templated.response, as_chat.message.content))
-for field, value in [("suffix", "def f():"), ("format", "json"), ("images", ["aGk="]), ("template", "{{ .Prompt }}"), ("context", [1, 2, 3])]:
+for field, value in [("suffix", "def f():"), ("images", ["aGk="]), ("template", "{{ .Prompt }}"), ("context", [1, 2, 3])]:
     try:
         client.generate(model=chat_model, prompt="hi", **{field: value})
         step(f"{field} is refused until it is supported", False, "it answered")
@@ -82,10 +86,41 @@ except ollama.ResponseError as error:
          error.status_code == 400 and plain_model in error.error and "chat template" in error.error, (error.status_code, error.error))
     seen["refused"] = error.error
 
-try:
-    client.chat(model=chat_model, messages=messages, format="json")
-    step("format is refused until it is supported", False, "it answered")
-except ollama.ResponseError as error:
-    step("format is a 400", error.status_code == 400 and "format" in error.error, (error.status_code, error.error))
+# Structured output: a random model held to a schema by llama.cpp's grammar sampler still
+# answers with JSON that validates, whatever the seed; streamed, the same text.
+class Pet(BaseModel):
+    name: str = Field(max_length=12)
+    kind: Literal["cat", "dog", "fish"]
+    age: int
+    vaccinated: bool
+    tags: list[Literal["small", "loud", "old"]] = Field(default=[], max_length=3)
+
+# The tiny model's context is 256 tokens: a short question leaves room for the answer.
+question = [{"role": "user", "content": "A pet?"}]
+for seed in range(4):
+    structured = client.chat(model=chat_model, messages=question, format=Pet.model_json_schema(),
+                             options={"temperature": 1.0, "seed": seed, "num_predict": 400})
+    step("a schema's answer ends", structured.done_reason == "stop", structured)
+    pet = Pet.model_validate_json(structured.message.content)
+    seen.setdefault("pets", []).append(pet.model_dump())
+streamed = "".join(c.message.content for c in client.chat(model=chat_model, messages=question, format=Pet.model_json_schema(),
+                                                          options={"temperature": 1.0, "seed": 3, "num_predict": 400}, stream=True))
+step("a schema's answer streamed is the same", streamed == structured.message.content, (streamed, structured.message.content))
+generated = client.generate(model=chat_model, prompt="A pet, as JSON:", format=Pet.model_json_schema(),
+                            options={"temperature": 0.8, "seed": 9, "num_predict": 400})
+Pet.model_validate_json(generated.response)
+anything = client.chat(model=chat_model, messages=question, format="json", options={"temperature": 0.8, "seed": 2, "num_predict": 400})
+step("format json starts a JSON object or array", anything.message.content[:1] in "{[", anything.message.content)
+if anything.done_reason == "stop":
+    json.loads(anything.message.content)
+# (The client itself refuses a format that is neither "json" nor a schema; the agent's own
+# test sends one.)
+for bad, named in [({"type": "object", "patternProperties": {"^a": {"type": "string"}}}, "patternProperties"),
+                   ({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}, "#/$defs/missing")]:
+    try:
+        client.chat(model=chat_model, messages=messages, format=bad)
+        step(f"format {named} is refused", False, "it answered")
+    except ollama.ResponseError as error:
+        step(f"format {named} is a 400 naming it", error.status_code == 400 and named in error.error, (error.status_code, error.error))
 
 print(json.dumps(seen))

@@ -6,11 +6,14 @@
 Lists and retrieves models, completes a chat plain and streaming (the same seed must give the
 same text, the stream ends with a finish reason and usage), and checks that an unknown model,
 a model without a usable chat template and `tools` are errors the client raises with OpenAI's
-shape. TOKEN is the agent's --token, sent as the API key. Prints one JSON line; exits 1
+shape. Structured output: `response_format` json_object, and the SDK's own `parse` with a
+pydantic model (a strict json_schema), whose answer must validate. TOKEN is the agent's --token, sent as the API key. Prints one JSON line; exits 1
 naming the first step that failed.
 """
 import json, sys
+from typing import Literal
 import openai
+from pydantic import BaseModel, Field
 
 base, chat_model, plain_model, token = sys.argv[1:5]
 client = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0)
@@ -62,8 +65,8 @@ for name, call, status in [
     ("no usable template", lambda: client.chat.completions.create(model=plain_model, messages=messages), 400),
     ("tools", lambda: client.chat.completions.create(model=chat_model, messages=messages,
                                                     tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), 400),
-    ("json response_format", lambda: client.chat.completions.create(model=chat_model, messages=messages,
-                                                                    response_format={"type": "json_object"}), 400),
+    ("an unknown response_format", lambda: client.chat.completions.create(model=chat_model, messages=messages,
+                                                                         response_format={"type": "yaml"}), 400),
     ("frequency_penalty out of range", lambda: client.chat.completions.create(model=chat_model, messages=messages,
                                                                               frequency_penalty=3), 400),
     ("echo", lambda: client.completions.create(model=chat_model, prompt="Once upon", echo=True), 400),
@@ -83,4 +86,20 @@ try:
 except openai.AuthenticationError:
     pass
 
+class Pet(BaseModel):
+    name: str = Field(max_length=12)
+    kind: Literal["cat", "dog", "fish"]
+    age: int
+    vaccinated: bool
+
+for seed in range(3):
+    parsed = client.chat.completions.parse(model=chat_model, messages=[{"role": "user", "content": "A pet?"}], response_format=Pet, seed=seed,
+                                           temperature=1.0, max_tokens=400)
+    step("parse gives the pydantic model", isinstance(parsed.choices[0].message.parsed, Pet), parsed)
+    seen.setdefault("pets", []).append(parsed.choices[0].message.parsed.model_dump())
+as_json = client.chat.completions.create(model=chat_model, messages=[{"role": "user", "content": "A pet?"}], response_format={"type": "json_object"},
+                                         seed=4, temperature=0.8, max_tokens=400)
+step("json_object starts an object or array", as_json.choices[0].message.content[:1] in "{[", as_json.choices[0].message.content)
+if as_json.choices[0].finish_reason == "stop":
+    json.loads(as_json.choices[0].message.content)
 print(json.dumps(seen))
