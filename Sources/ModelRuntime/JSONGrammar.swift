@@ -56,12 +56,17 @@ public enum JSONGrammar {
         let root: Any
         var rules: [(name: String, body: String)] = []
         var named: [String: String] = [:]
+        /// Schemas being converted, innermost last: nesting is bounded.
+        var depth = 0
 
         init(root: Any) { self.root = root }
 
         /// A rule for `schema`, named after `name` (made unique); returns the rule's name, or
         /// a shared rule's name for a plain type.
         mutating func rule(for schema: Any, name: String) throws(Unsupported) -> String {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= 64 else { throw Unsupported(description: "the schema nests deeper than 64 levels") }
             if let flag = schema as? Bool {
                 guard flag else { throw Unsupported(description: "the schema 'false' allows no value") }
                 return "value"
@@ -155,6 +160,9 @@ public enum JSONGrammar {
             let name = "ref-" + Self.ruleName(path[2])
             named[reference] = name
             let made = try rule(for: target, name: name)
+            guard made != name || rules.contains(where: { $0.name == name }) else {
+                throw Unsupported(description: "the reference '\(reference)' refers only to itself")
+            }
             if made != name { rules.append((name, made)) }
             return name
         }

@@ -17,6 +17,8 @@ import Testing
                               (#"{"enum": []}"#, "enum"),
                               (##"{"$ref": "#/$defs/nowhere"}"##, "#/$defs/nowhere"),
                               (#"{"type": "array", "minItems": 3, "maxItems": 1}"#, "minItems"),
+                              (##"{"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}"##, "itself"),
+                              (String(repeating: #"{"type": "array", "items": "#, count: 70) + "{}" + String(repeating: "}", count: 70), "64 levels"),
                               ("false", "false"), ("3", "object")] {
             #expect(throws: JSONGrammar.Unsupported.self, "\(text)") { _ = try JSONGrammar.gbnf(schema: Self.schema(text)) }
             do { _ = try JSONGrammar.gbnf(schema: Self.schema(text)) } catch {
