@@ -30,6 +30,9 @@ extension Agent {
     struct CopyRequest: Decodable { var source: String; var destination: String }
 
     struct GenerateRequest: Decodable {
+        /// Ollama's `options`. Each is honoured, or accepted as a hint with no effect on the
+        /// answer (the hardware ones: depot runs on the CPU with its own threads and batches),
+        /// or refused by name; none is dropped without a word.
         struct Options: Decodable {
             var num_predict: Int?
             var temperature: Float?
@@ -41,6 +44,57 @@ extension Agent {
             var repeat_last_n: Int32?
             var frequency_penalty: Float?
             var presence_penalty: Float?
+            var num_ctx: Int?
+            var min_p: Float?
+            var typical_p: Float?
+            var mirostat: Int?
+            var mirostat_tau: Float?
+            var mirostat_eta: Float?
+
+            /// Options that tune how a model runs, not what it answers.
+            static let hints: Set<String> = ["num_gpu", "main_gpu", "num_thread", "num_batch", "use_mmap", "use_mlock", "low_vram",
+                                             "numa", "vocab_only", "f16_kv", "num_keep", "penalize_newline", "logits_all",
+                                             "embedding_only"]
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case num_predict, temperature, seed, top_k, top_p, stop, repeat_penalty, repeat_last_n, frequency_penalty,
+                     presence_penalty, num_ctx, min_p, typical_p, mirostat, mirostat_tau, mirostat_eta
+            }
+
+            struct AnyKey: CodingKey {
+                var stringValue: String
+                var intValue: Int? { nil }
+                init?(stringValue: String) { self.stringValue = stringValue }
+                init?(intValue: Int) { nil }
+            }
+
+            init(from decoder: Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                num_predict = try container.decodeIfPresent(Int.self, forKey: .num_predict)
+                temperature = try container.decodeIfPresent(Float.self, forKey: .temperature)
+                seed = try container.decodeIfPresent(Int.self, forKey: .seed)
+                top_k = try container.decodeIfPresent(Int32.self, forKey: .top_k)
+                top_p = try container.decodeIfPresent(Float.self, forKey: .top_p)
+                stop = try container.decodeIfPresent(Texts.self, forKey: .stop)
+                repeat_penalty = try container.decodeIfPresent(Float.self, forKey: .repeat_penalty)
+                repeat_last_n = try container.decodeIfPresent(Int32.self, forKey: .repeat_last_n)
+                frequency_penalty = try container.decodeIfPresent(Float.self, forKey: .frequency_penalty)
+                presence_penalty = try container.decodeIfPresent(Float.self, forKey: .presence_penalty)
+                num_ctx = try container.decodeIfPresent(Int.self, forKey: .num_ctx)
+                min_p = try container.decodeIfPresent(Float.self, forKey: .min_p)
+                typical_p = try container.decodeIfPresent(Float.self, forKey: .typical_p)
+                mirostat = try container.decodeIfPresent(Int.self, forKey: .mirostat)
+                mirostat_tau = try container.decodeIfPresent(Float.self, forKey: .mirostat_tau)
+                mirostat_eta = try container.decodeIfPresent(Float.self, forKey: .mirostat_eta)
+                let all = try decoder.container(keyedBy: AnyKey.self)
+                for key in all.allKeys where CodingKeys(rawValue: key.stringValue) == nil && !Self.hints.contains(key.stringValue) {
+                    // Tail-free sampling left llama.cpp; its "off" value still means off.
+                    if key.stringValue == "tfs_z", (try? all.decode(Float.self, forKey: key)) == 1 { continue }
+                    let what = key.stringValue == "tfs_z" ? "tail-free sampling is not in llama.cpp any more (only 1, off, is taken)"
+                                                          : "not an option depot knows"
+                    throw DecodingError.dataCorrupted(.init(codingPath: all.codingPath + [key], debugDescription: what))
+                }
+            }
         }
         var model: String
         var prompt: String?
@@ -370,7 +424,7 @@ extension Agent {
             if let keepAlive { await runtime.keepLoaded(for: keepAlive) }
             return JSON.response(GenerateChunk(model: name, text: "", chat: chat, done: true, done_reason: "load"))
         }
-        var generation = try Self.generationOptions(options)
+        var generation = try Self.generationOptions(options, contextLength: Int(configuration.contextLength))
         generation.grammar = grammar
         let finish: @Sendable (GenerationResult, String) -> GenerateChunk = { result, text in
             var chunk = GenerateChunk(model: name, text: text, chat: chat, done: true, done_reason: result.doneReason)
@@ -419,10 +473,31 @@ extension Agent {
     }
 
     /// Ollama's options; no num_predict means no limit (until the model stops or the context is full).
-    static func generationOptions(_ given: GenerateRequest.Options?) throws -> GenerationOptions {
+    static func generationOptions(_ given: GenerateRequest.Options?, contextLength: Int) throws -> GenerationOptions {
         var options = GenerationOptions()
         options.maximumTokens = Int.max
         if let given {
+            if let value = given.num_ctx {
+                guard value >= 1 else { throw AgentError.badRequest("'num_ctx' must be at least 1") }
+                guard value <= contextLength else {
+                    throw AgentError.badRequest("'num_ctx' \(value) is more than this agent's context of \(contextLength) tokens (depot serve --context-length)")
+                }
+                options.contextLimit = value
+            }
+            if let value = given.min_p {
+                guard (0...1).contains(value) else { throw AgentError.badRequest("'min_p' must be 0 to 1") }
+                options.minP = value
+            }
+            if let value = given.typical_p {
+                guard value > 0 && value <= 1 else { throw AgentError.badRequest("'typical_p' must be more than 0 and at most 1") }
+                options.typicalP = value
+            }
+            if let value = given.mirostat {
+                guard (0...2).contains(value) else { throw AgentError.badRequest("'mirostat' must be 0 (off), 1 or 2") }
+                options.mirostat = value
+            }
+            if let value = given.mirostat_tau { options.mirostatTau = value }
+            if let value = given.mirostat_eta { options.mirostatEta = value }
             if let value = given.num_predict { options.maximumTokens = value < 0 ? Int.max : value }
             if let value = given.top_k { options.topK = value }
             options.sample(temperature: given.temperature, topP: given.top_p, seed: given.seed, stop: given.stop)

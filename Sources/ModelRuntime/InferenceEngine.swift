@@ -40,6 +40,17 @@ public struct GenerationOptions: Sendable, Equatable {
     public var penaltyWindow: Int32 = 64
     /// A GBNF grammar the output must follow (`JSONGrammar`), from its `root` rule.
     public var grammar: String?
+    /// Tokens the prompt and the answer may take together (Ollama's num_ctx), within the
+    /// loaded context; nil: the whole context.
+    public var contextLimit: Int?
+    /// Keeps tokens whose probability is at least this share of the likeliest's (0: off).
+    public var minP: Float = 0
+    /// Locally typical sampling (1: off).
+    public var typicalP: Float = 1
+    /// Mirostat 1 or 2 with its target surprise (tau) and learning rate (eta); 0: off.
+    public var mirostat: Int = 0
+    public var mirostatTau: Float = 5
+    public var mirostatEta: Float = 0.1
 
     public init() {}
 }

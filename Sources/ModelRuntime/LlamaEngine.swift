@@ -135,7 +135,7 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
     func generate(prompt: String, options: GenerationOptions, onPiece: (String) -> Bool) throws(RuntimeError) -> GenerationResult {
         llama_memory_clear(llama_get_memory(context), true)
         var tokens = tokenize(prompt, addSpecial: options.addSpecialTokens)
-        let capacity = Int(llama_n_ctx(context))
+        let capacity = min(Int(llama_n_ctx(context)), options.contextLimit ?? .max)
         guard tokens.count < capacity else {
             throw RuntimeError(.promptTooLong, "the prompt has \(tokens.count) tokens; the context holds \(capacity)")
         }
@@ -292,9 +292,17 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         }
         if options.temperature <= 0 {
             llama_sampler_chain_add(chain, llama_sampler_init_greedy())
+        } else if options.mirostat != 0 {
+            // Mirostat picks the token itself, by the surprise it aims for.
+            llama_sampler_chain_add(chain, llama_sampler_init_temp(options.temperature))
+            llama_sampler_chain_add(chain, options.mirostat == 1
+                ? llama_sampler_init_mirostat(llama_vocab_n_tokens(vocab), options.seed, options.mirostatTau, options.mirostatEta, 100)
+                : llama_sampler_init_mirostat_v2(options.seed, options.mirostatTau, options.mirostatEta))
         } else {
             llama_sampler_chain_add(chain, llama_sampler_init_top_k(options.topK))
+            if options.typicalP < 1 { llama_sampler_chain_add(chain, llama_sampler_init_typical(options.typicalP, 1)) }
             llama_sampler_chain_add(chain, llama_sampler_init_top_p(options.topP, 1))
+            if options.minP > 0 { llama_sampler_chain_add(chain, llama_sampler_init_min_p(options.minP, 1)) }
             llama_sampler_chain_add(chain, llama_sampler_init_temp(options.temperature))
             llama_sampler_chain_add(chain, llama_sampler_init_dist(options.seed))
         }

@@ -184,6 +184,46 @@ import Glibc
         #expect(answer["done_reason"] as? String == "stop" || (answer["eval_count"] as? Int ?? 0) > 128, "\(answer)")
     }
 
+    /// Every option Ollama's clients send is honoured, taken as a hint that cannot change the
+    /// answer, or refused with a 400 naming it.
+    @Test func everyOllamaOptionIsHonouredOrRefusedByName() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent(["--context-length", "256"])
+        defer { agent.stop() }
+        func generate(_ options: String) throws -> AgentProcess.Reply {
+            try agent.post("/api/generate", #"{"model": "tiny:one", "prompt": "hello", "stream": false, "options": \#(options)}"#)
+        }
+        // num_ctx bounds the prompt and the answer together, within the agent's context.
+        let bounded = try generate(#"{"num_ctx": 24, "temperature": 0}"#).object
+        let used = (bounded["prompt_eval_count"] as? Int ?? 99) + (bounded["eval_count"] as? Int ?? 99)
+        #expect(used <= 24 && bounded["done_reason"] as? String == "length", "\(bounded)")
+        let unbounded = try generate(#"{"temperature": 0, "num_predict": 40}"#).object
+        #expect(unbounded["eval_count"] as? Int ?? 0 > bounded["eval_count"] as? Int ?? 0, "\(unbounded)")
+        let tooLarge = try generate(#"{"num_ctx": 8192}"#)
+        #expect(tooLarge.status == 400 && tooLarge.body.contains("num_ctx") && tooLarge.body.contains("256"), "\(tooLarge.body)")
+        // Samplers llama.cpp has: each changes sampled answers (over a few seeds, as one may
+        // end at once).
+        func answers(_ extra: String) throws -> [String] {
+            try (1...5).map { seed in
+                let reply = try generate(#"{"temperature": 1, "seed": \#(seed), "num_predict": 24\#(extra)}"#)
+                #expect(reply.status == 200, "\(extra): \(reply.body)")
+                return reply.object["response"] as? String ?? ""
+            }
+        }
+        let plain = try answers("")
+        for sampler in [#", "min_p": 0.9"#, #", "typical_p": 0.2"#, #", "mirostat": 2, "mirostat_tau": 1"#] {
+            #expect(try answers(sampler) != plain, "\(sampler)")
+        }
+        // Hardware hints are taken and change nothing.
+        #expect(try answers(#", "num_thread": 1, "num_gpu": 0, "use_mmap": true, "tfs_z": 1"#) == plain)
+        for (options, named) in [(#"{"tfs_z": 0.5}"#, "tfs_z"), (#"{"frobnicate": 1}"#, "frobnicate"), (#"{"mirostat": 3}"#, "mirostat"),
+                                 (#"{"min_p": 2}"#, "min_p"), (#"{"num_ctx": 0}"#, "num_ctx")] {
+            let refused = try generate(options)
+            #expect(refused.status == 400 && refused.body.contains(named), "\(options): \(refused.status) \(refused.body)")
+        }
+    }
+
     @Test func theOllamaPythonClientChatsThroughTheModelsTemplate() throws {
         let setup = try Setup()
         defer { setup.remove() }
