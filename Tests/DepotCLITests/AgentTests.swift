@@ -194,6 +194,9 @@ import Glibc
         func generate(_ options: String) throws -> AgentProcess.Reply {
             try agent.post("/api/generate", #"{"model": "tiny:one", "prompt": "hello", "stream": false, "options": \#(options)}"#)
         }
+        // /api/show says what a request gets: the context here, and the model's end-of-turn text.
+        let parameters = try agent.post("/api/show", #"{"model": "tiny:one"}"#).object["parameters"] as? String ?? ""
+        #expect(parameters.split(separator: "\n").first == "num_ctx 256" && parameters.contains("stop \""), "\(parameters)")
         // num_ctx bounds the prompt and the answer together, within the agent's context.
         let bounded = try generate(#"{"num_ctx": 24, "temperature": 0}"#).object
         let used = (bounded["prompt_eval_count"] as? Int ?? 99) + (bounded["eval_count"] as? Int ?? 99)
