@@ -182,6 +182,19 @@ import Glibc
         // No num_predict: the answer ends when the model stops or the context is full, not at 128 tokens.
         let answer = try agent.post("/api/generate", #"{"model": "tiny", "prompt": "hello", "stream": false, "options": {"seed": 3}}"#).object
         #expect(answer["done_reason"] as? String == "stop" || (answer["eval_count"] as? Int ?? 0) > 128, "\(answer)")
+
+        // Names under a namespace (and a host), as Ollama's; never one that walks up a directory.
+        #expect(try agent.post("/api/copy", #"{"source": "tiny", "destination": "myns/tiny:latest"}"#).status == 200)
+        #expect(try agent.post("/api/copy", #"{"source": "tiny", "destination": "hf.co/owner/repo:q8_0"}"#).status == 200)
+        #expect(try agent.post("/api/show", #"{"model": "myns/tiny"}"#).status == 200, "myns/tiny is myns/tiny:latest")
+        let tags = (try agent.get("/api/tags").object["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(tags.contains("myns/tiny:latest") && tags.contains("hf.co/owner/repo:q8_0"), "\(tags)")
+        #expect(try agent.post("/api/generate", #"{"model": "myns/tiny", "prompt": "hi", "stream": false, "options": {"num_predict": 2}}"#).status == 200)
+        #expect(try agent.get("/v1/models/hf.co/owner/repo:q8_0").status == 200)
+        for bad in ["../evil:x", "ns/../x:y", "/abs:x", "a//b:c", "a/b/c/d:e"] {
+            let refused = try agent.post("/api/copy", #"{"source": "tiny", "destination": "\#(bad)"}"#)
+            #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
+        }
     }
 
     /// Every option Ollama's clients send is honoured, taken as a hint that cannot change the

@@ -2,12 +2,13 @@ import Testing
 @testable import ModelStore
 
 @Suite struct NameTests {
-    @Test(arguments: ["qwen2.5-coder:1.5b-q4_k_m", "llama3", "A_b.c-d:e", "phi3:latest", "x"])
+    @Test(arguments: ["qwen2.5-coder:1.5b-q4_k_m", "llama3", "A_b.c-d:e", "phi3:latest", "x", "myns/model:tag",
+                      "hf.co/bartowski/qwen2.5-7b-instruct-gguf:q4_k_m", "library/qwen2.5:7b"])
     func goodNames(name: String) throws {
         try ModelName.validate(name)
     }
 
-    @Test(arguments: ["", "../x", "a/b", "a\\b", "a\0b", "a\nb", "tab\there", "a:b:c", ":x", "x:", "..", ".hidden",
+    @Test(arguments: ["", "../x", "a//b", "/abs:x", "a/:x", "ns/../x:y", "ns/.hidden:x", "a:b/c", "a/b/c/d:e", "ns/-x:y", "a\\b", "a\0b", "a\nb", "tab\there", "a:b:c", ":x", "x:", "..", ".hidden",
                       "-flag", "a..b:c", "emoji🙂", "spa ce", String(repeating: "a", count: 201)])
     func badNames(name: String) {
         let error = storeError { try ModelName.validate(name) }
@@ -17,7 +18,8 @@ import Testing
 
     @Test func badNameMessagesNameTheCharacter() {
         #expect(storeError { try ModelName.validate("a\0b") }?.message.contains("NUL") == true)
-        #expect(storeError { try ModelName.validate("a/b") }?.message.contains("'/'") == true)
+        #expect(storeError { try ModelName.validate("a/b c") }?.message.contains("' '") == true)
+        #expect(storeError { try ModelName.validate("a/b/c/d") }?.message.contains("host/namespace/model:tag") == true)
         #expect(storeError { try ModelName.validate("a\u{1}b") }?.message.contains("control character") == true)
         #expect(storeError { try AppID.validate("com/evil") }?.code == .invalidName)
     }

@@ -1,18 +1,33 @@
 import Foundation
 
-/// Model entry names in `family:tag` style, e.g. `qwen2.5-coder:1.5b-q4_k_m`.
+/// Model entry names in `family:tag` style, e.g. `qwen2.5-coder:1.5b-q4_k_m`, optionally under
+/// a namespace and a host as Ollama's are (`myns/model:tag`, `hf.co/owner/repo:q4_k_m`).
 ///
 /// Names end up in paths, URLs and shell commands, so only a conservative set of
-/// characters is allowed.
+/// characters is allowed, and each part between slashes follows the same rules (no empty
+/// part, none that is or starts with '.', so a name never walks up a directory).
 public enum ModelName {
     static let maximumLength = 200
+    /// `host/namespace/model`: at most three parts.
+    static let maximumParts = 3
 
     /// Checks `name`, throwing an error that names the offending character.
     public static func validate(_ name: String) throws(StoreError) {
-        try validateIdentifier(name, kind: "model name", extraAllowed: ":", maximumLength: maximumLength)
+        guard !name.isEmpty else { throw StoreError(.invalidName, "model name is empty") }
+        guard name.utf8.count <= maximumLength else {
+            throw StoreError(.invalidName, "model name is \(name.count) characters long; at most \(maximumLength) are allowed")
+        }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= maximumParts, !parts.contains(where: \.isEmpty) else {
+            throw StoreError(.invalidName, "model name '\(name.debugEscaped)' must be model:tag, namespace/model:tag or host/namespace/model:tag, with no empty part")
+        }
+        for (index, part) in parts.enumerated() {
+            try validateIdentifier(String(part), kind: "model name", extraAllowed: index == parts.count - 1 ? ":" : nil,
+                                   maximumLength: maximumLength, whole: name)
+        }
         // Only ASCII passes the check above, so bytes are characters here.
-        let colon = UInt8(ascii: ":")
-        guard name.utf8.count(where: { $0 == colon }) <= 1, name.utf8.last != colon, name.utf8.first != colon else {
+        let colon = UInt8(ascii: ":"), last = parts[parts.count - 1].utf8
+        guard last.count(where: { $0 == colon }) <= 1, last.last != colon, last.first != colon else {
             throw StoreError(.invalidName, "model name '\(name)' must look like family:tag, with at most one ':' and text on both sides")
         }
     }
@@ -42,7 +57,8 @@ public enum AppID {
     }
 }
 
-func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?, maximumLength: Int) throws(StoreError) {
+/// `whole`: the name `value` is a part of, for messages.
+func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?, maximumLength: Int, whole: String? = nil) throws(StoreError) {
     guard !value.isEmpty else { throw StoreError(.invalidName, "\(kind) is empty") }
     guard value.utf8.count <= maximumLength || value.count <= maximumLength else {
         throw StoreError(.invalidName, "\(kind) is \(value.count) characters long; at most \(maximumLength) are allowed")
@@ -58,12 +74,12 @@ func validateIdentifier(_ value: String, kind: String, extraAllowed: Character?,
         let c = Character(scalar)
         let allowed = scalar.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-" || c == extraAllowed)
         guard allowed else {
-            throw StoreError(.invalidName, "\(kind) '\(value.debugEscaped)' contains \(scalar.debugName), which is not allowed; use letters, digits, '.', '_', '-'\(extraAllowed == ":" ? " and one ':'" : "")")
+            throw StoreError(.invalidName, "\(kind) '\((whole ?? value).debugEscaped)' contains \(scalar.debugName), which is not allowed; use letters, digits, '.', '_', '-'\(extraAllowed == ":" ? " and one ':'" : "")\(whole != nil ? " (and '/' between parts)" : "")")
         }
     }
     let dot = UInt8(ascii: "."), bytes = value.utf8  // all ASCII by now
     guard !zip(bytes, bytes.dropFirst()).contains(where: { $0 == dot && $1 == dot }), bytes.first != dot, bytes.first != UInt8(ascii: "-") else {
-        throw StoreError(.invalidName, "\(kind) '\(value)' must not contain '..' or start with '.' or '-'")
+        throw StoreError(.invalidName, "\(kind) '\(whole ?? value)' must not contain '..' or have a part that starts with '.' or '-'")
     }
 }
 
