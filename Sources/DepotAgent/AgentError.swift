@@ -37,7 +37,7 @@ extension APIError {
         let status: HTTPResponse.Status = switch error.code {
         case .insufficientMemory: .insufficientStorage507
         case .superseded: .conflict
-        case .promptTooLong, .noChatTemplate, .noEmbeddings: .badRequest
+        case .promptTooLong, .noChatTemplate, .noEmbeddings, .noInfill: .badRequest
         default: .internalServerError
         }
         self.init(status, error.message)

@@ -40,6 +40,9 @@ public struct GenerationOptions: Sendable, Equatable {
     public var penaltyWindow: Int32 = 64
     /// A GBNF grammar the output must follow (`JSONGrammar`), from its `root` rule.
     public var grammar: String?
+    /// Fill in the middle: the answer goes between the prompt and this text, by the model's
+    /// FIM tokens (prefix, suffix, middle), with no chat template.
+    public var suffix: String?
     /// Tokens the prompt and the answer may take together (Ollama's num_ctx), within the
     /// loaded context; nil: the whole context.
     public var contextLimit: Int?

@@ -134,7 +134,8 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
 
     func generate(prompt: String, options: GenerationOptions, onPiece: (String) -> Bool) throws(RuntimeError) -> GenerationResult {
         llama_memory_clear(llama_get_memory(context), true)
-        var tokens = tokenize(prompt, addSpecial: options.addSpecialTokens)
+        var tokens = try promptTokens(prompt, options)
+        let promptCount = tokens.count
         let capacity = min(Int(llama_n_ctx(context)), options.contextLimit ?? .max)
         guard tokens.count < capacity else {
             throw RuntimeError(.promptTooLong, "the prompt has \(tokens.count) tokens; the context holds \(capacity)")
@@ -181,8 +182,7 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         }
         if !stops.stopped { _ = send(stops.add(pieces.finish()) + stops.finish()) }
         tokens.removeAll()
-        return GenerationResult(text: answer, tokens: generated,
-                                promptTokens: Int(capacity > 0 ? tokenize(prompt, addSpecial: options.addSpecialTokens).count : 0),
+        return GenerationResult(text: answer, tokens: generated, promptTokens: promptCount,
                                 doneReason: doneReason, promptDuration: promptDuration,
                                 generationDuration: ContinuousClock.now - generationStart)
     }
@@ -255,6 +255,18 @@ final class LlamaModel: LoadedModel, @unchecked Sendable {
         }
         embeddingContext = context
         return context
+    }
+
+    /// The prompt's tokens; with a suffix, prefix and suffix between the model's FIM tokens
+    /// (prefix-suffix-middle order, as llama.cpp's server lays out an infill).
+    private func promptTokens(_ prompt: String, _ options: GenerationOptions) throws(RuntimeError) -> [llama_token] {
+        guard let suffix = options.suffix else { return tokenize(prompt, addSpecial: options.addSpecialTokens) }
+        let (prefixToken, suffixToken, middleToken) = (llama_vocab_fim_pre(vocab), llama_vocab_fim_suf(vocab), llama_vocab_fim_mid(vocab))
+        guard prefixToken >= 0, suffixToken >= 0, middleToken >= 0 else {
+            throw RuntimeError(.noInfill, "the model has no fill-in-the-middle tokens (tokenizer.ggml.fim_pre_token_id, …); send the prompt without 'suffix'")
+        }
+        let start = options.addSpecialTokens && llama_vocab_get_add_bos(vocab) ? [llama_vocab_bos(vocab)] : []
+        return start + [prefixToken] + tokenize(prompt, addSpecial: false) + [suffixToken] + tokenize(suffix, addSpecial: false) + [middleToken]
     }
 
     private func tokenize(_ text: String, addSpecial: Bool) -> [llama_token] {

@@ -17,6 +17,8 @@ public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible 
         case noChatTemplate
         /// The model does not make embeddings (no pooling type).
         case noEmbeddings
+        /// The model has no fill-in-the-middle tokens.
+        case noInfill
     }
 
     public let code: Code

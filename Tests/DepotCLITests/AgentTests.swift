@@ -197,6 +197,36 @@ import Glibc
         }
     }
 
+    /// `suffix` fills in the middle by the model's FIM tokens; a model without them says so.
+    @Test func aSuffixFillsInTheMiddleWithTheModelsFIMTokens() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        var writer = TinyModels.llama(seed: 13)
+        for (key, id) in [("pre", 3), ("suf", 4), ("mid", 5)] { writer.set("tokenizer.ggml.fim_\(key)_token_id", .uint32(UInt32(id))) }
+        let path = setup.workspace.path + "/fim.gguf"
+        try writer.write(to: path)
+        #expect(try setup.workspace.depot.run(["import", path, "--name", "tiny:fim"]).status == 0)
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let capabilities = { (model: String) in try agent.post("/api/show", #"{"model": "\#(model)"}"#).object["capabilities"] as? [String] ?? [] }
+        #expect(try capabilities("tiny:fim").contains("insert") && !capabilities("tiny:one").contains("insert"))
+        func generate(_ model: String, suffix: String?) throws -> AgentProcess.Reply {
+            let suffixField = suffix.map { #", "suffix": "\#($0)""# } ?? ""
+            return try agent.post("/api/generate", #"{"model": "\#(model)", "prompt": "def f(x):", "raw": true, "stream": false\#(suffixField), "options": {"num_predict": 4, "temperature": 0}}"#)
+        }
+        let plain = try generate("tiny:fim", suffix: nil).object
+        let filled = try generate("tiny:fim", suffix: "    return x")
+        let suffixTokens = "    return x".utf8.count
+        #expect(filled.status == 200, "\(filled.body)")
+        // Prefix, suffix and the three FIM tokens: the suffix's bytes (a byte-level vocabulary) and three more.
+        #expect((filled.object["prompt_eval_count"] as? Int ?? 0) >= (plain["prompt_eval_count"] as? Int ?? 0) + suffixTokens / 2 + 3,
+                "\(filled.body) against \(plain)")
+        #expect(filled.object["response"] as? String != plain["response"] as? String || plain["response"] as? String == "",
+                "the suffix changes what comes")
+        let refused = try generate("tiny:one", suffix: "    return x")
+        #expect(refused.status == 400 && refused.body.contains("fill-in-the-middle"), "\(refused.status) \(refused.body)")
+    }
+
     /// Every option Ollama's clients send is honoured, taken as a hint that cannot change the
     /// answer, or refused with a 400 naming it.
     @Test func everyOllamaOptionIsHonouredOrRefusedByName() throws {

@@ -46,7 +46,13 @@ as_chat = client.chat(model=chat_model, messages=[{"role": "system", "content": 
                       options=plain_options)
 step("generate with a template is the chat", templated.response == as_chat.message.content
      and templated.prompt_eval_count == as_chat.prompt_eval_count, (templated.response, as_chat.message.content))
-for field, value in [("suffix", "def f():"), ("images", ["aGk="]), ("template", "{{ .Prompt }}"), ("context", [1, 2, 3])]:
+try:
+    client.generate(model=chat_model, prompt="def f(", suffix="    return x")
+    step("suffix without FIM tokens is refused", False, "it answered")
+except ollama.ResponseError as error:
+    step("suffix without FIM tokens is a 400 saying so", error.status_code == 400 and "fill-in-the-middle" in error.error,
+         (error.status_code, error.error))
+for field, value in [("images", ["aGk="]), ("template", "{{ .Prompt }}"), ("context", [1, 2, 3])]:
     try:
         client.generate(model=chat_model, prompt="hi", **{field: value})
         step(f"{field} is refused until it is supported", False, "it answered")
