@@ -54,7 +54,7 @@ import ModelStore
         let cases: [([String], Int32, String)] = [
             (["import", notGGUF], 2, "not a usable GGUF file"),
             (["import", workspace.path + "/absent.gguf"], 2, "does not exist"),
-            (["import", try workspace.model("m.gguf"), "--name", "../escape"], 2, "'/'"),
+            (["import", try workspace.model("m.gguf"), "--name", "../escape"], 2, "must not contain '..'"),
             (["import", try workspace.model("m.gguf"), "--name", "a\u{1}b"], 2, "control character"),
             (["import", try workspace.model("m.gguf"), "--move", "--copy"], 64, "cannot be combined"),
             (["import", try workspace.model("m.gguf"), "--pin"], 64, "--pin needs --app"),
