@@ -166,11 +166,13 @@ extension Coordinator {
         }
         guard !landed.isEmpty else { return }
         try database.write { db in
-            for item in landed {
-                try db.execute(sql: "UPDATE credit SET settled = 1 WHERE settled = 0 AND downloader = ? AND sha256 = ?",
-                               arguments: [item.downloader, item.sha256])
-            }
+            for item in landed { try Self.markSettled(downloader: item.downloader, sha256: item.sha256, db) }
         }
+    }
+
+    /// Releases the held credits of one download.
+    static func markSettled(downloader: String, sha256: String, _ db: Database) throws {
+        try db.execute(sql: "UPDATE credit SET settled = 1 WHERE settled = 0 AND downloader = ? AND sha256 = ?", arguments: [downloader, sha256])
     }
 
     /// What `agent` earned by seeding.

@@ -107,9 +107,7 @@ extension Coordinator {
                   response.status == .ok, let body = try? await response.body.collect(upTo: 4096),
                   let answer = try? JSONDecoder().decode([String: Bool].self, from: Data(body.readableBytesView)),
                   answer["holds"] == true else { continue }
-            _ = try? await database.write { db in
-                try db.execute(sql: "UPDATE credit SET settled = 1 WHERE settled = 0 AND downloader = ? AND sha256 = ?", arguments: [agent, sha256])
-            }
+            _ = try? await database.write { db in try Self.markSettled(downloader: agent, sha256: sha256, db) }
         }
     }
 

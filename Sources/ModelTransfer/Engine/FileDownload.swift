@@ -441,7 +441,7 @@ struct FileDownload: Sendable {
         try copy.write(to: context.partial, at: range.lowerBound)
         progress.add(range.count - Int(counted), for: role)
         _ = scheduler.takeWriters(of: index)
-        for piece in scheduler.recordWritten(range, by: worker).completedPieces { try checkPiece(piece, context) }
+        for piece in scheduler.recordWritten(range, by: worker) { try checkPiece(piece, context) }
     }
 
     /// How long the primary source's lane leaves pieces to the downloaders that fetch them
@@ -503,7 +503,7 @@ struct FileDownload: Sendable {
                     try partial.write(chunk, count: allowed, at: offset)
                     received.add(allowed)
                     progress.add(allowed, for: role)
-                    for piece in scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker).completedPieces {
+                    for piece in scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker) {
                         try checkPiece(piece, context)
                     }
                     return !scheduler.isFinished(worker: worker)
@@ -600,9 +600,8 @@ struct FileDownload: Sendable {
         var last = ContinuousClock.now
         while true {
             try await Task.sleep(for: .milliseconds(50))
-            let written = scheduler.bytesSinceCheckpoint
-            guard written > 0 else { continue }
-            if written >= configuration.checkpointBytes || ContinuousClock.now - last >= configuration.checkpointInterval {
+            guard scheduler.bytesSinceCheckpoint > 0 else { continue }
+            if scheduler.isCheckpointDue || ContinuousClock.now - last >= configuration.checkpointInterval {
                 try await checkpoint.takeOffThread()
                 last = .now
             } else {

@@ -91,6 +91,11 @@ final class RangeScheduler: @unchecked Sendable {
         }
     }
 
+    /// Whether `worker` has had its range for at least `age` (lock held).
+    private func hasHeld(_ worker: Int, for age: Duration, at now: ContinuousClock.Instant) -> Bool {
+        assignedAt[worker].map { now - $0 >= age } ?? false
+    }
+
     private func assign(_ worker: Int, _ range: Range<UInt64>) {
         assignments[worker] = (range.lowerBound, range.upperBound)
         assignedAt[worker] = .now
@@ -147,7 +152,7 @@ final class RangeScheduler: @unchecked Sendable {
             let pieceSize = pieces.pieceSize
             let now = ContinuousClock.now
             let unstarted = assignments.filter { $0.key != worker }.compactMap { victim, work -> (Int, Range<UInt64>)? in
-                guard let since = assignedAt[victim], now - since >= age else { return nil }
+                guard hasHeld(victim, for: age, at: now) else { return nil }
                 let firstUnstarted = (work.next + pieceSize - 1) / pieceSize * pieceSize
                 return firstUnstarted < work.end ? (victim, firstUnstarted..<work.end) : nil
             }
@@ -172,7 +177,7 @@ final class RangeScheduler: @unchecked Sendable {
             guard let pieces, pending.isEmpty else { return nil }
             let now = ContinuousClock.now
             for (victim, work) in assignments where victim != worker && work.next < work.end && slower(victim) {
-                guard let since = assignedAt[victim], now - since >= age else { continue }
+                guard hasHeld(victim, for: age, at: now) else { continue }
                 let piece = Int(work.next / pieces.pieceSize)
                 guard !duplicated.contains(piece), !checking.contains(piece), offered(piece) else { continue }
                 duplicated.insert(piece)
@@ -254,9 +259,9 @@ final class RangeScheduler: @unchecked Sendable {
         return up < range.upperBound ? up : nil
     }
 
-    /// Records bytes `worker` wrote. Returns whether enough accumulated for a checkpoint, and
-    /// the pieces this write completed, which the caller checks and reports to `pieceChecked`.
-    func recordWritten(_ range: Range<UInt64>, by worker: Int? = nil) -> (checkpointDue: Bool, completedPieces: [Int]) {
+    /// Records bytes `worker` wrote. Returns the pieces this write completed, which the caller
+    /// checks and reports to `pieceChecked`.
+    func recordWritten(_ range: Range<UInt64>, by worker: Int? = nil) -> [Int] {
         lock.withLock {
             if let worker { inFlight[worker] = nil }
             written.insert(range)
@@ -272,7 +277,7 @@ final class RangeScheduler: @unchecked Sendable {
                     }
                 }
             }
-            return (writtenSinceCheckpoint >= checkpointBytes, completed)
+            return completed
         }
     }
 
@@ -305,6 +310,8 @@ final class RangeScheduler: @unchecked Sendable {
 
     /// Bytes written since the last checkpoint.
     var bytesSinceCheckpoint: UInt64 { lock.withLock { writtenSinceCheckpoint } }
+    /// Whether enough was written since the last checkpoint for another.
+    var isCheckpointDue: Bool { lock.withLock { writtenSinceCheckpoint >= checkpointBytes } }
 
     /// Gives back the unfetched rest of a failed worker's range, for it or another to retry.
     func release(worker: Int) {
