@@ -9,7 +9,9 @@
 # Prints medians: CDN egress / model size, p50 and p100 completion, p100 against cdn-only,
 # bytes wasted (received beyond AGENTS copies: bad or duplicate pieces), and for the median
 # swarm run each agent's bytes from the CDN and sent to peers, and its upload rate against
-# its cap (SEED_RATE, passed to --seed-rate; default none). libtorrent runs in Debian's
+# its cap (SEED_RATE, passed to --seed-rate; default none). MODES picks rounds (default all
+# three); KEEP_LOGS=DIR keeps each depot round's logs and the CDN's access log (the time,
+# Range and bytes of every request) there. libtorrent runs in Debian's
 # /usr/bin/python3, where python3-libtorrent is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ source scripts/bootstrap
 swift build -c release --product depot >&2
 DEPOT=$PWD/.build/release/depot
 SIZE_MIB=${SIZE_MIB:-256} AGENTS=${AGENTS:-8} RATE=${RATE:-400mbit} RUNS=${RUNS:-3} SEED_RATE=${SEED_RATE:-}
+MODES=${MODES:-swarm cdn-only libtorrent} KEEP_LOGS=${KEEP_LOGS:-}
 WORK=$(mktemp -d "$PWD/.build/bench-swarm.XXXXXX")
 NS=depot-cdn-$$ HOST_LINK=dcdn$$h CDN_LINK=dcdn$$c
 CDN_IP=10.231.0.2
@@ -70,7 +73,7 @@ daemon off; master_process off; worker_processes 1;
 error_log $WORK/nginx/error.log; pid $WORK/nginx/nginx.pid;
 events { worker_connections 1024; }
 http {
-  log_format bytes '\$request \$status \$body_bytes_sent';
+  log_format bytes '\$msec "\$http_range" \$request \$status \$body_bytes_sent';
   access_log $WORK/nginx/logs/access.log bytes;
   client_body_temp_path $WORK/nginx/b; proxy_temp_path $WORK/nginx/p; fastcgi_temp_path $WORK/nginx/f;
   uwsgi_temp_path $WORK/nginx/u; scgi_temp_path $WORK/nginx/s;
@@ -148,6 +151,9 @@ print(json.dumps({"mode": mode, "run": run, "seconds": finished, "cdn": cdn,
 PY
     for pid in "${agent_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${agent_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "$KEEP_LOGS" ]; then
+        mkdir -p "$KEEP_LOGS/$mode-$run" && cp "$round"/*.log "$WORK/nginx/logs/access.log" "$KEEP_LOGS/$mode-$run/"
+    fi
     rm -rf "$round"
 }
 
@@ -173,9 +179,12 @@ PY
 
 echo "model $SIZE bytes in pieces of $PIECE_SIZE; $AGENTS agents; CDN egress capped at $RATE; $RUNS runs each, alternated" >&2
 for run in $(seq 1 "$RUNS"); do
-    depot_round swarm "$run"
-    depot_round cdn-only "$run"
-    libtorrent_round "$run"
+    for mode in $MODES; do
+        case $mode in
+            libtorrent) libtorrent_round "$run" ;;
+            *) depot_round "$mode" "$run" ;;
+        esac
+    done
 done
 
 python3 - "$WORK/results" "$SIZE" "$AGENTS" "${SEED_RATE:-none}" <<'PY'
@@ -188,13 +197,13 @@ def figures(row):
     cdn = sum(row["cdn"])
     return {"p50": statistics.median(times) if times else float("nan"), "p100": max(times) if done else float("inf"),
             "egress": cdn / size, "wasted": cdn + sum(row["sent"]) - agents * size, "done": len(times)}
-modes = ["swarm", "cdn-only", "libtorrent"]
+modes = [mode for mode in ["swarm", "cdn-only", "libtorrent"] if any(row["mode"] == mode for row in rows)]
 table = {}
 for mode in modes:
     runs = [figures(row) for row in rows if row["mode"] == mode]
     table[mode] = {key: statistics.median([run[key] for run in runs]) for key in ["p50", "p100", "egress", "wasted", "done"]}
     table[mode]["runs"] = runs
-baseline = table["cdn-only"]["p100"]
+baseline = table["cdn-only"]["p100"] if "cdn-only" in table else float("nan")
 print("| %d agents, %d MiB | CDN egress / size | p50 | p100 | p100 / cdn-only | wasted | finished |" % (agents, size >> 20))
 print("|---|---|---|---|---|---|---|")
 for mode in modes:
@@ -203,6 +212,8 @@ for mode in modes:
         mode, row["egress"], row["p50"], row["p100"], row["p100"] / baseline, row["wasted"] / 2**20, row["done"], agents))
 print("each run (egress, p100): " + "; ".join("%s %s" % (mode, ", ".join("%.2fx %.1fs" % (r["egress"], r["p100"]) for r in table[mode]["runs"])) for mode in modes))
 swarm = sorted([row for row in rows if row["mode"] == "swarm"], key=lambda row: figures(row)["p100"])
+if not swarm:
+    sys.exit(0)
 median = swarm[len(swarm) // 2]
 print("\nswarm run %d, per agent (upload cap: %s):" % (median["run"], cap))
 print("| agent | done after | from the CDN | from peers (size − CDN) | sent to peers | upload rate |")

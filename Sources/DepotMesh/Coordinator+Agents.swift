@@ -113,10 +113,12 @@ extension Coordinator {
         public var receipts: Int
         public var receiptsRefused: [String: Int]
         public var creditsMinted: Double
-        /// Liar reports taken, refused by reason, and the seeders they banned.
+        /// Liar reports taken, refused by reason, and the seeders they banned; reports on
+        /// federation peers' tickets passed on to the peer that issued them.
         public var reports: Int
         public var reportsRefused: [String: Int]
         public var seedersBanned: Int
+        public var reportsPassedOn: Int
     }
 
     public var stats: MeshStats {
@@ -128,7 +130,7 @@ extension Coordinator {
                              ticketsIssued: counters.ticketsIssued, federatedTickets: counters.federatedTickets,
                              federationRefused: counters.federationRefused, receipts: counters.receipts, receiptsRefused: counters.receiptsRefused,
                              creditsMinted: counters.creditsMinted, reports: counters.reports, reportsRefused: counters.reportsRefused,
-                             seedersBanned: counters.seedersBanned)
+                             seedersBanned: counters.seedersBanned, reportsPassedOn: counters.reportsPassedOn)
         }
     }
 }

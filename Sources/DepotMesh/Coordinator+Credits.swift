@@ -200,32 +200,44 @@ extension Coordinator {
         }
     }
 
-    /// A downloader's report of a bad piece from a seeder it holds a ticket for. One report
-    /// per (downloader, seeder, blob) counts; reports from `reportsUntilBan` distinct
-    /// downloaders ban the seeder (no tickets, no credits) for `banDuration`. Returns whether
-    /// the seeder is banned now.
-    public func report(_ report: SeederReport, credential: String?, at now: Date = Date()) throws(APIError) -> Bool {
+    /// A downloader's report of a bad piece from a seeder it holds a ticket for: recorded here
+    /// for this coordinator's tickets, passed on to the federation peer that issued any other
+    /// (`reportAcrossFederation`). Returns whether the seeder is banned now.
+    public func report(_ report: SeederReport, credential: String?, at now: Date = Date()) async throws(APIError) -> Bool {
         guard let credential, let reporter = sessions.agent(of: credential, at: now) else {
             throw APIError(.unauthorized, "reporting a seeder needs this coordinator's session credential: register first")
         }
-        let policy = configuration.credits
-        func refuse(_ reason: String, _ message: String) -> APIError {
-            lock.withLock { counters.reportsRefused[reason, default: 0] += 1 }
-            return APIError(.forbidden, message)
-        }
         guard case .success(let ticket) = SeederTicket.verified(report.ticket, coordinatorKey: publicKey) else {
-            throw refuse("badTicket", "the ticket is not one this coordinator issued")
+            if let issuer = configuration.peers.first(where: { peer in
+                if case .success = SeederTicket.verified(report.ticket, coordinatorKey: peer.publicKey) { return true }
+                return false
+            }) {
+                return try await reportAcrossFederation(report, reporter: reporter, to: issuer, at: now)
+            }
+            throw refuseReport("badTicket", "the ticket is not one this coordinator or a federation peer issued")
         }
-        guard ticket.downloader == reporter else { throw refuse("notYourTicket", "the ticket was issued to another agent") }
+        return try recordReport(on: ticket, piece: report.piece, by: reporter, at: now)
+    }
+
+    func refuseReport(_ reason: String, _ message: String) -> APIError {
+        lock.withLock { counters.reportsRefused[reason, default: 0] += 1 }
+        return APIError(.forbidden, message)
+    }
+
+    /// One report per (downloader, seeder, blob) counts; reports from `reportsUntilBan`
+    /// distinct downloaders ban the seeder (no tickets, no credits) for `banDuration`.
+    func recordReport(on ticket: SeederTicket, piece: Int, by reporter: String, at now: Date) throws(APIError) -> Bool {
+        let policy = configuration.credits
+        guard ticket.downloader == reporter else { throw refuseReport("notYourTicket", "the ticket was issued to another agent") }
         guard Double(ticket.expires) / 1000 + policy.receiptWindow.seconds > now.timeIntervalSince1970 else {
-            throw refuse("ticketTooOld", "the ticket is too old to report on")
+            throw refuseReport("ticketTooOld", "the ticket is too old to report on")
         }
-        guard report.piece >= 0 else { throw APIError.badRequest("field 'piece' must not be negative") }
+        guard piece >= 0 else { throw APIError.badRequest("field 'piece' must not be negative") }
         let banned: Bool
         do {
             banned = try database.write { db in
                 try db.execute(sql: "INSERT OR IGNORE INTO report (reporter, seeder, sha256, piece, reportedAt) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [reporter, ticket.seeder, ticket.sha256, report.piece, now.timeIntervalSince1970])
+                               arguments: [reporter, ticket.seeder, ticket.sha256, piece, now.timeIntervalSince1970])
                 let reporters = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT reporter) FROM report WHERE seeder = ? AND reportedAt > ?",
                                                  arguments: [ticket.seeder, now.timeIntervalSince1970 - policy.banDuration.seconds]) ?? 0
                 guard reporters >= policy.reportsUntilBan else { return false }

@@ -10,7 +10,8 @@ import NIOCore
 /// coordinator's agents provide, it asks its peers, signing the request; each peer issues its
 /// own tickets for this coordinator's agent. The peer's seeders check those tickets against
 /// their coordinator's key as always, and submit the agent's receipts there; the peer holds
-/// the credits until this coordinator says the agent lists the blob.
+/// the credits until this coordinator says the agent lists the blob. An agent's report of a
+/// bad piece on a peer's ticket is passed on to that peer, which counts it toward the ban.
 extension Coordinator {
     /// How long a federated answer may take before the agent is answered without it.
     static let federationTimeout: TimeAmount = .seconds(2)
@@ -38,14 +39,8 @@ extension Coordinator {
     /// agent, blob and seeder. Nothing when the peer does not answer in time.
     private func askPeer(_ peer: CoordinatorPeer, for sha256: String, downloader: String, size: UInt64?, limit: Int) async -> [SeedersAnswer.Seeder] {
         guard let request = try? FederatedSeedersRequest(coordinator: identity, downloader: downloader, sha256: sha256, size: size, limit: limit),
-              let body = try? JSONEncoder().encode(request) else { return [] }
-        var post = HTTPClientRequest(url: peer.url + "/mesh/federation/seeders")
-        post.method = .POST
-        post.headers.add(name: "Content-Type", value: "application/json")
-        post.body = .bytes(ByteBuffer(bytes: body))
-        guard let response = try? await HTTPClient.shared.execute(post, timeout: Self.federationTimeout), response.status == .ok,
-              let data = try? await response.body.collect(upTo: 256 << 10),
-              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: Data(data.readableBytesView)),
+              let data = await post(request, to: peer, path: "/mesh/federation/seeders"),
+              let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: data),
               answer.sha256 == sha256, answer.coordinatorId == peer.id else { return [] }
         return answer.seeders.prefix(limit).filter { seeder in
             guard case .success(let ticket) = SeederTicket.verified(seeder.ticket, coordinatorKey: peer.publicKey) else { return false }
@@ -53,28 +48,49 @@ extension Coordinator {
         }
     }
 
-    /// `POST /mesh/federation/seeders`: a peer's signed request for seeders on behalf of one
-    /// of its agents. Refused (and counted) unless it comes from a configured peer, is signed by
-    /// it, within the allowed clock skew, and its nonce is new.
-    public func federatedSeeders(_ request: FederatedSeedersRequest, at now: Date = Date()) throws(APIError) -> SeedersAnswer {
-        func refuse(_ reason: String, _ status: HTTPResponse.Status, _ message: String) -> APIError {
-            lock.withLock { counters.federationRefused[reason, default: 0] += 1 }
-            return APIError(status, message)
-        }
+    /// A signed request to a federation peer; the body of its 200 answer, nil for anything else
+    /// or no answer within `federationTimeout`.
+    private func post(_ request: some FederationRequest, to peer: CoordinatorPeer, path: String) async -> Data? {
+        guard let body = try? JSONEncoder().encode(request) else { return nil }
+        var post = HTTPClientRequest(url: peer.url + path)
+        post.method = .POST
+        post.headers.add(name: "Content-Type", value: "application/json")
+        post.body = .bytes(ByteBuffer(bytes: body))
+        guard let response = try? await HTTPClient.shared.execute(post, timeout: Self.federationTimeout), response.status == .ok,
+              let data = try? await response.body.collect(upTo: 256 << 10) else { return nil }
+        return Data(data.readableBytesView)
+    }
+
+    /// Checks a federation peer's request: from a configured peer, signed by it, within the
+    /// allowed clock skew, its nonce new. Refusals are counted by reason.
+    private func admit(_ request: some FederationRequest, at now: Date) throws(APIError) -> CoordinatorPeer {
         guard let peer = configuration.peers.first(where: { $0.id == request.coordinatorId }) else {
-            throw refuse("notAPeer", .forbidden, "coordinator \(request.coordinatorId.prefix(16)) is not a federation peer of this one")
+            throw refuseFederated("notAPeer", .forbidden, "coordinator \(request.coordinatorId.prefix(16)) is not a federation peer of this one")
         }
-        guard request.isSigned(by: peer.key) else { throw refuse("forged", .forbidden, "the request is not signed by that peer's key") }
+        guard request.isSigned(by: peer.key) else { throw refuseFederated("forged", .forbidden, "the request is not signed by that peer's key") }
         let skew = configuration.maximumClockSkew.seconds
         guard abs(now.timeIntervalSince1970 - Double(request.sentAt) / 1000) <= skew else {
-            throw refuse("stale", .badRequest, "the request was sent more than \(Int(skew)) s from this coordinator's clock")
+            throw refuseFederated("stale", .badRequest, "the request was sent more than \(Int(skew)) s from this coordinator's clock")
         }
-        guard Heartbeat.isSHA256(request.sha256), request.downloader.utf8.count == 16, request.downloader.allSatisfy(\.isHexDigit),
-              (1...Self.maximumSeedersPerAnswer).contains(request.limit), request.nonce.utf8.count <= 64 else {
-            throw refuse("invalid", .badRequest, "the request needs a 64-digit sha256, a 16-digit downloader and a limit of 1 to \(Self.maximumSeedersPerAnswer)")
-        }
+        guard request.nonce.utf8.count <= 64 else { throw refuseFederated("invalid", .badRequest, "the nonce is longer than 64 bytes") }
         let outcome = lock.withLock { usedNonces.use("federation:" + request.nonce, expiring: now.addingTimeInterval(2 * skew), at: now) }
-        guard outcome == .fresh else { throw refuse("replayed", .conflict, "the request's nonce was used before") }
+        guard outcome == .fresh else { throw refuseFederated("replayed", .conflict, "the request's nonce was used before") }
+        return peer
+    }
+
+    private func refuseFederated(_ reason: String, _ status: HTTPResponse.Status, _ message: String) -> APIError {
+        lock.withLock { counters.federationRefused[reason, default: 0] += 1 }
+        return APIError(status, message)
+    }
+
+    /// `POST /mesh/federation/seeders`: a peer's signed request for seeders on behalf of one
+    /// of its agents; this coordinator's tickets for that agent.
+    public func federatedSeeders(_ request: FederatedSeedersRequest, at now: Date = Date()) throws(APIError) -> SeedersAnswer {
+        let peer = try admit(request, at: now)
+        guard Heartbeat.isSHA256(request.sha256), request.downloader.utf8.count == 16, request.downloader.allSatisfy(\.isHexDigit),
+              (1...Self.maximumSeedersPerAnswer).contains(request.limit) else {
+            throw refuseFederated("invalid", .badRequest, "the request needs a 64-digit sha256, a 16-digit downloader and a limit of 1 to \(Self.maximumSeedersPerAnswer)")
+        }
         let answer = issueTickets(for: request.sha256, to: request.downloader, size: request.size, limit: request.limit, at: now)
         try? database.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO federatedDownloader (agent, coordinatorId) VALUES (?, ?)",
@@ -82,6 +98,35 @@ extension Coordinator {
         }
         lock.withLock { counters.federatedTickets += answer.seeders.count }
         return answer
+    }
+
+    /// Passes an agent's report on a peer's ticket to that peer, signed; the peer's answer
+    /// (whether the seeder is banned now).
+    func reportAcrossFederation(_ report: SeederReport, reporter: String, to peer: CoordinatorPeer, at now: Date) async throws(APIError) -> Bool {
+        guard let request = try? FederatedReport(coordinator: identity, reporter: reporter, report: report, at: now),
+              let data = await post(request, to: peer, path: "/mesh/federation/reports"),
+              let answer = try? JSONDecoder().decode([String: String].self, from: data) else {
+            throw APIError(.badGateway, "the federation peer \(peer.url) that issued the ticket did not take the report")
+        }
+        lock.withLock { counters.reportsPassedOn += 1 }
+        return answer["status"] == "banned"
+    }
+
+    /// `POST /mesh/federation/reports`: a peer's agent reports a bad piece from one of this
+    /// coordinator's seeders. Counted like a report from this coordinator's own agents, when
+    /// the ticket is this coordinator's, issued to that agent at that peer's request.
+    public func federatedReport(_ request: FederatedReport, at now: Date = Date()) throws(APIError) -> Bool {
+        let peer = try admit(request, at: now)
+        guard case .success(let ticket) = SeederTicket.verified(request.report.ticket, coordinatorKey: publicKey) else {
+            throw refuseReport("badTicket", "the ticket is not one this coordinator issued")
+        }
+        let vouchedBy = try? database.read { db in
+            try String.fetchOne(db, sql: "SELECT coordinatorId FROM federatedDownloader WHERE agent = ?", arguments: [ticket.downloader])
+        }
+        guard vouchedBy == peer.id else {
+            throw refuseReport("notYourTicket", "the ticket was not issued to an agent of coordinator \(peer.id.prefix(16))")
+        }
+        return try recordReport(on: ticket, piece: request.report.piece, by: request.reporter, at: now)
     }
 
     /// `GET /mesh/federation/holds?agent=&sha256=`: whether this coordinator's agent lists the
@@ -93,7 +138,7 @@ extension Coordinator {
     /// Releases held credits of downloaders from federation peers whose coordinator now says
     /// they list the blob.
     func settleFederatedCredits(at now: Date = Date()) async {
-        guard let pending = try? await database.read({ db in
+        guard let pending = try? database.read({ db in
             try Row.fetchAll(db, sql: """
                 SELECT DISTINCT credit.downloader, credit.sha256, federatedDownloader.coordinatorId FROM credit
                 JOIN federatedDownloader ON federatedDownloader.agent = credit.downloader WHERE credit.settled = 0

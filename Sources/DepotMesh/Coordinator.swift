@@ -114,6 +114,8 @@ public final class Coordinator: @unchecked Sendable {
         var creditsMinted = 0.0
         var reports = 0
         var reportsRefused: [String: Int] = [:]
+        /// Reports on federation peers' tickets passed on to them.
+        var reportsPassedOn = 0
         var seedersBanned = 0
         var gossipAccepted = 0
         var gossipRejected: [GossipRejection: Int] = [:]

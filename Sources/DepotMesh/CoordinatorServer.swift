@@ -80,8 +80,12 @@ extension Coordinator {
         }
         router.post("/mesh/reports") { request, context in
             let report = try await JSON.decode(SeederReport.self, from: request, context: context, decoder: decoder, limit: limit)
-            let banned = try self.report(report, credential: Self.bearer(request))
+            let banned = try await self.report(report, credential: Self.bearer(request))
             return JSON.response(["status": banned ? "banned" : "recorded"])
+        }
+        router.post("/mesh/federation/reports") { request, context in
+            let report = try await JSON.decode(FederatedReport.self, from: request, context: context, decoder: decoder, limit: limit)
+            return JSON.response(["status": try self.federatedReport(report) ? "banned" : "recorded"])
         }
         router.get("/mesh/credits") { request, _ in
             await self.settleFederatedCredits()

@@ -60,7 +60,7 @@ struct GossipService: Service {
         defer { client.shutdown(queue: .global()) { _ in } }
         let outbox = coordinator.outbox
         // Graceful shutdown cancels the group: the ticker's sleep and each queue's wait end.
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     let interval = coordinator.configuration.gossipInterval, step = interval / 10

@@ -12,14 +12,19 @@ public struct HaveMap: Codable, Sendable, Equatable {
     public var have: PieceBitfield
     /// Pieces this agent is fetching from its primary source.
     public var fetching: PieceBitfield
+    /// A random name for this download, the same in every map it answers, so downloaders can
+    /// share out which pieces each fetches from its primary source. Nil when complete.
+    public var download: String?
 
-    public init(sha256: String, size: UInt64, pieceSize: UInt64, complete: Bool, have: PieceBitfield, fetching: PieceBitfield) {
+    public init(sha256: String, size: UInt64, pieceSize: UInt64, complete: Bool, have: PieceBitfield, fetching: PieceBitfield,
+                download: String? = nil) {
         self.sha256 = sha256
         self.size = size
         self.pieceSize = pieceSize
         self.complete = complete
         self.have = have
         self.fetching = fetching
+        self.download = download
     }
 
     /// A complete blob's map.
@@ -40,6 +45,7 @@ public struct HaveMap: Codable, Sendable, Equatable {
         }
         let count = Self.pieceCount(size: size, pieceSize: pieceSize)
         guard have.count == count, fetching.count == count else { return "the have-map's bitfields do not have \(count) pieces" }
+        guard (download?.utf8.count ?? 0) <= 64 else { return "the have-map's download name is longer than 64 bytes" }
         return nil
     }
 }

@@ -136,25 +136,49 @@ public struct SeedersAnswer: Codable, Sendable, Equatable {
     }
 }
 
+/// A request one coordinator sends a federation peer, signed with its own key, so the peer
+/// knows which coordinator vouches for the agent it names. Each kind signs its own fields
+/// under its own domain prefix.
+public protocol FederationRequest: Codable, Sendable {
+    static var version: Int { get }
+    var version: Int { get }
+    /// The asking coordinator.
+    var coordinatorId: String { get }
+    /// Milliseconds since 1970.
+    var sentAt: Int64 { get }
+    /// Never used twice within the clock skew the peer allows.
+    var nonce: String { get }
+    /// Base64 Ed25519 signature over `signedBytes` by the asking coordinator.
+    var signature: String { get }
+    /// Every field but the signature, with a domain prefix of its own.
+    var signedBytes: Data { get }
+}
+
+extension FederationRequest {
+    /// Whether the coordinator with public key `key` signed this request, and it names that
+    /// coordinator.
+    public func isSigned(by key: Curve25519.Signing.PublicKey) -> Bool {
+        version == Self.version && coordinatorId == MeshIdentity.id(ofKey: key.rawRepresentation)
+            && MeshIdentity.isValid(signature: signature, for: signedBytes, by: key)
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+}
+
 /// `POST /mesh/federation/seeders`: a coordinator asks a federation peer for seeders of a blob
-/// on behalf of one of its agents, signed with its own key, so the peer knows which
-/// coordinator vouches for the downloader. The peer's tickets name that agent; its receipts
-/// carry its key (the id is derived from it), so the peer checks them as it checks its own.
-public struct FederatedSeedersRequest: Codable, Sendable, Equatable {
+/// on behalf of one of its agents. The peer's tickets name that agent; its receipts carry its
+/// key (the id is derived from it), so the peer checks them as it checks its own.
+public struct FederatedSeedersRequest: FederationRequest, Equatable {
     public static let version = 1
     public var version: Int
-    /// The asking coordinator.
     public var coordinatorId: String
     /// Its agent that will download.
     public var downloader: String
     public var sha256: String
     public var size: UInt64?
     public var limit: Int
-    /// Milliseconds since 1970.
     public var sentAt: Int64
-    /// Never used twice within the clock skew the peer allows.
     public var nonce: String
-    /// Base64 Ed25519 signature over `signedBytes` by the asking coordinator.
     public var signature: String
 
     public init(coordinator: MeshIdentity, downloader: String, sha256: String, size: UInt64?, limit: Int, at now: Date = Date()) throws {
@@ -164,21 +188,42 @@ public struct FederatedSeedersRequest: Codable, Sendable, Equatable {
         self.sha256 = sha256
         self.size = size
         self.limit = limit
-        sentAt = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        sentAt = Self.milliseconds(now)
         nonce = UUID().uuidString
         signature = ""
         signature = try coordinator.signature(for: signedBytes)
     }
 
-    /// Every field but the signature, with a domain prefix of its own.
     public var signedBytes: Data {
         Data("depot-federated-seeders|\(version)|\(coordinatorId)|\(downloader)|\(sha256)|\(size.map(String.init) ?? "-")|\(limit)|\(sentAt)|\(nonce)".utf8)
     }
+}
 
-    /// Whether the coordinator with public key `key` signed this request, and it names that
-    /// coordinator.
-    public func isSigned(by key: Curve25519.Signing.PublicKey) -> Bool {
-        version == Self.version && coordinatorId == MeshIdentity.id(ofKey: key.rawRepresentation)
-            && MeshIdentity.isValid(signature: signature, for: signedBytes, by: key)
+/// `POST /mesh/federation/reports`: a coordinator passes on its agent's report of a bad piece
+/// from a seeder the peer gave it a ticket for, so the peer counts it toward that seeder's ban.
+public struct FederatedReport: FederationRequest, Equatable {
+    public static let version = 1
+    public var version: Int
+    public var coordinatorId: String
+    /// The asking coordinator's agent that found the piece bad (the ticket's downloader).
+    public var reporter: String
+    public var report: SeederReport
+    public var sentAt: Int64
+    public var nonce: String
+    public var signature: String
+
+    public init(coordinator: MeshIdentity, reporter: String, report: SeederReport, at now: Date = Date()) throws {
+        version = Self.version
+        coordinatorId = coordinator.id
+        self.reporter = reporter
+        self.report = report
+        sentAt = Self.milliseconds(now)
+        nonce = UUID().uuidString
+        signature = ""
+        signature = try coordinator.signature(for: signedBytes)
+    }
+
+    public var signedBytes: Data {
+        Data("depot-federated-report|\(version)|\(coordinatorId)|\(reporter)|\(report.ticket)|\(report.piece)|\(sentAt)|\(nonce)".utf8)
     }
 }

@@ -74,7 +74,7 @@ final class AgentProcess {
         return Reply(status: status, body: split.map { String(text[..<$0.lowerBound]) } ?? text)
     }
 
-    func get(_ path: String) throws -> Reply { try request("GET", path) }
+    func get(_ path: String, headers: [String] = []) throws -> Reply { try request("GET", path, headers: headers) }
     func post(_ path: String, _ body: String, headers: [String] = []) throws -> Reply { try request("POST", path, body, headers: headers) }
 
     /// Polls `path` until `condition` holds on its JSON.

@@ -396,6 +396,31 @@ import Glibc
         #expect(try farSide.post("/mesh/federation/seeders", String(decoding: JSONEncoder().encode(forged), as: UTF8.self)).status == 403)
         let refused = try farSide.get("/mesh/stats").object["federationRefused"] as? [String: Int] ?? [:]
         #expect(refused["notAPeer"] == 1 && refused["forged"] == 1 && refused["replayed"] == 1, "\(refused)")
+
+        // Two agents of the near coordinator report A, each on its own far ticket: the near one
+        // passes the reports on, and the far one bans A at the second and hands it out no more.
+        let farAgents = try farSide.get("/mesh/agents").object["agents"] as? [[String: Any]]
+        let seederA = try #require((farAgents?.first?["heartbeat"] as? [String: Any])?["agentId"] as? String)
+        func farTicket(for agent: MeshAgent) throws -> String? {
+            let answer = try mesh.coordinator.get("/mesh/seeders?sha256=\(mesh.digest)", headers: ["Authorization: Bearer \(agent.credential ?? "")"])
+            return (answer.object["seeders"] as? [[String: Any]])?.first { $0["agentId"] as? String == seederA }?["ticket"] as? String
+        }
+        var reporters = [MeshAgent(), MeshAgent(), MeshAgent()]
+        for index in reporters.indices { #expect(try reporters[index].register(with: mesh.coordinator).status == 200) }
+        let firstTicket = try #require(try farTicket(for: reporters[0]))
+        let stolen = try mesh.coordinator.post("/mesh/reports", #"{"ticket":"\#(firstTicket)","piece":3}"#,
+                                               headers: ["Authorization: Bearer \(reporters[1].credential ?? "")"])
+        #expect(stolen.status == 403, "another agent's ticket: \(stolen.body)")
+        for (index, expected) in ["recorded", "banned"].enumerated() {
+            let ticket = try #require(try farTicket(for: reporters[index]))
+            let reply = try mesh.coordinator.post("/mesh/reports", #"{"ticket":"\#(ticket)","piece":3}"#,
+                                                  headers: ["Authorization: Bearer \(reporters[index].credential ?? "")"])
+            #expect(reply.status == 200 && reply.object["status"] as? String == expected, "\(reply.status) \(reply.body)")
+        }
+        let farStats = try farSide.get("/mesh/stats").object
+        #expect(farStats["reports"] as? Int == 2 && farStats["seedersBanned"] as? Int == 1, "\(farStats)")
+        #expect(try mesh.coordinator.get("/mesh/stats").object["reportsPassedOn"] as? Int == 2)
+        #expect(try farTicket(for: reporters[2]) == nil, "a banned seeder is not handed out across the federation")
     }
 
     /// No coordinator: B hears A's nearby record name the weights (by prefix) and pulls them

@@ -161,7 +161,7 @@ import Testing
         #expect(coordinator.stats.receiptsRefused["dailyCap"] ?? 0 >= 1)
     }
 
-    @Test func aSeederReportedByTwoDownloadersIsBannedAndOneReporterCannotBanIt() throws {
+    @Test func aSeederReportedByTwoDownloadersIsBannedAndOneReporterCannotBanIt() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let coordinator = try coordinator()
         let liar = MeshIdentity(), honest = MeshIdentity(), first = MeshIdentity(), second = MeshIdentity()
@@ -171,15 +171,15 @@ import Testing
         let secondCredential = try join(second, coordinator, holding: false)
 
         let firstTicket = try ticket(coordinator, for: firstCredential, from: liar)
-        #expect(try coordinator.report(.init(ticket: firstTicket, piece: 5), credential: firstCredential) == false)
-        #expect(try coordinator.report(.init(ticket: firstTicket, piece: 6), credential: firstCredential) == false, "one reporter, twice")
+        #expect(try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: firstCredential) == false)
+        #expect(try await coordinator.report(.init(ticket: firstTicket, piece: 6), credential: firstCredential) == false, "one reporter, twice")
         // A report with someone else's ticket, or no credential, is refused.
-        #expect(throws: APIError.self) { try coordinator.report(.init(ticket: firstTicket, piece: 5), credential: secondCredential) }
-        #expect(throws: APIError.self) { try coordinator.report(.init(ticket: firstTicket, piece: 5), credential: nil) }
+        #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: secondCredential) }
+        #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: nil) }
         #expect(try coordinator.seeders(of: blob, credential: secondCredential, limit: 32).seeders.contains { $0.agentId == liar.id })
 
         let secondTicket = try ticket(coordinator, for: secondCredential, from: liar)
-        #expect(try coordinator.report(.init(ticket: secondTicket, piece: 5), credential: secondCredential) == true)
+        #expect(try await coordinator.report(.init(ticket: secondTicket, piece: 5), credential: secondCredential) == true)
         let answer = try coordinator.seeders(of: blob, credential: secondCredential, limit: 32)
         #expect(answer.seeders.filter(\.complete).map(\.agentId) == [honest.id] && !answer.seeders.contains { $0.agentId == liar.id },
                 "the liar is no longer handed out")

@@ -96,7 +96,7 @@ struct FileDownload: Sendable {
             progress.stage(.checkingCache, file: role)
             if let cached = try cachedFile(expectedHash, origin: origin, size: remote.size) { return cached }
 
-            let (job, isNew) = try prepareJob(remote, expected: expectedHash)
+            let job = try prepareJob(remote, expected: expectedHash)
             guard let partial = try await PartialFile.open(path: job.partialPath, create: false, whileWaiting: showSharedProgress)
             else { continue }
             progress.shared(false)
@@ -177,10 +177,10 @@ struct FileDownload: Sendable {
                                            hashSource: expected.source), jobID: nil)
     }
 
-    /// The journal's job when it holds the same version of the file, else a fresh one (true).
+    /// The journal's job when it holds the same version of the file, else a fresh one.
     /// A partial whose bytes are pinned by a hash known in advance continues from any address
     /// of them (a mirror); the hash check at the end catches an address that lied.
-    private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> (TransferJobRecord, Bool) {
+    private func prepareJob(_ remote: RemoteFile, expected: ExpectedHash?) throws -> TransferJobRecord {
         let now = Date().timeIntervalSince1970
         let fresh = TransferJobRecord(id: UUID().uuidString, sourceKey: key, source: source.redacted,
                                       partialPath: store.temporaryDirectoryPath + "/download-\(UUID().uuidString).partial",
@@ -196,7 +196,7 @@ struct FileDownload: Sendable {
             return (sameVersion || moved) && job.expectedSHA256 == expected?.sha256
         }
         if !isNew && moved { try journal.moveJob(job.id, to: source.redacted, etag: remote.etag, lastModified: remote.lastModified) }
-        return (job, isNew)
+        return job
     }
 
     /// Free space the store's disk keeps after a download.
@@ -255,6 +255,7 @@ struct FileDownload: Sendable {
         var offer: SwarmBoard.Offer?
         if swarmMode, let board = configuration.board, let expected, let pieces {
             offer = board.publish(sha256: expected.sha256, path: partial.path, size: remote.size, pieces: pieces, verified: done)
+            offer.map { swarm.share(as: $0.download) }
         }
         let context = LaneContext(swarm: swarm, partial: partial, scheduler: scheduler, checkpoint: checkpoint,
                                   offer: offer, swarmMode: swarmMode, firstPrimaryWorker: peerLanes.count)
@@ -279,7 +280,7 @@ struct FileDownload: Sendable {
                 group.addTask { try await keepCheckpointing(checkpoint, scheduler: scheduler); return .helperEnded }
                 if swarmMode {
                     group.addTask { try await refreshHaveMaps(swarm, size: remote.size); return .helperEnded }
-                    if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size, first: true)) } }
+                    if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size)) } }
                 }
                 var running = lanes.count
                 for try await event in group {
@@ -291,7 +292,7 @@ struct FileDownload: Sendable {
                     case .joined(let joined):
                         for lane in joined { start(swarm.addWorker(peer: lane.peer), lane, headStart: false) }
                         running += joined.count
-                        if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size, first: false)) } }
+                        if let findPeers { group.addTask { .joined(try await search(findPeers, swarm: swarm, size: remote.size)) } }
                     case .laneEnded:
                         running -= 1
                         if running == 0 && !scheduler.isComplete { throw swarm.failure(of: source.redacted) }
@@ -322,13 +323,15 @@ struct FileDownload: Sendable {
                      count: max(1, peer.connectionLimit ?? configuration.connectionsPerPeer))
     }
 
-    /// Asks for peers until some new ones answer; their lanes. The first time soon: agents
-    /// that started together learn of each other before their CDN connections overlap much.
-    private func search(_ finder: PeerFinder, swarm: Swarm, size: UInt64, first: Bool) async throws -> [Lane] {
-        var interval = first ? configuration.haveMapInterval : configuration.peerSearchInterval
+    /// Asks for peers until some new ones answer; their lanes. Soon at first, then less and
+    /// less often (up to `peerSearchInterval`): agents that start together learn of each
+    /// other before their CDN connections overlap much, and a swarm that is still forming
+    /// is asked again soon after each newcomer.
+    private func search(_ finder: PeerFinder, swarm: Swarm, size: UInt64) async throws -> [Lane] {
+        var interval = configuration.haveMapInterval
         while true {
             try await Task.sleep(for: interval)
-            interval = configuration.peerSearchInterval
+            interval = min(interval * 2, configuration.peerSearchInterval)
             var lanes: [Lane] = []
             for source in await finder.find() where !swarm.knows(source.url) {
                 guard let peer = try? HTTPFetcher.peer(source, client: fetcher.client, stallTimeout: configuration.stallTimeout) else { continue }
@@ -366,7 +369,8 @@ struct FileDownload: Sendable {
     /// The next range for a lane in a swarm: a peer's lane takes the rarest pieces that peer
     /// has; the primary source's, pieces no peer has and none is fetching from its own
     /// primary source (other downloaders' CDN pieces come to this one through them), unless
-    /// it has waited `patience` for them. The primary source's connections are shared out:
+    /// it has waited `patience` for them; and of those, only this download's share (the
+    /// others' come through them), again unless it has waited `patience`. The primary source's connections are shared out:
     /// with n peers a download keeps 1/(n + 1) of them busy, so a swarm's downloaders together
     /// hold about as many CDN connections as one would, and few chase the same last pieces.
     private func takeInSwarm(_ worker: Int, lane: Lane, _ context: LaneContext, patient: Bool, continuing: UInt64?) -> Range<UInt64>? {
@@ -382,8 +386,9 @@ struct FileDownload: Sendable {
         // The primary source takes no piece from a peer's range, only copies of slow ones
         // (`endgamePiece`), checked before they are written.
         guard isPrimaryLaneInUse(worker, view: view, context) else { return nil }
+        let blockPieces = Int(step / pieces.pieceSize)
         return scheduler.takePieces(worker: worker, maximumBytes: step, continuing: continuing, offered: { piece in
-            view.holders(piece) == 0 && !(patient && view.isFetchedElsewhere(piece))
+            view.holders(piece) == 0 && (!patient || (!view.isFetchedElsewhere(piece) && view.isOwnShare(piece, blockPieces: blockPieces)))
         }, holders: { _ in 0 })
     }
 
@@ -453,17 +458,19 @@ struct FileDownload: Sendable {
     /// found bad, after it ran out; a partial peer verifies more); a peer's stops once it is
     /// dropped, or when it has had nothing to offer for the stall timeout.
     private func work(_ worker: Int, lane: Lane, _ context: LaneContext, useRanges: Bool) async throws {
-        let (swarm, partial, scheduler, checkpoint) = (context.swarm, context.partial, context.scheduler, context.checkpoint)
+        let (swarm, partial, scheduler) = (context.swarm, context.partial, context.scheduler)
         var failures = 0, busy = 0
         let role = self.role, progress = self.progress
         let clock = ContinuousClock()
         var idleSince = clock.now
+        // Once a lane has waited `patience` for work, it no longer leaves pieces to others.
+        var impatient = false
         var lastEnd: UInt64?
         while true {
             if let peer = lane.peer, swarm.isDropped(peer) { return }
+            impatient = impatient || clock.now - idleSince >= Self.patience
             let taken = scheduler.remaining(worker: worker)
-                ?? (context.swarmMode ? takeInSwarm(worker, lane: lane, context, patient: clock.now - idleSince < Self.patience,
-                                                    continuing: lastEnd)
+                ?? (context.swarmMode ? takeInSwarm(worker, lane: lane, context, patient: !impatient, continuing: lastEnd)
                                       : scheduler.take(worker: worker))
             guard let range = taken else {
                 guard context.swarmMode, !scheduler.isComplete else { return }
@@ -741,14 +748,51 @@ final class Swarm: @unchecked Sendable {
     struct Peer {
         let fetcher: any RangeSource
         /// Nil for a peer that holds the whole blob.
-        var map: HaveMap?
+        var map: HaveMap? { didSet { seed = map?.download.map(Swarm.seed(of:)) } }
         var missedMaps = 0
+        /// The share seed of the peer's download, from its map.
+        private(set) var seed: UInt64?
+
+        init(fetcher: any RangeSource, map: HaveMap?) {
+            self.fetcher = fetcher
+            self.map = map
+            seed = map?.download.map(Swarm.seed(of:))
+        }
+    }
+
+    /// A download name's seed for sharing out blocks: FNV-1a, the same in every process.
+    static func seed(of download: String) -> UInt64 {
+        download.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+    }
+
+    /// A download's score for a block (SplitMix64's finaliser): the highest score's owns it.
+    static func score(_ seed: UInt64, _ block: UInt64) -> UInt64 {
+        var z = seed &+ (block &+ 1) &* 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 
     /// A consistent copy for picking pieces, read without the lock.
     struct View {
         let peers: [Peer]
         let dropped: Set<Int>
+        /// This download's share seed (`Swarm.seed(of:)`), when peers can see its name.
+        let ownSeed: UInt64?
+
+        /// Whether piece `piece` falls in this download's share of what the downloaders fetch
+        /// from their primary sources: blocks of `blockPieces` pieces are shared out by
+        /// rendezvous hashing over the names of the downloads (this one and the peers still
+        /// downloading), so downloaders that started together fetch different blocks from
+        /// the CDN without asking each other, and each knows at once whose a block is.
+        func isOwnShare(_ piece: Int, blockPieces: Int) -> Bool {
+            guard let ownSeed else { return true }
+            let block = UInt64(piece / max(1, blockPieces))
+            let own = Swarm.score(ownSeed, block)
+            return !peers.indices.contains { index in
+                !dropped.contains(index) && peers[index].map != nil && peers[index].seed.map { Swarm.score($0, block) > own } == true
+            }
+        }
 
         func offers(_ peer: Int, _ piece: Int) -> Bool {
             !dropped.contains(peer) && (peers[peer].map.map { $0.have.contains(piece) } ?? true)
@@ -764,7 +808,12 @@ final class Swarm: @unchecked Sendable {
     private var peerOfWorker: [Int?] = []
     private var dropped: [Int: String] = [:]
     private var primaryFailure: (any Error)?
+    private var ownSeed: UInt64?
     private let lock = NSLock()
+
+    /// Names this download as its have-maps do, so its share of the primary source's pieces
+    /// is counted.
+    func share(as download: String) { lock.withLock { ownSeed = Self.seed(of: download) } }
 
     /// Adds a peer; its index.
     func addPeer(_ fetcher: any RangeSource, map: HaveMap?) -> Int {
@@ -783,7 +832,7 @@ final class Swarm: @unchecked Sendable {
     }
 
     func knows(_ url: String) -> Bool { lock.withLock { peers.contains { $0.fetcher.address == url } } }
-    var view: View { lock.withLock { View(peers: peers, dropped: Set(dropped.keys)) } }
+    var view: View { lock.withLock { View(peers: peers, dropped: Set(dropped.keys), ownSeed: ownSeed) } }
     func peer(of worker: Int) -> Int? { lock.withLock { peerOfWorker.indices.contains(worker) ? peerOfWorker[worker] : nil } }
     func account(of peer: Int) -> PeerAccount? { lock.withLock { peers[peer].fetcher.account } }
 

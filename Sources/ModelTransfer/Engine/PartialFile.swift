@@ -114,7 +114,7 @@ final class PartialFile: @unchecked Sendable {
 
 /// Linux's `sync_file_range`, which Swift's Glibc module does not declare (it needs
 /// _GNU_SOURCE); nil where the C library has none.
-nonisolated(unsafe) private let syncFileRange: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
+private let syncFileRange: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
     guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "sync_file_range") else { return nil }
     return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32).self)
 }()

@@ -35,6 +35,9 @@ public final class SwarmBoard: @unchecked Sendable {
             self.token = token
         }
 
+        /// The name this download's have-maps carry.
+        var download: String { token.uuidString }
+
         func verified(_ piece: Int) { board.update(sha256, token) { $0.verified.insert(piece) } }
 
         func fetching(_ pieces: Range<Int>, _ isFetching: Bool) {
@@ -75,7 +78,7 @@ public final class SwarmBoard: @unchecked Sendable {
         lock.withLock {
             partials[sha256].map { partial in
                 HaveMap(sha256: sha256, size: partial.size, pieceSize: partial.pieces.pieceSize, complete: false,
-                        have: partial.verified, fetching: partial.fetching)
+                        have: partial.verified, fetching: partial.fetching, download: partial.token.uuidString)
             }
         }
     }
