@@ -333,7 +333,8 @@ extension Agent {
                             capabilities: (file.metadata.contains { $0.key.hasSuffix(".pooling_type") } ? ["embedding"] : ["completion"])
                                 + (entry.projector != nil ? ["vision"] : [])
                                 + (file["tokenizer.ggml.fim_pre_token_id"] != nil && file["tokenizer.ggml.fim_suf_token_id"] != nil
-                                   && file["tokenizer.ggml.fim_mid_token_id"] != nil ? ["insert"] : []),
+                                   && file["tokenizer.ggml.fim_mid_token_id"] != nil ? ["insert"] : [])
+                                + (ToolCalling.definesCalls(template) ? ["tools"] : []),
                             modified_at: entry.lastUsedAt ?? entry.createdAt)
     }
 
@@ -360,9 +361,23 @@ extension Agent {
 
     /// One line of an answer: `response` for /api/generate, `message` for /api/chat.
     struct GenerateChunk: Encodable {
-        struct Message: Codable {
+        struct Message: Encodable {
             var role = "assistant"
             var content: String
+            var tool_calls: [ToolCall]?
+        }
+        /// `{"function": {"name", "arguments": {…}}}`, as Ollama answers a call.
+        struct ToolCall: Encodable {
+            struct Function: Encodable {
+                var name: String
+                var arguments: JSONValue
+            }
+            var function: Function
+
+            init(_ call: ToolCalling.Call) {
+                let arguments = (try? JSONSerialization.jsonObject(with: Data(call.arguments.utf8))).map(JSONValue.init(decoded:))
+                function = Function(name: call.name, arguments: arguments ?? .object([:]))
+            }
         }
         var model: String
         var created_at = Date()
@@ -390,6 +405,15 @@ extension Agent {
             var role: String
             var content: String?
             var images: [String]?
+            var tool_calls: [ToolCallIn]?
+        }
+        /// A call an earlier answer made, as the client sends it back.
+        struct ToolCallIn: Decodable {
+            struct Function: Decodable {
+                var name: String
+                var arguments: FreeJSON?
+            }
+            var function: Function
         }
         var model: String
         var messages: [Message]?
@@ -397,7 +421,7 @@ extension Agent {
         var options: GenerateRequest.Options?
         var keepAlive: KeepAlive?
         var format: OutputFormat?
-        var tools: GivenField?
+        var tools: [FreeJSON]?
 
         enum CodingKeys: String, CodingKey { case model, messages, stream, options, format, tools, keepAlive = "keep_alive" }
     }
@@ -421,16 +445,34 @@ extension Agent {
     }
 
     /// `POST /api/chat`: the messages through the model's chat template, then as /api/generate.
+    /// With `tools`, for a model whose template defines tool calls: the tools go into the
+    /// prompt and calls in the answer come back as `tool_calls`.
     func chat(_ body: ChatRequest) async throws -> Response {
-        if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
-        let messages = try (body.messages ?? []).enumerated().map { index, message in
+        let given = try (body.messages ?? []).enumerated().map { index, message in
             guard message.images?.isEmpty ?? true else { throw AgentError.badRequest("messages.\(index).images: images in chat are not supported yet") }
-            return ChatMessage(role: message.role, content: message.content ?? "")
+            let calls = (message.tool_calls ?? []).map { call in
+                ToolCalling.Call(name: call.function.name, arguments: ToolCalling.compact(call.function.arguments?.value ?? [String: Any]()))
+            }
+            return ToolCalling.Message(role: message.role, content: message.content ?? "", calls: calls)
         }
-        return try await answer(model: body.model, chat: true, empty: messages.isEmpty, keepAlive: body.keepAlive, given: body.options,
-                                grammar: body.format?.grammar, stream: body.stream ?? true) { runtime, name, options, keepAlive, onPiece in
+        let tools = try toolCalling(body.tools, for: installed(body.model))
+        let messages = tools?.render(given) ?? given.map { ChatMessage(role: $0.role, content: $0.content) }
+        return try await answer(model: body.model, chat: true, empty: given.isEmpty, keepAlive: body.keepAlive, given: body.options,
+                                grammar: body.format?.grammar, stream: body.stream ?? true, toolCalls: tools != nil) { runtime, name, options, keepAlive, onPiece in
             try await runtime.chat(model: name, messages: messages, options: options, keepAlive: keepAlive, onPiece: onPiece)
         }
+    }
+
+    /// The tools a chat request gives, checked against the model's chat template.
+    func toolCalling(_ definitions: [FreeJSON]?, for entry: ModelEntry) throws -> ToolCalling? {
+        guard let definitions, !definitions.isEmpty else { return nil }
+        let tools = try definitions.enumerated().map { index, definition in try ToolCalling.tool(definition, index: index) }
+        let template = try entry.weights.flatMap { weights in
+            do { return try GGUFReader.read(path: weights.path)["tokenizer.chat_template"]?.string } catch {
+                throw AgentError(.internalServerError, "cannot read the GGUF header of \(entry.name): \(error)")
+            }
+        }
+        return try ToolCalling(tools, model: entry.name, template: template)
     }
 
     typealias Run = @Sendable (ModelRuntime, String, GenerationOptions, Duration??, @escaping @Sendable (String) -> Bool) async throws -> GenerationResult
@@ -438,7 +480,7 @@ extension Agent {
     /// What /api/generate and /api/chat share: nothing to say loads the model (or, with
     /// keep_alive 0, unloads it); otherwise `run` generates, streamed as NDJSON or in one answer.
     func answer(model: String, chat: Bool, empty: Bool, keepAlive given: KeepAlive?, given options: GenerateRequest.Options?,
-                grammar: String? = nil, stream: Bool, run: @escaping Run) async throws -> Response {
+                grammar: String? = nil, stream: Bool, toolCalls: Bool = false, run: @escaping Run) async throws -> Response {
         let started = ContinuousClock.now
         let entry = try installed(model)
         let name = entry.name
@@ -465,22 +507,33 @@ extension Agent {
             chunk.eval_duration = result.generationDuration.nanoseconds
             return chunk
         }
+        let calls = toolCalls ? ToolCallStream() : nil
         guard stream else {
             let result = try await run(runtime, name, generation, keepAlive) { _ in true }
             metrics.recordGeneration(tokens: result.tokens.count)
-            return JSON.response(finish(result, result.text))
+            guard let calls else { return JSON.response(finish(result, result.text)) }
+            let (text, made) = calls.all(result.text)
+            var chunk = finish(result, text)
+            chunk.message?.tool_calls = made.isEmpty ? nil : made.map(GenerateChunk.ToolCall.init)
+            return JSON.response(chunk)
         }
         let (lines, output) = AsyncStream<ByteBuffer>.makeStream()
+        // A client that went away stops the generation.
+        let send = { @Sendable (piece: (text: String, calls: [ToolCalling.Call])) -> Bool in
+            let (text, made) = piece
+            guard !text.isEmpty || !made.isEmpty else { return true }
+            var chunk = GenerateChunk(model: name, text: text, chat: chat, done: false)
+            chunk.message?.tool_calls = made.isEmpty ? nil : made.map(GenerateChunk.ToolCall.init)
+            if case .terminated = output.yield(JSON.line(chunk)) { return false }
+            return true
+        }
         Task { [runtime, metrics] in
             do {
                 let result = try await run(runtime, name, generation, keepAlive) { piece in
-                    // A client that went away stops the generation.
-                    if case .terminated = output.yield(JSON.line(GenerateChunk(model: name, text: piece, chat: chat, done: false))) {
-                        return false
-                    }
-                    return true
+                    send(calls?.feed(piece) ?? (piece, []))
                 }
                 metrics.recordGeneration(tokens: result.tokens.count)
+                if let calls { _ = send(calls.finish()) }
                 output.yield(JSON.line(finish(result, "")))
             } catch {
                 output.yield(JSON.line(["error": "\(error)"]))
@@ -640,9 +693,23 @@ struct FreeJSON: Decodable {
     }
 }
 
-/// Any JSON value, for GGUF metadata in `/api/show`.
+/// Any JSON value, for GGUF metadata in `/api/show` and tool calls' arguments.
 enum JSONValue: Encodable, Sendable {
-    case string(String), number(Double), bool(Bool), array([JSONValue])
+    case string(String), number(Double), integer(Int), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
+
+    /// A value JSONSerialization decoded.
+    init(decoded value: Any) {
+        switch value {
+        case let text as String: self = .string(text)
+        // JSONSerialization's booleans are NSNumbers of type "c", which also cast to Int.
+        case let number as NSNumber where String(cString: number.objCType) == "c": self = .bool(number.boolValue)
+        case let number as NSNumber where String(cString: number.objCType) == "d": self = .number(number.doubleValue)
+        case let number as NSNumber: self = .integer(number.intValue)
+        case let array as [Any]: self = .array(array.map(JSONValue.init(decoded:)))
+        case let object as [String: Any]: self = .object(object.mapValues(JSONValue.init(decoded:)))
+        default: self = .null
+        }
+    }
 
     init(_ value: GGUFValue) {
         switch value {
@@ -666,6 +733,9 @@ enum JSONValue: Encodable, Sendable {
         case .number(let number): try container.encode(number)
         case .bool(let flag): try container.encode(flag)
         case .array(let values): try container.encode(values)
+        case .integer(let number): try container.encode(number)
+        case .object(let values): try container.encode(values)
+        case .null: try container.encodeNil()
         }
     }
 }

@@ -19,6 +19,36 @@ extension Agent {
         struct Message: Decodable {
             var role: String
             var content: Content?
+            var tool_calls: [ToolCallIn]?
+        }
+
+        /// A call an earlier answer made, as the client sends it back (arguments as JSON text).
+        struct ToolCallIn: Decodable {
+            struct Function: Decodable {
+                var name: String
+                var arguments: String?
+            }
+            var function: Function
+        }
+
+        /// "none", "auto", "required", or `{"type": "function", "function": {"name": …}}`.
+        enum ToolChoice: Decodable {
+            case forbidden, automatic, required, named(String)
+
+            init(from decoder: Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let word = try? container.decode(String.self) {
+                    switch word {
+                    case "none": self = .forbidden
+                    case "auto": self = .automatic
+                    case "required": self = .required
+                    default: throw DecodingError.dataCorruptedError(in: container, debugDescription: "'tool_choice' is none, auto, required or a function")
+                    }
+                    return
+                }
+                struct Named: Decodable { struct Function: Decodable { var name: String }; var function: Function }
+                self = .named(try container.decode(Named.self).function.name)
+            }
         }
 
         /// A message's content: text, or parts of which only text is taken here.
@@ -54,7 +84,8 @@ extension Agent {
         var stop: Texts?
         var frequency_penalty: Float?
         var presence_penalty: Float?
-        var tools: GivenField?
+        var tools: [FreeJSON]?
+        var tool_choice: ToolChoice?
         var response_format: ResponseFormat?
 
         /// `{"type": "text" | "json_object"}`, or `{"type": "json_schema", "json_schema": {"schema": …}}`.
@@ -90,10 +121,34 @@ extension Agent {
         }
     }
 
+    /// A call in an answer, as OpenAI gives it: arguments as JSON text. In a stream, `index`
+    /// tells calls apart.
+    struct ToolCallOut: Encodable {
+        struct Function: Encodable {
+            var name: String
+            var arguments: String
+        }
+        var index: Int?
+        var id: String
+        var type = "function"
+        var function: Function
+
+        init(_ call: ToolCalling.Call, index: Int?) {
+            self.index = index
+            id = "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
+            function = Function(name: call.name, arguments: call.arguments)
+        }
+    }
+
     struct ChatCompletion: Encodable {
+        struct Message: Encodable {
+            var role = "assistant"
+            var content: String?
+            var tool_calls: [ToolCallOut]?
+        }
         struct Choice: Encodable {
             var index = 0
-            var message: GenerateChunk.Message
+            var message: Message
             var finish_reason: String
         }
         var id: String
@@ -108,6 +163,7 @@ extension Agent {
         struct Delta: Encodable {
             var role: String?
             var content: String?
+            var tool_calls: [ToolCallOut]?
         }
         struct Choice: Encodable {
             var index = 0
@@ -233,41 +289,90 @@ extension Agent {
         OpenAIModel(id: entry.name, created: Int(entry.createdAt.timeIntervalSince1970))
     }
 
-    /// `POST /v1/chat/completions`: as /api/chat, in OpenAI's shapes.
+    /// `POST /v1/chat/completions`: as /api/chat, in OpenAI's shapes. `tool_choice` required
+    /// or naming a function holds the answer to such a call by grammar.
     func chatCompletion(_ body: ChatCompletionRequest) async throws -> Response {
-        if body.tools?.isSet == true { throw AgentError.badRequest("'tools' are not supported yet") }
-        let messages = body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") }
-        guard !messages.isEmpty else { throw AgentError.badRequest("'messages' must hold at least one message") }
-        let grammar = try body.response_format?.grammar()
-        let name = try await loaded(body.model).name
+        let given = body.messages.map { message in
+            ToolCalling.Message(role: message.role, content: message.content?.text ?? "", calls: (message.tool_calls ?? []).map {
+                ToolCalling.Call(name: $0.function.name, arguments: $0.function.arguments ?? "{}")
+            })
+        }
+        guard !given.isEmpty else { throw AgentError.badRequest("'messages' must hold at least one message") }
+        let entry = try installed(body.model)
+        let tools = try toolCalling(body.tools, for: entry)
+        let messages = tools?.render(given) ?? given.map { ChatMessage(role: $0.role, content: $0.content) }
+        var grammar = try body.response_format?.grammar()
+        if let tools, let choice = body.tool_choice {
+            let forced: String?? = switch choice {
+            case .required: .some(nil)
+            case .named(let name): .some(name)
+            case .forbidden, .automatic: nil
+            }
+            if let forced {
+                guard grammar == nil else { throw AgentError.badRequest("'response_format' and a required tool call cannot both hold the answer") }
+                grammar = try tools.grammar(calling: forced)
+            }
+        }
+        // With tool_choice none the tools are described (the conversation may hold calls) but
+        // the answer is text.
+        var parsesCalls = tools != nil
+        if case .forbidden? = body.tool_choice { parsesCalls = false }
+        let calls = parsesCalls ? ToolCallStream() : nil
+        let name = try await loaded(entry).name
         var options = GenerationOptions()
         options.maximumTokens = body.max_completion_tokens ?? body.max_tokens ?? Int.max
         options.sample(temperature: body.temperature, topP: body.top_p, seed: body.seed, stop: body.stop)
         try options.penalize(repeat: nil, frequency: body.frequency_penalty, presence: body.presence_penalty)
         options.grammar = grammar
         let (id, created) = ("chatcmpl-" + UUID().uuidString.lowercased(), Int(Date().timeIntervalSince1970))
+        let finishReason = { @Sendable (result: GenerationResult, called: Bool) in called ? "tool_calls" : result.doneReason }
         guard body.stream ?? false else {
             let result = try await runtime.chat(model: name, messages: messages, options: options)
             metrics.recordGeneration(tokens: result.tokens.count)
+            let (text, made) = calls?.all(result.text) ?? (result.text, [])
+            let message = ChatCompletion.Message(content: made.isEmpty || !text.isEmpty ? text : nil,
+                                                 tool_calls: made.isEmpty ? nil : made.map { ToolCallOut($0, index: nil) })
             return JSON.response(ChatCompletion(id: id, created: created, model: name, choices: [
-                .init(message: .init(content: result.text), finish_reason: result.doneReason)], usage: Usage(result)))
+                .init(message: message, finish_reason: finishReason(result, !made.isEmpty))], usage: Usage(result)))
         }
         let (includeUsage, generation) = (body.stream_options?.include_usage ?? false, options)
         return serverSentEvents { output, event in
-            output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(role: "assistant", content: ""))])))
-            let result = try await self.runtime.chat(model: name, messages: messages, options: generation) { piece in
-                let chunk = ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(content: piece))])
-                if case .terminated = output.yield(event(chunk)) { return false }
+            let made = Counter()
+            let send = { @Sendable (piece: (text: String, calls: [ToolCalling.Call])) -> Bool in
+                let (text, called) = piece
+                guard !text.isEmpty || !called.isEmpty else { return true }
+                let first = made.add(called.count)
+                let delta = ChatCompletionChunk.Delta(content: text.isEmpty ? nil : text, tool_calls: called.isEmpty ? nil
+                    : called.enumerated().map { ToolCallOut($1, index: first + $0) })
+                if case .terminated = output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: delta)]))) {
+                    return false
+                }
                 return true
             }
+            output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [.init(delta: .init(role: "assistant", content: ""))])))
+            let result = try await self.runtime.chat(model: name, messages: messages, options: generation) { piece in
+                send(calls?.feed(piece) ?? (piece, []))
+            }
+            if let calls { _ = send(calls.finish()) }
             self.metrics.recordGeneration(tokens: result.tokens.count)
             output.yield(event(ChatCompletionChunk(id: id, created: created, model: name,
-                                                   choices: [.init(delta: .init(), finish_reason: result.doneReason)])))
+                                                   choices: [.init(delta: .init(), finish_reason: finishReason(result, made.value > 0))])))
             if includeUsage {
                 output.yield(event(ChatCompletionChunk(id: id, created: created, model: name, choices: [], usage: Usage(result))))
             }
         }
     }
+}
+
+/// Tool calls sent so far in a stream.
+private final class Counter: @unchecked Sendable {
+    // Guarded by `lock`.
+    private var count = 0
+    private let lock = NSLock()
+
+    /// Adds `more`; the count before.
+    func add(_ more: Int) -> Int { lock.withLock { defer { count += more }; return count } }
+    var value: Int { lock.withLock { count } }
 }
 
 /// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.

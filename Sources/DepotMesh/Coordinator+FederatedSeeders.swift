@@ -39,7 +39,7 @@ extension Coordinator {
     /// agent, blob and seeder. Nothing when the peer does not answer in time.
     private func askPeer(_ peer: CoordinatorPeer, for sha256: String, downloader: String, size: UInt64?, limit: Int) async -> [SeedersAnswer.Seeder] {
         guard let request = try? FederatedSeedersRequest(coordinator: identity, downloader: downloader, sha256: sha256, size: size, limit: limit),
-              let data = await post(request, to: peer, path: "/mesh/federation/seeders"),
+              let (status, data) = await post(request, to: peer, path: "/mesh/federation/seeders"), status == 200,
               let answer = try? JSONDecoder().decode(SeedersAnswer.self, from: data),
               answer.sha256 == sha256, answer.coordinatorId == peer.id else { return [] }
         return answer.seeders.prefix(limit).filter { seeder in
@@ -48,17 +48,17 @@ extension Coordinator {
         }
     }
 
-    /// A signed request to a federation peer; the body of its 200 answer, nil for anything else
-    /// or no answer within `federationTimeout`.
-    private func post(_ request: some FederationRequest, to peer: CoordinatorPeer, path: String) async -> Data? {
+    /// A signed request to a federation peer; its answer's status and body, nil for no answer
+    /// within `federationTimeout`.
+    private func post(_ request: some FederationRequest, to peer: CoordinatorPeer, path: String) async -> (status: UInt, body: Data)? {
         guard let body = try? JSONEncoder().encode(request) else { return nil }
         var post = HTTPClientRequest(url: peer.url + path)
         post.method = .POST
         post.headers.add(name: "Content-Type", value: "application/json")
         post.body = .bytes(ByteBuffer(bytes: body))
-        guard let response = try? await HTTPClient.shared.execute(post, timeout: Self.federationTimeout), response.status == .ok,
+        guard let response = try? await HTTPClient.shared.execute(post, timeout: Self.federationTimeout),
               let data = try? await response.body.collect(upTo: 256 << 10) else { return nil }
-        return Data(data.readableBytesView)
+        return (response.status.code, Data(data.readableBytesView))
     }
 
     /// Checks a federation peer's request: from a configured peer, signed by it, within the
@@ -104,9 +104,13 @@ extension Coordinator {
     /// (whether the seeder is banned now).
     func reportAcrossFederation(_ report: SeederReport, reporter: String, to peer: CoordinatorPeer, at now: Date) async throws(APIError) -> Bool {
         guard let request = try? FederatedReport(coordinator: identity, reporter: reporter, report: report, at: now),
-              let data = await post(request, to: peer, path: "/mesh/federation/reports"),
+              let (status, data) = await post(request, to: peer, path: "/mesh/federation/reports"),
               let answer = try? JSONDecoder().decode([String: String].self, from: data) else {
-            throw APIError(.badGateway, "the federation peer \(peer.url) that issued the ticket did not take the report")
+            throw APIError(.badGateway, "the federation peer \(peer.url) that issued the ticket did not answer")
+        }
+        guard status == 200 else {
+            // The peer's refusal, as it gave it (another agent's ticket: 403).
+            throw APIError(HTTPResponse.Status(code: Int(status)), "the federation peer that issued the ticket refused the report: \(answer["error"] ?? "")")
         }
         lock.withLock { counters.reportsPassedOn += 1 }
         return answer["status"] == "banned"

@@ -28,8 +28,21 @@ public enum JSONGrammar {
     public static func gbnf(schema: Any) throws(Unsupported) -> String {
         var builder = Builder(root: schema)
         let root = try builder.rule(for: schema, name: "root")
-        let rules = builder.rules.map { "\($0.name) ::= \($0.body)" }.joined(separator: "\n")
-        return (root == "root" ? "" : "root ::= \(root)\n") + rules + "\n" + commonRules
+        return (root == "root" ? "" : "root ::= \(root)\n") + builder.text
+    }
+
+    /// The grammar for the text `before`, a value of `schema`, then the text `after` (a tool
+    /// call in its markers).
+    public static func gbnf(schema: Any, between before: String, and after: String) throws(Unsupported) -> String {
+        var builder = Builder(root: schema)
+        let value = try builder.rule(for: schema, name: "framed")
+        return "root ::= \(quoted(before)) \(value) \(quoted(after))\n" + builder.text
+    }
+
+    /// A GBNF string literal of `text`.
+    static func quoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 
     /// Rules every grammar here shares. Whitespace is a space, or a line break and an indent
@@ -60,6 +73,9 @@ public enum JSONGrammar {
         var depth = 0
 
         init(root: Any) { self.root = root }
+
+        /// The rules made, then the shared ones.
+        var text: String { rules.map { "\($0.name) ::= \($0.body)" }.joined(separator: "\n") + "\n" + JSONGrammar.commonRules }
 
         /// A rule for `schema`, named after `name` (made unique); returns the rule's name, or
         /// a shared rule's name for a plain type.
@@ -184,8 +200,7 @@ public enum JSONGrammar {
                   let text = String(data: data, encoding: .utf8) else {
                 throw Unsupported(description: "'enum' and 'const' take JSON values")
             }
-            let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            return "\"\(escaped)\" ws"
+            return JSONGrammar.quoted(text) + " ws"
         }
 
         /// Rule names allow letters, digits and dashes.

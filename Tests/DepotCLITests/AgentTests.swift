@@ -46,13 +46,18 @@ import Glibc
         }
 
         /// `tiny:chat`, a tiny model with the ChatML template, which llama.cpp applies.
+        /// `tiny:chat` (ChatML) and `tiny:tools` (ChatML with tool calls in the `<tool_call>` form).
         func importChatModel() throws {
-            var shape = TinyModels.LlamaShape()
-            shape.chatTemplate = TinyModels.chatML
-            let path = workspace.path + "/chatml.gguf"
-            try TinyModels.llama(seed: 12, shape: shape).write(to: path)
-            let imported = try workspace.depot.run(["import", path, "--name", "tiny:chat"])
-            guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
+            for (name, template, seed) in [("tiny:chat", TinyModels.chatML, 12 as UInt64), ("tiny:tools", TinyModels.chatMLWithTools, 13)] {
+                var shape = TinyModels.LlamaShape()
+                shape.chatTemplate = template
+                // Tools are described in the prompt, a byte a token.
+                if template == TinyModels.chatMLWithTools { shape.contextLength = 2048 }
+                let path = workspace.path + "/\(name.replacingOccurrences(of: ":", with: "-")).gguf"
+                try TinyModels.llama(seed: seed, shape: shape).write(to: path)
+                let imported = try workspace.depot.run(["import", path, "--name", name])
+                guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
+            }
         }
 
         func agent(_ arguments: [String] = []) throws -> AgentProcess {
@@ -276,7 +281,7 @@ import Glibc
         try setup.importChatModel()
         let agent = try setup.agent()
         defer { agent.stop() }
-        let check = try run(["python3", fixture("ollama_chat_check.py"), agent.base, "tiny:chat", "tiny:one"])
+        let check = try run(["python3", fixture("ollama_chat_check.py"), agent.base, "tiny:chat", "tiny:one", "tiny:tools"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
         // What the client will not send: a format that is neither "json" nor a schema.
         let yaml = try agent.post("/api/chat", #"{"model": "tiny:chat", "messages": [{"role": "user", "content": "hi"}], "format": "yaml"}"#)
@@ -289,7 +294,7 @@ import Glibc
         try setup.importChatModel()
         let agent = try setup.agent(["--token", "sk-depot-test"])
         defer { agent.stop() }
-        let check = try run(["python3", fixture("openai_check.py"), agent.base, "tiny:chat", "tiny:one", "sk-depot-test"])
+        let check = try run(["python3", fixture("openai_check.py"), agent.base, "tiny:chat", "tiny:one", "sk-depot-test", "tiny:tools"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
     }
 

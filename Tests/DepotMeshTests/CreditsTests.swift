@@ -174,8 +174,8 @@ import Testing
         #expect(try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: firstCredential) == false)
         #expect(try await coordinator.report(.init(ticket: firstTicket, piece: 6), credential: firstCredential) == false, "one reporter, twice")
         // A report with someone else's ticket, or no credential, is refused.
-        #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: secondCredential) }
-        #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: nil) }
+        await #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: secondCredential) }
+        await #expect(throws: APIError.self) { try await coordinator.report(.init(ticket: firstTicket, piece: 5), credential: nil) }
         #expect(try coordinator.seeders(of: blob, credential: secondCredential, limit: 32).seeders.contains { $0.agentId == liar.id })
 
         let secondTicket = try ticket(coordinator, for: secondCredential, from: liar)
@@ -194,6 +194,48 @@ import Testing
         // The ban survives a restart.
         let reopened = try Coordinator(directory: directory)
         #expect(reopened.isBanned(liar.id, at: Date()))
+    }
+
+    /// A federation peer passes on its agents' reports of this coordinator's seeders: they
+    /// count toward the ban only with a ticket this coordinator issued to that agent at that
+    /// peer's request, signed by the peer, once.
+    @Test func aFederationPeersReportsCountOnlyOnTicketsItsOwnAgentsWereIssued() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory); try? FileManager.default.removeItem(atPath: directory + "-near") }
+        let near = try Coordinator(directory: directory + "-near")
+        let nearPeer = try CoordinatorPeer(url: "http://near.invalid", publicKey: near.publicKey)
+        let far = try coordinator { $0.peers = [nearPeer] }
+        let liar = MeshIdentity(), local = MeshIdentity()
+        _ = try join(liar, far, holding: true)
+        let localCredential = try join(local, far, holding: false)
+        let (first, second) = (String(repeating: "1", count: 16), String(repeating: "2", count: 16))
+        func ticket(for downloader: String) throws -> String {
+            let request = try FederatedSeedersRequest(coordinator: near.identity, downloader: downloader, sha256: blob, size: nil, limit: 4)
+            let answer = try far.federatedSeeders(request)
+            return try #require(answer.seeders.first { $0.agentId == liar.id }?.ticket)
+        }
+        func status(_ report: FederatedReport) -> Int? {
+            do { _ = try far.federatedReport(report); return 200 } catch { return error.status.code }
+        }
+        let (firstTicket, secondTicket) = (try ticket(for: first), try ticket(for: second))
+
+        let honest = try FederatedReport(coordinator: near.identity, reporter: first, report: .init(ticket: firstTicket, piece: 5))
+        #expect(try far.federatedReport(honest) == false, "one reporter does not ban")
+        #expect(status(honest) == 409, "a replay")
+        var forged = try FederatedReport(coordinator: near.identity, reporter: second, report: .init(ticket: firstTicket, piece: 5))
+        #expect(status(forged) == 403, "the ticket was issued to another agent")
+        forged.reporter = first
+        #expect(status(forged) == 403, "changed after signing")
+        #expect(status(try FederatedReport(coordinator: MeshIdentity(), reporter: second, report: .init(ticket: secondTicket, piece: 5))) == 403,
+                "an outsider")
+        let localTicket = try self.ticket(far, for: localCredential, from: liar)
+        let onLocalTicket = try FederatedReport(coordinator: near.identity, reporter: local.id, report: .init(ticket: localTicket, piece: 5))
+        #expect(status(onLocalTicket) == 403, "a ticket the far coordinator issued to its own agent")
+        #expect(far.stats.reports == 1 && far.stats.seedersBanned == 0)
+
+        #expect(try far.federatedReport(FederatedReport(coordinator: near.identity, reporter: second, report: .init(ticket: secondTicket, piece: 7))))
+        #expect(far.isBanned(liar.id, at: Date()) && far.stats.seedersBanned == 1)
+        let refused = far.stats.federationRefused.merging(far.stats.reportsRefused) { $0 + $1 }
+        #expect(refused["replayed"] == 1 && refused["forged"] == 1 && refused["notAPeer"] == 1 && refused["notYourTicket"] == 2, "\(refused)")
     }
 
     @Test func agentsStillDownloadingAreHandedOutAfterTheHoldersForAsLongAsATicketLasts() throws {

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Drives depot's /api/chat with the real `ollama` Python client.
 
-    ollama_chat_check.py BASE_URL CHAT_MODEL PLAIN_MODEL
+    ollama_chat_check.py BASE_URL CHAT_MODEL PLAIN_MODEL TOOLS_MODEL
 
 CHAT_MODEL carries a chat template llama.cpp applies (ChatML); PLAIN_MODEL one it does not.
 Chats plain and streaming (the same seed must give the same text), loads with no messages,
 holds answers to `format` ("json", and a pydantic model's JSON schema: the answer must
 validate), and checks that a model without a usable template and a schema the grammar cannot
-express are clear 400s. Prints one
+express are clear 400s. Tools: TOOLS_MODEL's template has the `<tool_call>` form, so /api/show
+lists "tools" and a chat with Python functions as tools, and one holding a call and its
+result, is answered; CHAT_MODEL's has not, so tools there are a 400. Prints one
 JSON line of what it saw; exits 1 naming the first step that failed.
 """
 import json, sys
@@ -15,7 +17,7 @@ from typing import Literal
 import ollama
 from pydantic import BaseModel, Field
 
-base, chat_model, plain_model = sys.argv[1:4]
+base, chat_model, plain_model, tools_model = sys.argv[1:5]
 client = ollama.Client(host=base)
 seen = {}
 
@@ -128,5 +130,29 @@ for bad, named in [({"type": "object", "patternProperties": {"^a": {"type": "str
         step(f"format {named} is refused", False, "it answered")
     except ollama.ResponseError as error:
         step(f"format {named} is a 400 naming it", error.status_code == 400 and named in error.error, (error.status_code, error.error))
+
+def get_weather(city: str, days: int) -> str:
+    """The weather in a city.
+
+    Args:
+        city: The city
+        days: How many days ahead
+    """
+    return "Sunny"
+
+step("tools capability", "tools" in (client.show(tools_model).capabilities or []) and "tools" not in (client.show(chat_model).capabilities or []))
+ask = [{"role": "user", "content": "Weather in Paris?"}]
+answered = client.chat(model=tools_model, messages=ask, tools=[get_weather], options={"seed": 1, "num_predict": 30})
+step("a chat with tools", answered.done and answered.message.role == "assistant", answered)
+history = ask + [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 1}}}]},
+                 {"role": "tool", "content": "Sunny, 21 °C", "tool_name": "get_weather"}]
+after = client.chat(model=tools_model, messages=history, tools=[get_weather], options={"seed": 1, "num_predict": 30})
+step("a chat holding a call and its result", after.done, after)
+try:
+    client.chat(model=chat_model, messages=ask, tools=[get_weather])
+    step("tools need a template with tool calls", False, "it answered")
+except ollama.ResponseError as error:
+    step("tools need a template with tool calls", error.status_code == 400 and chat_model in error.error and "tool" in error.error,
+         (error.status_code, error.error))
 
 print(json.dumps(seen))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Drives depot's OpenAI-compatible /v1 with the real `openai` Python client.
 
-    openai_check.py BASE_URL CHAT_MODEL PLAIN_MODEL TOKEN
+    openai_check.py BASE_URL CHAT_MODEL PLAIN_MODEL TOKEN TOOLS_MODEL
 
 Lists and retrieves models, completes a chat plain and streaming (the same seed must give the
 same text, the stream ends with a finish reason and usage), and checks that an unknown model,
-a model without a usable chat template and `tools` are errors the client raises with OpenAI's
-shape. Structured output: `response_format` json_object, and the SDK's own `parse` with a
+a model without a usable chat template and `tools` for a model whose template defines no tool
+calls are errors the client raises with OpenAI's shape. Tools (TOOLS_MODEL's template has the
+`<tool_call>` form): a required call and a named one come back as `tool_calls` whose arguments
+fit the function's schema, streamed the same; a conversation holding a call and its result is
+answered. Structured output: `response_format` json_object, and the SDK's own `parse` with a
 pydantic model (a strict json_schema), whose answer must validate. TOKEN is the agent's --token, sent as the API key. Prints one JSON line; exits 1
 naming the first step that failed.
 """
@@ -15,7 +18,7 @@ from typing import Literal
 import openai
 from pydantic import BaseModel, Field
 
-base, chat_model, plain_model, token = sys.argv[1:5]
+base, chat_model, plain_model, token, tools_model = sys.argv[1:6]
 client = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0)
 seen = {}
 
@@ -63,8 +66,13 @@ step("16 tokens by default, as OpenAI", default.usage.completion_tokens <= 16, d
 for name, call, status in [
     ("unknown model", lambda: client.chat.completions.create(model="nope:x", messages=messages), 404),
     ("no usable template", lambda: client.chat.completions.create(model=plain_model, messages=messages), 400),
-    ("tools", lambda: client.chat.completions.create(model=chat_model, messages=messages,
-                                                    tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), 400),
+    ("tools for a template without tool calls", lambda: client.chat.completions.create(
+        model=chat_model, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), 400),
+    ("a tool without a name", lambda: client.chat.completions.create(
+        model=tools_model, messages=messages, tools=[{"type": "function", "function": {"parameters": {}}}]), 400),
+    ("tool_choice naming no tool", lambda: client.chat.completions.create(
+        model=tools_model, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        tool_choice={"type": "function", "function": {"name": "g"}}), 400),
     ("an unknown response_format", lambda: client.chat.completions.create(model=chat_model, messages=messages,
                                                                          response_format={"type": "yaml"}), 400),
     ("frequency_penalty out of range", lambda: client.chat.completions.create(model=chat_model, messages=messages,
@@ -102,4 +110,33 @@ as_json = client.chat.completions.create(model=chat_model, messages=[{"role": "u
 step("json_object starts an object or array", as_json.choices[0].message.content[:1] in "{[", as_json.choices[0].message.content)
 if as_json.choices[0].finish_reason == "stop":
     json.loads(as_json.choices[0].message.content)
+weather = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}, "days": {"type": "integer"}},
+                          "required": ["city", "days"]}}}
+clock = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {
+    "zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}}
+ask = [{"role": "user", "content": "Weather in Paris for 3 days?"}]
+def called(reply):
+    message = reply.choices[0].message
+    step("a call", reply.choices[0].finish_reason == "tool_calls" and message.tool_calls and len(message.tool_calls) == 1, reply)
+    return message.tool_calls[0]
+call = called(client.chat.completions.create(model=tools_model, messages=ask, tools=[weather, clock], tool_choice="required",
+                                             seed=7, temperature=0.9, max_tokens=200))
+arguments = json.loads(call.function.arguments)
+step("the call fits its function", call.type == "function" and call.id and (
+    call.function.name == "get_weather" and isinstance(arguments.get("city"), str) and isinstance(arguments.get("days"), int)
+    or call.function.name == "get_time" and arguments.get("zone") in ("UTC", "CET")), call)
+named = called(client.chat.completions.create(model=tools_model, messages=ask, tools=[weather, clock],
+                                              tool_choice={"type": "function", "function": {"name": "get_time"}}, seed=7, max_tokens=200))
+step("the named function", named.function.name == "get_time" and json.loads(named.function.arguments)["zone"] in ("UTC", "CET"), named)
+chunks = list(client.chat.completions.create(model=tools_model, messages=ask, tools=[weather, clock], tool_choice="required",
+                                             seed=7, temperature=0.9, max_tokens=200, stream=True))
+streamed = [c for chunk in chunks if chunk.choices for c in (chunk.choices[0].delta.tool_calls or [])]
+step("streamed call", [(c.index, c.function.name, c.function.arguments) for c in streamed] == [(0, call.function.name, call.function.arguments)]
+     and chunks[-1].choices[0].finish_reason == "tool_calls", chunks)
+history = ask + [{"role": "assistant", "content": None, "tool_calls": [{"id": call.id, "type": "function", "function": {
+    "name": call.function.name, "arguments": call.function.arguments}}]}, {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 °C"}]
+after = client.chat.completions.create(model=tools_model, messages=history, tools=[weather, clock], seed=7, max_tokens=30)
+step("a conversation with a call and its result", after.choices[0].finish_reason in ("stop", "length", "tool_calls"), after)
+seen["call"] = [call.function.name, arguments]
 print(json.dumps(seen))

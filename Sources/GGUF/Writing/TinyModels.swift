@@ -11,16 +11,20 @@ public enum TinyModels {
         public var heads: UInt64 = 4
         public var kvHeads: UInt64 = 2
         public var contextLength: UInt32 = 256
-        /// `tokenizer.chat_template`: by default one llama.cpp does not know (so chat refuses
-        /// it); `chatML` is one it applies.
         /// `llama.pooling_type` (1 mean, 2 CLS, 3 last token): set, the model makes embeddings.
         public var poolingType: UInt32?
+        /// `tokenizer.chat_template`: by default one llama.cpp does not know (so chat refuses
+        /// it); `chatML` is one it applies.
         public var chatTemplate = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "
         public init() {}
     }
 
     /// The ChatML template (Qwen's and many others'), as such models carry it.
     public static let chatML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+
+    /// ChatML with tool calls in the `<tool_call>` form (Qwen's and Hermes' way), our own
+    /// short version of what such models carry.
+    public static let chatMLWithTools = "{%- if tools %}{{ '<|im_start|>system\\n# Tools\\n<tools>' }}{% for tool in tools %}{{ tool | tojson }}{% endfor %}{{ '</tools>\\nCall one as <tool_call>{\"name\": …, \"arguments\": {…}}</tool_call><|im_end|>\\n' }}{%- endif %}" + chatML
 
     /// Number of tokens in the byte-level vocabulary.
     public static let vocabularySize: UInt64 = 259
