@@ -60,6 +60,16 @@ import Glibc
             }
         }
 
+        /// `tiny:embed`, whose GGUF names a pooling type.
+        func importEmbeddingModel() throws {
+            var shape = TinyModels.LlamaShape()
+            shape.poolingType = 1
+            let path = workspace.path + "/embed.gguf"
+            try TinyModels.llama(seed: 21, shape: shape).write(to: path)
+            let imported = try workspace.depot.run(["import", path, "--name", "tiny:embed"])
+            guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
+        }
+
         func agent(_ arguments: [String] = []) throws -> AgentProcess {
             try AgentProcess(workspace, arguments: ["--catalog", catalog] + arguments)
         }
@@ -301,14 +311,21 @@ import Glibc
     @Test func embeddingsForOllamaAndOpenAIClients() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        var shape = TinyModels.LlamaShape()
-        shape.poolingType = 1
-        let path = setup.workspace.path + "/embed.gguf"
-        try TinyModels.llama(seed: 21, shape: shape).write(to: path)
-        #expect(try setup.workspace.depot.run(["import", path, "--name", "tiny:embed"]).status == 0)
+        try setup.importEmbeddingModel()
         let agent = try setup.agent()
         defer { agent.stop() }
         let check = try run(["python3", fixture("embed_check.py"), agent.base, "tiny:embed", "tiny:one"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+    }
+
+    @Test func langChainsOllamaIntegrationWorksUnchanged() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        try setup.importChatModel()
+        try setup.importEmbeddingModel()
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let check = try run(["python3", fixture("langchain_check.py"), agent.base, "tiny:chat", "tiny:tools", "tiny:embed"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
     }
 
