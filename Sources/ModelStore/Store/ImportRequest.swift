@@ -24,6 +24,9 @@ public struct ImportRequest: Sendable {
     public var mode: ImportMode
     /// Replace an entry of the same name that holds other files.
     public var replace: Bool
+    /// Refuse a file whose name claims a SHA-256 its bytes do not have (Ollama's
+    /// `sha256-<hex>` blobs, Hugging Face's LFS blobs), rather than take it under its bytes' hash.
+    public var checkNamedDigests = false
 
     /// A request with the usual defaults: link, no app, no replacing.
     public init(weights: String, projector: String? = nil, name: String? = nil, app: String? = nil,

@@ -33,6 +33,12 @@ extension ModelStore {
                 staged.append(try StagedFile(source, mode: request.mode, temporaryDirectory: temporaryDirectory))
             }
         }
+        if request.checkNamedDigests {
+            for file in staged {
+                guard let claimed = ForeignCaches.claimedDigest(of: file.source.path), claimed != file.digest else { continue }
+                throw StoreError(.corrupt, "\(file.source.path) is named for SHA-256 \(claimed.prefix(12))… but its bytes hash to \(file.digest.prefix(12))…: that copy is damaged or was changed, so it was not taken")
+            }
+        }
         let result = try lock.withLock { () throws(StoreError) in
             try record(staged, as: name, request: request)
         }
@@ -46,6 +52,14 @@ extension ModelStore {
             }
         }
         return result
+    }
+
+    /// Adopts a model found in another tool's cache: its files hardlinked (copied across file
+    /// systems), each hashed, and refused when the hash its cache named it by is not its bytes'.
+    public func adopt(_ model: FoundModel, app: String? = nil) throws(StoreError) -> ImportResult {
+        var request = ImportRequest(weights: model.weights, projector: model.projector, name: model.name, app: app, mode: .link)
+        request.checkNamedDigests = true
+        return try importModel(request)
     }
 
     /// The digest of a stored blob that is this very file (a hardlink of it), trusted on the same

@@ -1,0 +1,141 @@
+import DepotTestSupport
+import Foundation
+import GGUF
+import Testing
+
+/// Moving in: `depot import --from-ollama` and `--from-hf` adopt the models of real-shaped
+/// Ollama stores and Hugging Face caches (our writer's GGUF files under each tool's layout) by
+/// hardlink, checking every hash the layouts put in file names, as a user with both tools
+/// installed would run it.
+@Suite struct AdoptTests {
+    /// Writes `writer`'s file as a blob named by its SHA-256 (`prefix` + hex) in `directory`;
+    /// the hex.
+    @discardableResult
+    static func blob(_ writer: GGUFWriter?, bytes: Data? = nil, in directory: String, prefix: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let staging = directory + "/staging"
+        if let writer { try writer.write(to: staging) } else { try (bytes ?? Data()).write(to: URL(fileURLWithPath: staging)) }
+        let hex = try sha256sum(staging)
+        try FileManager.default.moveItem(atPath: staging, toPath: directory + "/" + prefix + hex)
+        return hex
+    }
+
+    static func manifest(_ root: String, _ name: String, layers: [(String, String)]) throws {
+        let path = root + "/manifests/" + name
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let items = layers.map { #"{"mediaType": "application/vnd.ollama.image.\#($0.0)", "digest": "sha256:\#($0.1)", "size": 1}"# }
+        let text = #"{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:\#(String(repeating: "0", count: 64))", "size": 2}, "layers": [\#(items.joined(separator: ", "))]}"#
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    static func inode(_ path: String) -> UInt64 {
+        var status = stat()
+        return stat(path, &status) == 0 ? UInt64(status.st_ino) : 0
+    }
+
+    static func object(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    @Test func anOllamaStoreIsAdoptedByHardlinkUnderItsNamesAndItsLiesAreRefused() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let ollama = workspace.path + "/ollama", blobs = ollama + "/blobs"
+        let weights = try Self.blob(TinyModels.llama(seed: 31), in: blobs, prefix: "sha256-")
+        let projector = try Self.blob(TinyModels.projector(), in: blobs, prefix: "sha256-")
+        let template = try Self.blob(nil, bytes: Data("{{ .Prompt }}".utf8), in: blobs, prefix: "sha256-")
+        let other = try Self.blob(TinyModels.llama(seed: 32), in: blobs, prefix: "sha256-")
+        let third = try Self.blob(TinyModels.llama(seed: 33), in: blobs, prefix: "sha256-")
+        try Self.manifest(ollama, "registry.ollama.ai/library/tiny/latest", layers: [("model", weights), ("projector", projector), ("template", template)])
+        try Self.manifest(ollama, "registry.ollama.ai/myns/other/q4", layers: [("model", other)])
+        try Self.manifest(ollama, "hf.co/owner/repo/Q8_0", layers: [("model", third)])
+        // What cannot be adopted: a LoRA adapter, a model layer that is no GGUF, a blob whose
+        // bytes are not the hash it is named by, and a digest that walks out of blobs/.
+        try Self.manifest(ollama, "registry.ollama.ai/library/adapted/latest", layers: [("model", other), ("adapter", template)])
+        try Self.manifest(ollama, "registry.ollama.ai/library/notgguf/latest", layers: [("model", template)])
+        let lie = String(repeating: "ab", count: 32)
+        try TinyModels.llama(seed: 34).write(to: blobs + "/sha256-" + lie)
+        try Self.manifest(ollama, "registry.ollama.ai/library/tampered/latest", layers: [("model", lie)])
+        try Self.manifest(ollama, "registry.ollama.ai/library/escape/latest", layers: [("model", "../../../etc/passwd")])
+
+        let dry = try workspace.depot.run(["import", "--from-ollama", ollama, "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let listed = (Self.object(dry.stdout)["adopted"] as? [[String: Any]] ?? []).compactMap { ($0["model"] as? [String: Any])?["name"] as? String }
+        #expect(Set(listed) == ["tiny:latest", "myns/other:q4", "hf.co/owner/repo:Q8_0", "tampered:latest"], "\(listed)")
+        #expect(try workspace.depot.run(["list", "--json"]).stdout.contains("tiny") == false, "a dry run changes nothing")
+
+        // The default location is $OLLAMA_MODELS.
+        let adopted = try workspace.depot.run(["import", "--from-ollama", "--json"], environment: ["OLLAMA_MODELS": ollama])
+        #expect(adopted.status == 0, "\(adopted.stderr)")
+        let answer = Self.object(adopted.stdout)
+        let names = (answer["adopted"] as? [[String: Any]] ?? []).compactMap { ($0["model"] as? [String: Any])?["name"] as? String }
+        #expect(Set(names) == ["tiny:latest", "myns/other:q4", "hf.co/owner/repo:Q8_0"], "\(names)")
+        let skipped = (answer["skipped"] as? [[String: Any]] ?? []).map { "\($0["listing"] ?? ""): \($0["reason"] ?? "")" }
+        for (manifest, reason) in [("adapted/latest", "adapter"), ("notgguf/latest", "not a GGUF"), ("tampered/latest", "named for SHA-256"),
+                                   ("escape/latest", "is not sha256:<64 hex digits>")] {
+            #expect(skipped.contains { $0.contains(manifest) && $0.contains(reason) }, "\(manifest): \(skipped)")
+        }
+
+        // No byte copied: the store's blobs are Ollama's files.
+        let store = workspace.path + "/store/blobs/sha256/"
+        #expect(Self.inode(store + weights) == Self.inode(blobs + "/sha256-" + weights) && Self.inode(store + weights) != 0)
+        #expect(Self.inode(store + projector) == Self.inode(blobs + "/sha256-" + projector))
+        #expect(!FileManager.default.fileExists(atPath: store + lie), "the tampered blob is not in the store")
+        let shown = Self.object(try workspace.depot.run(["show", "tiny:latest", "--json"]).stdout)
+        let roles = (shown["files"] as? [[String: Any]] ?? []).compactMap { $0["role"] as? String }
+        #expect(roles.sorted() == ["projector", "weights"], "\(shown)")
+
+        // Again: nothing changes.
+        let again = Self.object(try workspace.depot.run(["import", "--from-ollama", ollama, "--json"]).stdout)
+        let created = (again["adopted"] as? [[String: Any]] ?? []).compactMap { ($0["result"] as? [String: Any])?["created"] as? Bool }
+        #expect(created == [false, false, false], "\(again)")
+        let missing = try workspace.depot.run(["import", "--from-ollama", workspace.path + "/nothing"])
+        #expect(missing.status == 3 && missing.stderr.contains("not an Ollama store"), "\(missing.stderr)")
+    }
+
+    @Test func aHuggingFaceCacheIsAdoptedByHardlinkAsOllamaNamesItsModels() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let hub = workspace.path + "/hub", repository = hub + "/models--owner--tiny-GGUF", revision = "0123456789abcdef0123456789abcdef01234567"
+        let weights = try Self.blob(TinyModels.llama(seed: 41), in: repository + "/blobs", prefix: "")
+        let projector = try Self.blob(TinyModels.projector(), in: repository + "/blobs", prefix: "")
+        let readme = repository + "/blobs/" + String(repeating: "1", count: 40)  // a git blob: named by SHA-1, no claim
+        try Data("# tiny".utf8).write(to: URL(fileURLWithPath: readme))
+        let snapshot = repository + "/snapshots/" + revision
+        try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: snapshot + "/tiny-F32.gguf", withDestinationPath: "../../blobs/" + weights)
+        try FileManager.default.createSymbolicLink(atPath: snapshot + "/mmproj-tiny-f16.gguf", withDestinationPath: "../../blobs/" + projector)
+        try FileManager.default.createSymbolicLink(atPath: snapshot + "/README.md", withDestinationPath: "../../blobs/" + String(repeating: "1", count: 40))
+        try FileManager.default.createDirectory(atPath: repository + "/refs", withIntermediateDirectories: true)
+        try revision.write(toFile: repository + "/refs/main", atomically: true, encoding: .utf8)
+        // A repository of safetensors only.
+        let other = hub + "/models--owner--plain", otherSnapshot = other + "/snapshots/" + revision
+        let tensors = try Self.blob(nil, bytes: Data(repeating: 7, count: 64), in: other + "/blobs", prefix: "")
+        try FileManager.default.createDirectory(atPath: otherSnapshot, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: otherSnapshot + "/model.safetensors", withDestinationPath: "../../blobs/" + tensors)
+
+        let adopted = try workspace.depot.run(["import", "--from-hf", "--json"], environment: ["HF_HUB_CACHE": hub])
+        #expect(adopted.status == 0, "\(adopted.stderr)")
+        let answer = Self.object(adopted.stdout)
+        let models = (answer["adopted"] as? [[String: Any]] ?? []).compactMap { $0["model"] as? [String: Any] }
+        #expect(models.map { $0["name"] as? String } == ["hf.co/owner/tiny-GGUF:F32"] && models.first?["projector"] != nil, "\(answer)")
+        let skipped = answer["skipped"] as? [[String: Any]] ?? []
+        #expect(skipped.contains { ($0["listing"] as? String)?.hasSuffix("models--owner--plain") == true && ($0["reason"] as? String)?.contains("no GGUF") == true },
+                "\(skipped)")
+        let store = workspace.path + "/store/blobs/sha256/"
+        #expect(Self.inode(store + weights) == Self.inode(repository + "/blobs/" + weights) && Self.inode(store + weights) != 0)
+        #expect(Self.inode(store + projector) == Self.inode(repository + "/blobs/" + projector))
+
+        // A blob changed behind the cache's back is caught by its name, and nothing is taken.
+        let fresh = Workspace()
+        defer { fresh.remove() }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: repository + "/blobs/" + weights))
+        try handle.seek(toOffset: 4096)
+        try handle.write(contentsOf: Data([0x55]))
+        try handle.close()
+        let tampered = Self.object(try fresh.depot.run(["import", "--from-hf", hub, "--json"]).stdout)
+        #expect((tampered["adopted"] as? [Any])?.isEmpty == true, "\(tampered)")
+        #expect((tampered["skipped"] as? [[String: Any]] ?? []).contains { ($0["reason"] as? String)?.contains("named for SHA-256") == true })
+        #expect(try fresh.depot.run(["list", "--json"]).stdout.contains("tiny") == false)
+    }
+}
