@@ -13,6 +13,13 @@ extension Depot {
                 options.emit(entries) {
                     guard !entries.isEmpty else {
                         print("No models in \(store.root). Add one with `depot import FILE`.")
+                        // Models this machine already has, in the other tools' caches.
+                        for (tool, root, flag) in [("Ollama's store", ForeignCaches.ollamaRoot(), "--from-ollama"),
+                                                   ("the Hugging Face cache", ForeignCaches.huggingFaceRoot(), "--from-hf")] {
+                            let scan = try? flag == "--from-ollama" ? ForeignCaches.scanOllama(root) : ForeignCaches.scanHuggingFace(root)
+                            guard let found = scan?.found, !found.isEmpty else { continue }
+                            print("\(tool) (\(root)) has \(found.count) GGUF model\(found.count == 1 ? "" : "s") (\(found.prefix(3).map(\.name).joined(separator: ", "))\(found.count > 3 ? ", …" : "")): `depot import \(flag)` adopts them without copying.")
+                        }
                         return
                     }
                     Output.table(["NAME", "SIZE", "QUANT", "PARAMS", "APPS", "LAST USED", "STATUS"], entries.map { entry in

@@ -58,6 +58,10 @@ import Testing
         try Self.manifest(ollama, "registry.ollama.ai/library/tampered/latest", layers: [("model", lie)])
         try Self.manifest(ollama, "registry.ollama.ai/library/escape/latest", layers: [("model", "../../../etc/passwd")])
 
+        // An empty store points at them.
+        let empty = try workspace.depot.run(["list"], environment: ["OLLAMA_MODELS": ollama, "HF_HUB_CACHE": workspace.path + "/none"])
+        #expect(empty.stdout.contains("has 4 GGUF models") && empty.stdout.contains("depot import --from-ollama"), "\(empty.stdout)")
+
         let dry = try workspace.depot.run(["import", "--from-ollama", ollama, "--dry-run", "--json"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let listed = (Self.object(dry.stdout)["adopted"] as? [[String: Any]] ?? []).compactMap { ($0["model"] as? [String: Any])?["name"] as? String }
