@@ -106,7 +106,7 @@ extension Depot {
             let host = self.host
             try await agent.run { port in
                 // Scripts and tests wait for this line.
-                FileHandle.standardOutput.write(Data("depot agent listening on http://\(host):\(port)\n".utf8))
+                FileHandle.standardOutput.write(Data("depot agent listening on http://\(host):\(port)\nweb UI: http://\(host):\(port)/\n".utf8))
             }
         }
 

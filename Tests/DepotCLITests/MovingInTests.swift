@@ -6,8 +6,8 @@ import Testing
 /// Moving in: `depot import --from-ollama` and `--from-hf` adopt the models of real-shaped
 /// Ollama stores and Hugging Face caches (our writer's GGUF files under each tool's layout) by
 /// hardlink, checking every hash the layouts put in file names, as a user with both tools
-/// installed would run it.
-@Suite struct AdoptTests {
+/// installed would run it; and a newcomer's first run, with the demo model.
+@Suite struct MovingInTests {
     /// Writes `writer`'s file as a blob named by its SHA-256 (`prefix` + hex) in `directory`;
     /// the hex.
     @discardableResult
@@ -141,5 +141,21 @@ import Testing
         #expect((tampered["adopted"] as? [Any])?.isEmpty == true, "\(tampered)")
         #expect((tampered["skipped"] as? [[String: Any]] ?? []).contains { ($0["reason"] as? String)?.contains("named for SHA-256") == true })
         #expect(try fresh.depot.run(["list", "--json"]).stdout.contains("tiny") == false)
+    }
+
+    @Test func theDemoModelChatsAndGoesWithoutANetwork() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let demo = try workspace.depot.run(["demo", "--json"])
+        #expect(demo.status == 0 && demo.stdout.contains("\"demo:tiny\""), "\(demo.stderr)")
+        let text = try workspace.depot.run(["demo"])
+        #expect(text.stdout.contains("random weights"), "it says what it is: \(text.stdout)")
+        let agent = try AgentProcess(workspace, arguments: ["--catalog", "http://127.0.0.1:9/none.json"])
+        defer { agent.stop() }
+        let chat = try agent.post("/api/chat", #"{"model": "demo:tiny", "messages": [{"role": "user", "content": "hi"}], "stream": false, "options": {"num_predict": 8}}"#)
+        #expect(chat.status == 200 && (chat.object["message"] as? [String: Any])?["role"] as? String == "assistant", "\(chat.body)")
+        let deleted = try agent.request("DELETE", "/api/delete", #"{"model": "demo:tiny"}"#)
+        #expect(deleted.status == 200, "\(deleted.body)")
+        #expect(try workspace.depot.run(["list", "--json"]).stdout.contains("demo:tiny") == false)
     }
 }
