@@ -83,6 +83,10 @@ extension Agent {
     /// A pull for a job body: a catalog id (verified against the catalog) or a source.
     func pullRequest(for body: JobRequest) async throws -> PullRequest {
         if let app = body.app { try AppID.validate(app) }
+        if let model = body.model, let hubName = HuggingFaceName(model) {
+            let token = body.token ?? ProcessInfo.processInfo.environment["HF_TOKEN"]
+            return try await hubName.pullRequest(endpoint: TransferSource.huggingFaceEndpoint(), token: token, app: body.app ?? configuration.appID)
+        }
         if let model = body.model {
             try ModelName.validate(model)
             guard let entry = await catalog()?.entry(model) else {

@@ -9,7 +9,9 @@ extension Depot {
         static let configuration = CommandConfiguration(
             abstract: "Download a model (and its projector) into the store, verified and resumable.",
             discussion: """
-                SOURCE is an http(s) URL, hf://owner/repo[@revision]/file.gguf, or a catalog model id \
+                SOURCE is an http(s) URL, hf://owner/repo[@revision]/file.gguf, hf.co/owner/repo[:QUANT] \
+                (the repository's GGUF file of that quantization, Q4_K_M by default, with its projector, as \
+                Ollama pulls such names), or a catalog model id \
                 (verified against the catalog's SHA-256). An interrupted pull \
                 resumes where it stopped when run again. The entry appears only once every file \
                 matches its SHA-256 (from --sha256 or the server); with neither it is marked unverified.
@@ -34,7 +36,7 @@ extension Depot {
         @OptionGroup var catalog: CatalogOptions
         @OptionGroup var options: StoreOptions
 
-        var isCatalogID: Bool { !source.contains("://") }
+        var isCatalogID: Bool { !source.contains("://") && HuggingFaceName(source) == nil }
 
         func validate() throws {
             guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
@@ -54,7 +56,7 @@ extension Depot {
             let entry: CatalogEntry? = isCatalogID ? try await catalogEntry(store) : nil
             do throws(TransferError) {
                 downloader = try ModelDownloader(store: store, configuration: configuration)
-                let hfToken = source.hasPrefix("hf://") ? ProcessInfo.processInfo.environment["HF_TOKEN"] : nil
+                let hfToken = source.hasPrefix("hf://") || HuggingFaceName(source) != nil ? ProcessInfo.processInfo.environment["HF_TOKEN"] : nil
                 let weightsHash: ExpectedHash? = if let sha256 { try ExpectedHash(sha256: sha256, source: .user) } else { nil }
                 let projectorHash: ExpectedHash? = if let projectorSHA256 {
                     try ExpectedHash(sha256: projectorSHA256, source: .user)
@@ -63,6 +65,18 @@ extension Depot {
                                       projectorSHA256: projectorHash, token: token ?? hfToken, replace: force)
             } catch {
                 throw fail(error)
+            }
+            if let hubName = HuggingFaceName(source) {
+                do throws(TransferError) {
+                    var resolved = try await hubName.pullRequest(endpoint: TransferSource.huggingFaceEndpoint(), token: request.token, app: app)
+                    resolved.mirrors = mirrors
+                    resolved.replace = force
+                    if let name { resolved.name = name }
+                    request = resolved
+                } catch {
+                    await downloader.shutdown()
+                    throw fail(error)
+                }
             }
             if let entry {
                 do throws(CatalogError) {

@@ -158,4 +158,48 @@ import Testing
         #expect(deleted.status == 200, "\(deleted.body)")
         #expect(try workspace.depot.run(["list", "--json"]).stdout.contains("demo:tiny") == false)
     }
+
+    /// `hf.co/<owner>/<repo>:<QUANT>`, as Ollama users type it, from a server that answers as the
+    /// Hub does: the file of that quantization (Q4_K_M without one) with the repository's
+    /// projector, checked against the Hub's SHA-256s; a quantization it does not have is an
+    /// error listing those it has. The same name through the agent's /api/pull.
+    @Test func hfCoNamesPullTheQuantizationAsOllamaDoes() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        let served = workspace.path + "/served", repository = served + "/hub/owner/tiny-GGUF"
+        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+        try TinyModels.llama(seed: 51).write(to: repository + "/Tiny-1M-Q8_0.gguf")
+        try TinyModels.llama(seed: 52).write(to: repository + "/Tiny-1M-Q4_K_M.gguf")
+        try TinyModels.projector().write(to: repository + "/mmproj-Tiny-1M-f16.gguf")
+        try "# Tiny".write(toFile: repository + "/README.md", atomically: true, encoding: .utf8)
+        let server = try FaultServer(root: served)
+        defer { server.stop() }
+        let hub = ["HF_ENDPOINT": "http://127.0.0.1:\(server.port)/hf"]
+
+        let q8 = try workspace.depot.run(["pull", "hf.co/owner/tiny-GGUF:q8_0", "--json"], environment: hub)
+        #expect(q8.status == 0, "\(q8.stderr)")
+        let entry = Self.object(String(q8.stdout.split(separator: "\n").last ?? ""))["entry"] as? [String: Any] ?? [:]
+        #expect(entry["name"] as? String == "hf.co/owner/tiny-GGUF:q8_0", "\(entry)")
+        let files = entry["files"] as? [[String: Any]] ?? []
+        let weights = files.first { $0["role"] as? String == "weights" }
+        #expect(weights?["sha256"] as? String == (try sha256sum(repository + "/Tiny-1M-Q8_0.gguf")) && weights?["hashSource"] as? String == "server",
+                "\(files)")
+        #expect(files.first { $0["role"] as? String == "projector" }?["sha256"] as? String == (try sha256sum(repository + "/mmproj-Tiny-1M-f16.gguf")))
+
+        let plain = try workspace.depot.run(["pull", "hf.co/owner/tiny-GGUF", "--json"], environment: hub)
+        #expect(plain.status == 0 && plain.stdout.contains("hf.co/owner/tiny-GGUF:Q4_K_M"), "Q4_K_M by default: \(plain.stderr)")
+        let missing = try workspace.depot.run(["pull", "hf.co/owner/tiny-GGUF:Q5_K_S"], environment: hub)
+        #expect(missing.status == 3 && missing.stderr.contains("Q4_K_M, Q8_0"), "\(missing.status) \(missing.stderr)")
+        let nowhere = try workspace.depot.run(["pull", "hf.co/owner/nothing:Q8_0"], environment: hub)
+        #expect(nowhere.status == 3 && nowhere.stderr.contains("404"), "\(nowhere.status) \(nowhere.stderr)")
+
+        let other = Workspace()
+        defer { other.remove() }
+        let agent = try AgentProcess(other, arguments: ["--catalog", "http://127.0.0.1:9/none.json"], environment: hub)
+        defer { agent.stop() }
+        let pulled = try agent.post("/api/pull", #"{"model": "hf.co/owner/tiny-GGUF:Q8_0", "stream": false}"#)
+        #expect(pulled.status == 200 && pulled.object["status"] as? String == "success", "\(pulled.body)")
+        let tags = (try agent.get("/api/tags").object["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(tags == ["hf.co/owner/tiny-GGUF:Q8_0"], "\(tags)")
+    }
 }

@@ -27,7 +27,10 @@ The first path segment picks the behaviour, the rest names a file under ROOT:
   /auth/F        401 unless "Authorization: Bearer sesame"
   /hf/OWNER/REPO/resolve/REV/F   like the Hugging Face Hub for a gated repo: 401 without the
                  token, else 302 to http://localhost:PORT/ok/F with X-Linked-Etag (the SHA-256)
-                 and X-Linked-Size
+                 and X-Linked-Size; a public repo when ROOT/hub/OWNER/REPO/F exists (302 to it,
+                 no token needed)
+  /hf/api/models/OWNER/REPO[/revision/REV]   the Hub's model info for ROOT/hub/OWNER/REPO:
+                 `siblings` with each file's name, size and (?blobs=true) LFS SHA-256
 Every request is logged to LOG as one JSON line: method, path, host, range, whether an
 Authorization header came, status and body bytes sent.
 """
@@ -61,13 +64,38 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.serve(head=False)
 
+    def model_info(self, segments, head):
+        """GET /api/models/OWNER/REPO[/revision/REV]: the repository's files."""
+        directory = os.path.join(ROOT, "hub", *segments[:2])
+        if len(segments) not in (2, 4) or ".." in segments or not os.path.isdir(directory):
+            return self.fail(404)
+        siblings = []
+        for name in sorted(os.listdir(directory)):
+            data = open(os.path.join(directory, name), "rb").read()
+            sibling = {"rfilename": name, "size": len(data)}
+            if name.endswith(".gguf"):
+                sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            siblings.append(sibling)
+        body = json.dumps({"id": "/".join(segments[:2]), "sha": "0" * 40, "siblings": siblings}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+        self.record(200, 0 if head else len(body))
+
     def serve(self, head):
         parts = urllib.parse.urlsplit(self.path).path.lstrip("/").split("/", 1)
         if len(parts) != 2:
             return self.fail(404)
         fault, name = parts
+        if fault == "hf" and name.startswith("api/models/"):
+            return self.model_info(name[len("api/models/"):].split("/"), head)
         if fault == "hf":
-            name = name.split("/")[-1]
+            segments = name.split("/")
+            public = os.path.join("hub", segments[0], segments[1], segments[-1]) if len(segments) >= 5 else ""
+            name = public if public and os.path.isfile(os.path.join(ROOT, public)) else segments[-1]
         path = os.path.join(ROOT, name)
         gets = count((fault, name, "GET")) if not head else counts.get((fault, name, "GET"), 0)
         requests = count((fault, name))
@@ -100,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
             if token < 1 or uses > 2:
                 return self.fail(403)
         if fault == "hf":
-            if self.headers.get("Authorization") != "Bearer sesame":
+            if not name.startswith("hub/") and self.headers.get("Authorization") != "Bearer sesame":
                 return self.fail(401)
             data = open(path, "rb").read()
             self.send_response(302)
