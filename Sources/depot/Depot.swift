@@ -17,7 +17,7 @@ struct Depot: AsyncParsableCommand {
             7 store not writable, 10 refused by the server, 11 server unreachable (partial download kept), \
             12 server cannot serve a verifiable download, 13 paused (partial kept), 130 cancelled or interrupted.
             """,
-        subcommands: [List.self, Show.self, Pull.self, Import.self, Demo.self, Use.self, Release.self, Validate.self,
+        subcommands: [List.self, Show.self, Pull.self, Import.self, Export.self, Demo.self, Use.self, Release.self, Validate.self,
                       Delete.self, Prune.self, GC.self, Jobs.self, CatalogCommand.self, TorrentCommand.self, Serve.self, CoordinatorCommand.self, Credits.self]
     )
 

@@ -202,4 +202,41 @@ import Testing
         let tags = (try agent.get("/api/tags").object["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         #expect(tags == ["hf.co/owner/tiny-GGUF:Q8_0"], "\(tags)")
     }
+
+    /// The other way: `depot export --ollama` puts an entry in Ollama's store by hardlink, with a
+    /// manifest whose every digest is its blob's SHA-256, that reads back as the same model.
+    @Test func anEntryIsExportedToOllamasStoreByHardlinkAndReadsBack() throws {
+        let workspace = Workspace()
+        defer { workspace.remove() }
+        var shape = TinyModels.LlamaShape()
+        shape.chatTemplate = TinyModels.chatML
+        try TinyModels.llama(seed: 61, shape: shape).write(to: workspace.path + "/chat.gguf")
+        try TinyModels.projector().write(to: workspace.path + "/mmproj.gguf")
+        #expect(try workspace.depot.run(["import", workspace.path + "/chat.gguf", "--projector", workspace.path + "/mmproj.gguf",
+                                         "--name", "myns/tiny:chat"]).status == 0)
+        let ollama = workspace.path + "/ollama"
+        let exported = try workspace.depot.run(["export", "--ollama", "myns/tiny:chat", "--json"], environment: ["OLLAMA_MODELS": ollama])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let manifestPath = ollama + "/manifests/registry.ollama.ai/myns/tiny/chat"
+        let manifest = Self.object(try String(contentsOfFile: manifestPath, encoding: .utf8))
+        let layers = manifest["layers"] as? [[String: Any]] ?? []
+        #expect(layers.compactMap { $0["mediaType"] as? String } == ["application/vnd.ollama.image.model", "application/vnd.ollama.image.projector",
+                                                                       "application/vnd.ollama.image.template"], "\(manifest)")
+        for digest in layers.compactMap({ $0["digest"] as? String }) + [(manifest["config"] as? [String: Any])?["digest"] as? String ?? ""] {
+            let blob = ollama + "/blobs/" + digest.replacingOccurrences(of: ":", with: "-")
+            #expect(try sha256sum(blob) == String(digest.dropFirst(7)), "\(digest) names its blob's bytes")
+        }
+        let weights = try sha256sum(workspace.path + "/chat.gguf")
+        #expect(Self.inode(ollama + "/blobs/sha256-" + weights) == Self.inode(workspace.path + "/store/blobs/sha256/" + weights))
+        #expect(try workspace.depot.run(["export", "--ollama", "myns/tiny:chat", ollama]).stdout.contains("there already"))
+
+        // Another store adopts it back: the same name, the same bytes, no copy.
+        let other = Workspace()
+        defer { other.remove() }
+        let back = Self.object(try other.depot.run(["import", "--from-ollama", ollama, "--json"]).stdout)
+        let names = (back["adopted"] as? [[String: Any]] ?? []).compactMap { ($0["model"] as? [String: Any])?["name"] as? String }
+        #expect(names == ["myns/tiny:chat"], "\(back)")
+        #expect(Self.inode(other.path + "/store/blobs/sha256/" + weights) == Self.inode(workspace.path + "/store/blobs/sha256/" + weights))
+        #expect(try workspace.depot.run(["export", "--ollama", "nope:x", ollama]).status == 3)
+    }
 }
