@@ -318,6 +318,26 @@ import Glibc
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
     }
 
+    /// The scripted model (one-hot embeddings, zero blocks) answers its script through real
+    /// inference, streamed and not: what the web UI's chat test relies on.
+    @Test func aScriptedModelAnswersItsScript() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let reply = "<script>window.__xss = 1</script>"
+        try TinyModels.scripted(reply: reply).write(to: setup.workspace.path + "/scripted.gguf")
+        #expect(try setup.workspace.depot.run(["import", setup.workspace.path + "/scripted.gguf", "--name", "tiny:scripted"]).status == 0)
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let chat = try agent.post("/api/chat", #"{"model": "tiny:scripted", "messages": [{"role": "user", "content": "hi"}], "stream": false}"#)
+        #expect((chat.object["message"] as? [String: Any])?["content"] as? String == reply && chat.object["done_reason"] as? String == "stop",
+                "\(chat.body)")
+        let streamed = try agent.post("/api/chat", #"{"model": "tiny:scripted", "messages": [{"role": "user", "content": "hello"}]}"#)
+        let text = streamed.body.split(separator: "\n").compactMap { line in
+            ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]).flatMap { ($0["message"] as? [String: Any])?["content"] as? String }
+        }.joined()
+        #expect(text == reply, "\(streamed.body)")
+    }
+
     @Test func langChainsOllamaIntegrationWorksUnchanged() throws {
         let setup = try Setup()
         defer { setup.remove() }

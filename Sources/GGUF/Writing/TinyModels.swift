@@ -75,6 +75,46 @@ public enum TinyModels {
         return writer
     }
 
+    /// A llama model that answers `reply` (one token of its own) to any prompt ending in a line
+    /// break, as ChatML's does, and then stops: a bigram model, each token's embedding one-hot
+    /// and every block's weights zero, so the last token alone picks the next. For tests that
+    /// need a known answer from real inference (a reply a web page must not run as HTML).
+    public static func scripted(reply: String, chatTemplate: String = chatML) -> GGUFWriter {
+        var writer = GGUFWriter()
+        let tokenCount = vocabularySize + 1, replyToken = Int(vocabularySize), lineBreak = 3 + 0x0A, endOfText = 2
+        // One-hot embeddings need a dimension per token; four heads of an even width.
+        let n: UInt64 = (tokenCount + 7) / 8 * 8, ff: UInt64 = 8
+        writer.set("general.architecture", .string("llama"))
+        writer.set("general.name", .string("scripted"))
+        writer.set("general.file_type", .uint32(0))
+        writer.set("llama.context_length", .uint32(2048))
+        writer.set("llama.embedding_length", .uint32(UInt32(n)))
+        writer.set("llama.block_count", .uint32(1))
+        writer.set("llama.feed_forward_length", .uint32(UInt32(ff)))
+        writer.set("llama.attention.head_count", .uint32(4))
+        writer.set("llama.attention.head_count_kv", .uint32(4))
+        writer.set("llama.rope.dimension_count", .uint32(UInt32(n / 4)))
+        writer.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
+        addByteVocabulary(to: &writer, chatTemplate: chatTemplate, extra: [reply])
+        func tensor(_ name: String, _ columns: UInt64, _ rows: UInt64, _ value: (Int, Int) -> Float = { _, _ in 0 }) {
+            let values = (0..<Int(rows)).flatMap { row in (0..<Int(columns)).map { value(row, $0) } }
+            try! writer.addTensor(name: name, dimensions: rows == 1 ? [columns] : [columns, rows], floats: values)
+        }
+        tensor("token_embd.weight", n, tokenCount) { token, dimension in token == dimension ? 1 : 0 }
+        tensor("blk.0.attn_norm.weight", n, 1) { _, _ in 1 }
+        for name in ["attn_q", "attn_k", "attn_v", "attn_output"] { tensor("blk.0.\(name).weight", n, n) }
+        tensor("blk.0.ffn_norm.weight", n, 1) { _, _ in 1 }
+        tensor("blk.0.ffn_gate.weight", n, ff)
+        tensor("blk.0.ffn_up.weight", n, ff)
+        tensor("blk.0.ffn_down.weight", ff, n)
+        tensor("output_norm.weight", n, 1) { _, _ in 1 }
+        // Row v scores token v as the next one: the reply after a line break, then the end.
+        tensor("output.weight", n, tokenCount) { next, dimension in
+            (next == replyToken && dimension == lineBreak) || (next == endOfText && dimension == replyToken) ? 20 : 0
+        }
+        return writer
+    }
+
     /// A small multimodal projector (clip architecture, LLaVA-style "mlp" projector) with random
     /// weights, which llama.cpp's mtmd loads against a `llama` model whose embedding length is
     /// `textEmbedding`. The one encoder block is required to load but never run.
@@ -113,14 +153,15 @@ public enum TinyModels {
         return writer
     }
 
-    private static func addByteVocabulary(to writer: inout GGUFWriter, chatTemplate: String) {
+    /// `extra`: whole-text tokens after the bytes.
+    private static func addByteVocabulary(to writer: inout GGUFWriter, chatTemplate: String, extra: [String] = []) {
         let specials = ["<unk>", "<s>", "</s>"]
         let bytes = (0..<256).map { "<0x" + String($0, radix: 16, uppercase: true).leftPadded(to: 2) + ">" }
         writer.set("tokenizer.ggml.model", .string("llama"))
-        writer.set("tokenizer.ggml.tokens", .strings(specials + bytes))
-        writer.set("tokenizer.ggml.scores", .float32s(Array(repeating: 0, count: specials.count + bytes.count)))
-        // Token types: 2 unknown, 3 control, 6 byte.
-        writer.set("tokenizer.ggml.token_type", .int32s([2, 3, 3] + Array(repeating: 6, count: bytes.count)))
+        writer.set("tokenizer.ggml.tokens", .strings(specials + bytes + extra))
+        writer.set("tokenizer.ggml.scores", .float32s(Array(repeating: 0, count: specials.count + bytes.count + extra.count)))
+        // Token types: 1 normal, 2 unknown, 3 control, 6 byte.
+        writer.set("tokenizer.ggml.token_type", .int32s([2, 3, 3] + Array(repeating: 6, count: bytes.count) + Array(repeating: 1, count: extra.count)))
         writer.set("tokenizer.ggml.unknown_token_id", .uint32(0))
         writer.set("tokenizer.ggml.bos_token_id", .uint32(1))
         writer.set("tokenizer.ggml.eos_token_id", .uint32(2))
