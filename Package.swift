@@ -105,6 +105,7 @@ let package = Package(
             resources: [
                 .embedInCode("Resources/ui/index.html"),
                 .embedInCode("Resources/ui/app.js"),
+                .embedInCode("Resources/ui/panels.js"),
                 .embedInCode("Resources/ui/style.css"),
             ]
         ),

@@ -25,6 +25,7 @@ extension Agent {
         addOpenAIRoutes(to: router)
         addEmbeddingRoutes(to: router)
         addJobRoutes(to: router)
+        addCacheRoutes(to: router)
         addPeerRoutes(to: router)
         // Apps check this before they send a token: only the agent holding the store's key can sign.
         router.get("/agent/proof") { request, _ in

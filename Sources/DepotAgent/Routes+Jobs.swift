@@ -104,12 +104,13 @@ extension Agent {
     }
 }
 
-/// The web UI's three files, compiled into the binary.
+/// The web UI's files, compiled into the binary.
 enum WebUI {
     static func response(_ file: String) -> Response {
         let resource: (bytes: [UInt8], type: String)? = switch file {
         case "index.html": (PackageResources.index_html, "text/html; charset=utf-8")
         case "app.js": (PackageResources.app_js, "text/javascript; charset=utf-8")
+        case "panels.js": (PackageResources.panels_js, "text/javascript; charset=utf-8")
         case "style.css": (PackageResources.style_css, "text/css; charset=utf-8")
         default: nil
         }

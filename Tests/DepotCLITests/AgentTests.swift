@@ -370,6 +370,33 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: artifacts + "/web-ui.png"))
     }
 
+    /// The chat panel streams the active model's answer as text (a scripted model answers
+    /// with a script tag, the message carries HTML), the import panel adopts a model from
+    /// this machine's Ollama store, and the page fits a phone's width.
+    @Test func theWebUIChatsSafelyImportsAndFitsAPhone() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let reply = "<script>window.__xss = 1</script>"
+        try TinyModels.scripted(reply: reply).write(to: setup.workspace.path + "/scripted.gguf")
+        #expect(try setup.workspace.depot.run(["import", setup.workspace.path + "/scripted.gguf", "--name", "tiny:scripted"]).status == 0)
+        let ollama = setup.workspace.path + "/ollama"
+        let weights = try MovingInTests.blob(TinyModels.llama(seed: 71), in: ollama + "/blobs", prefix: "sha256-")
+        try MovingInTests.manifest(ollama, "registry.ollama.ai/library/found/latest", layers: [("model", weights)])
+        let agent = try AgentProcess(setup.workspace, arguments: ["--catalog", setup.catalog],
+                                     environment: ["OLLAMA_MODELS": ollama, "HF_HUB_CACHE": setup.workspace.path + "/no-hub"])
+        defer { agent.stop() }
+        let caches = try agent.get("/store/caches").object["caches"] as? [[String: Any]] ?? []
+        #expect(caches.count == 1 && (caches.first?["found"] as? [Any])?.count == 1, "\(caches)")
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        let check = try run(["python3", fixture("ui_chat_check.py"), agent.base, artifacts, "tiny:scripted", reply, "found:latest"])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        #expect(FileManager.default.fileExists(atPath: artifacts + "/chat.png") && FileManager.default.fileExists(atPath: artifacts + "/phone.png"))
+        // Only the two caches are read: a name that is not in them is a 404, whatever it says.
+        let outside = try agent.post("/store/adopt", #"{"origin": "ollama", "name": "../../etc/passwd"}"#)
+        #expect(outside.status == 404, "\(outside.body)")
+    }
+
     @Test func jobsSurviveAGracefulShutdownAndResume() throws {
         let setup = try Setup()
         defer { setup.remove() }

@@ -1,0 +1,59 @@
+import DepotHTTP
+import Foundation
+import Hummingbird
+import ModelStore
+
+/// Moving in from the web UI: the models in this machine's Ollama store and Hugging Face
+/// cache (their usual places, or `OLLAMA_MODELS` / `HF_HUB_CACHE` in the agent's environment),
+/// and adopting one by name. Only those two places are read, never a path a request names.
+extension Agent {
+    struct CachesAnswer: Encodable {
+        struct Cache: Encodable {
+            var origin: FoundModel.Origin
+            var root: String
+            var found: [FoundModel]
+            var skipped: [SkippedListing]
+        }
+        var caches: [Cache]
+    }
+
+    struct AdoptRequest: Decodable {
+        var origin: FoundModel.Origin
+        var name: String
+    }
+
+    func addCacheRoutes(to router: Router<AgentRequestContext>) {
+        router.get("/store/caches") { _, _ in JSON.response(CachesAnswer(caches: Self.scanCaches())) }
+        router.post("/store/adopt") { request, context in
+            let body = try await JSON.decode(AdoptRequest.self, from: request, context: context)
+            guard let model = Self.scanCaches().first(where: { $0.origin == body.origin })?.found.first(where: { $0.name == body.name }) else {
+                throw AgentError.notFound("no model '\(body.name)' in this machine's \(body.origin == .ollama ? "Ollama store" : "Hugging Face cache")")
+            }
+            // Hashing gigabytes: on a thread of its own, not the server's.
+            let (store, app) = (self.store, self.configuration.appID)
+            let result: Result<ImportResult, StoreError> = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    do throws(StoreError) { continuation.resume(returning: .success(try store.adopt(model, app: app))) } catch {
+                        continuation.resume(returning: .failure(error))
+                    }
+                }
+            }
+            switch result {
+            case .success(let imported): return JSON.response(imported)
+            case .failure(let error): throw AgentError(error)
+            }
+        }
+    }
+
+    /// Both caches, each only if it is there.
+    static func scanCaches() -> [CachesAnswer.Cache] {
+        var caches: [CachesAnswer.Cache] = []
+        if let scan = try? ForeignCaches.scanOllama(ForeignCaches.ollamaRoot()) {
+            caches.append(.init(origin: .ollama, root: scan.root, found: scan.found, skipped: scan.skipped))
+        }
+        if let scan = try? ForeignCaches.scanHuggingFace(ForeignCaches.huggingFaceRoot()) {
+            caches.append(.init(origin: .huggingFace, root: scan.root, found: scan.found, skipped: scan.skipped))
+        }
+        return caches
+    }
+}
