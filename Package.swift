@@ -105,7 +105,9 @@ let package = Package(
             resources: [
                 .embedInCode("Resources/ui/index.html"),
                 .embedInCode("Resources/ui/app.js"),
+                .embedInCode("Resources/ui/common.js"),
                 .embedInCode("Resources/ui/panels.js"),
+                .embedInCode("Resources/ui/storage.js"),
                 .embedInCode("Resources/ui/style.css"),
             ]
         ),

@@ -26,6 +26,7 @@ extension Agent {
         addEmbeddingRoutes(to: router)
         addJobRoutes(to: router)
         addCacheRoutes(to: router)
+        addStorageRoutes(to: router)
         addPeerRoutes(to: router)
         // Apps check this before they send a token: only the agent holding the store's key can sign.
         router.get("/agent/proof") { request, _ in

@@ -57,3 +57,59 @@ extension Agent {
         return caches
     }
 }
+
+/// The storage panel: what the store holds against the disk it is on, and the prune plan for a
+/// budget (carried out only when the request says so).
+extension Agent {
+    struct StorageAnswer: Encodable {
+        struct Model: Encodable {
+            var name: String
+            var sizeBytes: UInt64
+            var apps: [String]
+            var pinned: Bool
+            var lastUsedAt: Date?
+        }
+        /// Bytes the store's blobs hold (shared blobs once).
+        var storeBytes: UInt64
+        var diskFreeBytes: UInt64?
+        var diskTotalBytes: UInt64?
+        var models: [Model]
+    }
+
+    struct PruneRequest: Decodable {
+        var maxBytes: UInt64
+        /// False carries the plan out; the default only shows it.
+        var dryRun: Bool?
+        /// The removals the user confirmed: a plan that has changed since is not carried out.
+        var expect: [String]?
+    }
+
+    func addStorageRoutes(to router: Router<AgentRequestContext>) {
+        router.get("/store/usage") { _, _ in
+            let disk = try? FileManager.default.attributesOfFileSystem(forPath: self.store.root)
+            let models: [ModelEntry], used: UInt64
+            do throws(StoreError) {
+                models = try self.store.listModels()
+                used = try self.store.pruneLeastRecentlyUsed(toFit: .max, dryRun: true).usedBytes
+            } catch {
+                throw AgentError(error)
+            }
+            return JSON.response(StorageAnswer(
+                storeBytes: used, diskFreeBytes: (disk?[.systemFreeSize] as? NSNumber)?.uint64Value,
+                diskTotalBytes: (disk?[.systemSize] as? NSNumber)?.uint64Value,
+                models: models.map { .init(name: $0.name, sizeBytes: $0.sizeBytes, apps: $0.apps.map(\.app), pinned: $0.isPinned, lastUsedAt: $0.lastUsedAt) }))
+        }
+        router.post("/store/prune") { request, context in
+            let body = try await JSON.decode(PruneRequest.self, from: request, context: context)
+            do throws(StoreError) {
+                if body.dryRun == false, let expected = body.expect,
+                   try self.store.pruneLeastRecentlyUsed(toFit: body.maxBytes, dryRun: true).removals.map(\.name) != expected {
+                    return AgentError(.conflict, "what would go has changed since the plan was shown; look at the plan again").response
+                }
+                return JSON.response(try self.store.pruneLeastRecentlyUsed(toFit: body.maxBytes, dryRun: body.dryRun ?? true))
+            } catch {
+                throw AgentError(error)
+            }
+        }
+    }
+}

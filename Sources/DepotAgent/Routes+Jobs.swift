@@ -110,7 +110,9 @@ enum WebUI {
         let resource: (bytes: [UInt8], type: String)? = switch file {
         case "index.html": (PackageResources.index_html, "text/html; charset=utf-8")
         case "app.js": (PackageResources.app_js, "text/javascript; charset=utf-8")
+        case "common.js": (PackageResources.common_js, "text/javascript; charset=utf-8")
         case "panels.js": (PackageResources.panels_js, "text/javascript; charset=utf-8")
+        case "storage.js": (PackageResources.storage_js, "text/javascript; charset=utf-8")
         case "style.css": (PackageResources.style_css, "text/css; charset=utf-8")
         default: nil
         }

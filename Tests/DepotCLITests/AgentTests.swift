@@ -397,6 +397,27 @@ import Glibc
         #expect(outside.status == 404, "\(outside.body)")
     }
 
+    /// The downloads panel pauses, resumes and cancels a pull another app started; the storage
+    /// panel shows the store against its disk and prunes it to a budget once confirmed.
+    @Test func theWebUIControlsDownloadsAndStorage() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        // nginx's /trickle/ sends 96 KB/s a connection: the 24 MB pull lasts minutes.
+        let big = setup.workspace.path + "/www/big.gguf"
+        let job = #"{"source": "\#(setup.nginx.url("trickle/big.gguf"))", "name": "big:trickle", "sha256": "\#(try sha256sum(big))"}"#
+        let check = try run(["python3", fixture("ui_storage_check.py"), agent.base, artifacts, job])
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        #expect(try setup.workspace.depot.json([ModelEntry].self, ["list"]).isEmpty, "the confirmed plan removed every model")
+        #expect(try setup.workspace.depot.run(["jobs"]).stdout.contains("No downloads"))
+        // A plan that changed since it was shown is not carried out.
+        let stale = try agent.post("/store/prune", #"{"maxBytes": 0, "dryRun": false, "expect": ["tiny:one"]}"#)
+        #expect(stale.status == 409, "\(stale.body)")
+    }
+
     @Test func jobsSurviveAGracefulShutdownAndResume() throws {
         let setup = try Setup()
         defer { setup.remove() }

@@ -86,6 +86,7 @@ def main(argv):
         width = script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
         seen["phone"] = width
         assert width[0] <= width[1], f"the page scrolls sideways at phone width: {width}"
+        script("window.scrollTo(0, 0);")
         driver.save_screenshot(str(artifacts / "phone.png"))
         errors = severe_console(driver)
         assert not errors, f"console errors: {errors}"

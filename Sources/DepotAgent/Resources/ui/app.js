@@ -5,6 +5,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  const { formatBytes, oneDecimal } = window.Depot;
 
   const state = {
     status: null,                       // last /model/status object
@@ -555,19 +556,6 @@
   function percent(completed, total) {
     if (!total || total <= 0) return 0;
     return Math.max(0, Math.min(100, Math.floor((completed / total) * 100)));
-  }
-
-  function oneDecimal(value) {
-    return value >= 100 ? String(Math.round(value)) : String(Math.floor(value * 10) / 10);
-  }
-
-  // Decimal units, as `depot list` prints them.
-  function formatBytes(bytes) {
-    if (bytes == null) return "—";
-    for (const [suffix, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["KB", 1e3]]) {
-      if (bytes >= scale) return `${oneDecimal(bytes / scale)} ${suffix}`;
-    }
-    return `${bytes} B`;
   }
 
   // paramSize is in billions (as in the catalog); a value of 1000 or more is taken as a raw count.

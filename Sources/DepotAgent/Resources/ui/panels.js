@@ -6,27 +6,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
 
-  function headers(json) {
-    const result = { Accept: "application/json" };
-    const token = localStorage.getItem("depot-token");
-    if (token) result.Authorization = `Bearer ${token}`;
-    if (json) result["Content-Type"] = "application/json";
-    return result;
-  }
-
-  async function call(method, path, body) {
-    const response = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await response.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-    if (!response.ok) throw new Error((data && data.error) || text.trim() || `HTTP ${response.status}`);
-    return data;
-  }
-
-  function showError(message) {
-    $("error-text").textContent = message;
-    $("error").hidden = false;
-  }
+  const { call, formatBytes, showError, headers } = window.Depot;
 
   async function activeModel() {
     try {
@@ -202,13 +182,6 @@
       adopting.delete(model.name);
       await refreshFound();
     }
-  }
-
-  function formatBytes(bytes) {
-    for (const [suffix, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["KB", 1e3]]) {
-      if (bytes >= scale) return `${(bytes / scale).toFixed(1)} ${suffix}`;
-    }
-    return `${bytes} B`;
   }
 
   showChatModel();
