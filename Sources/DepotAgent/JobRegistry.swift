@@ -100,6 +100,17 @@ final class JobRegistry: @unchecked Sendable {
         }
     }
 
+    /// Waits (up to `limit`) until this process no longer runs a download of `request`'s files:
+    /// a job resumed right after a pause must not start while its paused run is still stopping,
+    /// which would leave the journal saying paused under the new run.
+    func waitUntilStopped(_ request: PullRequest, limit: Duration = .seconds(30)) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline,
+              lock.withLock({ running.values.contains { $0.controller.request.fileKeys == request.fileKeys } }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Pauses every download (shutdown): the partial files and the journal stay for a resume.
     func pauseAll() async {
         let controllers = lock.withLock { running.values.map(\.controller) }

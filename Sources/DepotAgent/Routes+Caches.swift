@@ -59,7 +59,7 @@ extension Agent {
 }
 
 /// The storage panel: what the store holds against the disk it is on, and the prune plan for a
-/// budget (carried out only when the request says so).
+/// budget (carried out only when the request says so); the demo model for an empty store.
 extension Agent {
     struct StorageAnswer: Encodable {
         struct Model: Encodable {
@@ -98,6 +98,13 @@ extension Agent {
                 storeBytes: used, diskFreeBytes: (disk?[.systemFreeSize] as? NSNumber)?.uint64Value,
                 diskTotalBytes: (disk?[.systemSize] as? NSNumber)?.uint64Value,
                 models: models.map { .init(name: $0.name, sizeBytes: $0.sizeBytes, apps: $0.apps.map(\.app), pinned: $0.isPinned, lastUsedAt: $0.lastUsedAt) }))
+        }
+        router.post("/store/demo") { _, _ in
+            do throws(StoreError) {
+                return JSON.response(try DemoModel.add(to: self.store, app: self.configuration.appID))
+            } catch {
+                throw AgentError(error)
+            }
         }
         router.post("/store/prune") { request, context in
             let body = try await JSON.decode(PruneRequest.self, from: request, context: context)

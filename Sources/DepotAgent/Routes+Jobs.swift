@@ -41,6 +41,7 @@ extension Agent {
 
         router.post("/jobs/:id/resume") { _, context in
             let job = try self.manager.downloader.job(try context.parameters.require("id"))
+            await self.jobs.waitUntilStopped(job.request)
             let controller = try self.jobs.start(job.request, model: job.name)
             _ = await self.jobs.jobID(of: controller)
             return JSON.response(["status": "resumed", "id": job.id], status: .accepted)

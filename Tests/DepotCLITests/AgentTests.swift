@@ -411,11 +411,34 @@ import Glibc
         let job = #"{"source": "\#(setup.nginx.url("trickle/big.gguf"))", "name": "big:trickle", "sha256": "\#(try sha256sum(big))"}"#
         let check = try run(["python3", fixture("ui_storage_check.py"), agent.base, artifacts, job])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
-        #expect(try setup.workspace.depot.json([ModelEntry].self, ["list"]).isEmpty, "the confirmed plan removed every model")
+        #expect(try setup.workspace.depot.json([ModelEntry].self, ["list"]).map(\.name) == ["demo:tiny"],
+                "the confirmed plan removed every model, and the demo model came in")
         #expect(try setup.workspace.depot.run(["jobs"]).stdout.contains("No downloads"))
         // A plan that changed since it was shown is not carried out.
         let stale = try agent.post("/store/prune", #"{"maxBytes": 0, "dryRun": false, "expect": ["tiny:one"]}"#)
         #expect(stale.status == 409, "\(stale.body)")
+    }
+
+    /// Pause and resume clicked in quick succession: the job runs again, and says so.
+    @Test func aJobResumedRightAfterItsPauseRunsAgain() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let agent = try setup.agent()
+        defer { agent.stop() }
+        let big = setup.workspace.path + "/www/big.gguf"
+        let started = try agent.post("/jobs", #"{"source": "\#(setup.nginx.url("trickle/big.gguf"))", "name": "big:trickle", "sha256": "\#(try sha256sum(big))"}"#)
+        let id = try #require(started.object["id"] as? String)
+        func job() throws -> [String: Any] {
+            (try JSONSerialization.jsonObject(with: Data(agent.get("/jobs").body.utf8)) as? [[String: Any]] ?? []).first { $0["id"] as? String == id } ?? [:]
+        }
+        for round in 1...3 {
+            #expect(try agent.post("/jobs/\(id)/pause", "").status == 200)
+            #expect(try agent.post("/jobs/\(id)/resume", "").status == 202)
+            let before = try job()["completedBytes"] as? Int ?? 0
+            try waitUntil(timeout: 20) { let now = try job(); return now["state"] as? String == "running" && now["completedBytes"] as? Int ?? 0 > before }
+            #expect(try job()["state"] as? String == "running", "round \(round)")
+        }
+        _ = try agent.request("DELETE", "/jobs/\(id)")
     }
 
     @Test func jobsSurviveAGracefulShutdownAndResume() throws {

@@ -7,7 +7,8 @@ JOB_JSON is a POST /jobs body for a slow download, started here as another app w
 downloads panel must show it with a rate and the time left, pause it, resume it and cancel it
 (after a confirm). The storage panel must show the store against the disk and each model; a
 budget of 0 must list every installed model as what would go, and removing them (after a
-confirm) must empty the store. Screenshot storage.png goes to ARTIFACTS_DIR. Prints one JSON
+confirm) must empty the store; the empty store then offers the demo model, which one click
+installs. Screenshot storage.png goes to ARTIFACTS_DIR. Prints one JSON
 line and exits 0, or names the step that failed and exits 1. Uses ui_check.py's browser set-up.
 """
 import json
@@ -85,10 +86,16 @@ def main(argv):
         wait(lambda d: script("return document.querySelectorAll('#storage-models tr[data-model]').length === 0;"), "an empty store")
         seen["removed"] = planned
         driver.save_screenshot(str(artifacts / "storage.png"))
+        wait(lambda d: script("return !document.getElementById('installed-empty').hidden;"), "the empty store's next steps")
+        click("#add-demo")
+        wait(lambda d: script("return [...document.querySelectorAll('#installed tr[data-model]')].some(r => r.dataset.model === 'demo:tiny');"),
+             "the demo model installed")
         errors = severe_console(driver)
         assert not errors, f"console errors: {errors}"
     except AssertionError as failure:
-        print(f"ui_storage_check: {failure}", file=sys.stderr)
+        state = script("return [document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent,"
+                       " [...document.querySelectorAll('#jobs tr')].map(r => r.textContent)];")
+        print(f"ui_storage_check: {failure}; page error and jobs: {state}", file=sys.stderr)
         return 1
     finally:
         driver.quit()

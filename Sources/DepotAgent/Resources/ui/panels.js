@@ -1,5 +1,6 @@
-// Depot web UI: the chat with the active model (streamed from /api/chat) and the import panel
-// (models in this machine's Ollama store and Hugging Face cache, adopted by /store/adopt).
+// Depot web UI: the chat with the active model (streamed from /api/chat), the import panel
+// (models in this machine's Ollama store and Hugging Face cache, adopted by /store/adopt) and
+// the demo model for an empty store.
 // Model output and file names are only ever set as text, never parsed as HTML.
 "use strict";
 
@@ -183,6 +184,17 @@
       await refreshFound();
     }
   }
+
+  $("add-demo").addEventListener("click", async () => {
+    $("add-demo").disabled = true;
+    try {
+      await call("POST", "/store/demo");
+      location.reload();
+    } catch (error) {
+      showError(`Could not add the demo model: ${error.message}`);
+      $("add-demo").disabled = false;
+    }
+  });
 
   showChatModel();
   refreshFound();
