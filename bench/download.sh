@@ -3,7 +3,7 @@
 # in the same run: depot pull (verified against --sha256, durable) against curl -o
 # (unverified), curl -o && sync (the durable anchor), curl -o && sha256sum, and aria2c -x8,
 # alternated RUNS (3) rounds. Prints medians, the best, peak resident memory, and ratios of
-# medians. SIZE_MIB (default 2048) sets the file size.
+# medians. SIZE_MIB (default 2048) sets the file size; PROFILE=1 adds a perf profile (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap
@@ -96,3 +96,19 @@ echo "  depot 8 connections vs curl && sync (durable):            $(ratio "$sync
 echo "  depot 8 connections vs curl && sha256sum:                 $(ratio "$sha_m" "$depot_m")"
 echo "  depot 1 connection vs curl unverified (target >= 0.9x):   $(ratio "$curl_m" "$depot1_m")"
 echo "  depot 8 connections vs aria2c -x8 unverified:             $(ratio "$aria_m" "$depot_m")"
+
+# PROFILE=1: where a pull's time goes. perf records one 8-connection and one 1-connection pull
+# (call graphs; the release build keeps its symbols) and prints the heaviest symbols by their
+# own time, and the split between depot, the C library, the kernel and the Swift runtime.
+if [ -n "${PROFILE:-}" ]; then
+    command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
+    for connections in 8 1; do
+        rm -rf "$WORK/store"; sync
+        perf record -q -F 999 -g -o "$WORK/perf.data" -- "$DEPOT" pull "$URL" --sha256 "$DIGEST" --connections "$connections" --store "$WORK/store" > /dev/null 2>&1
+        echo
+        echo "perf, depot pull with $connections connection(s): heaviest symbols (self time)"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -25
+        echo "by shared object:"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -8
+    done
+fi

@@ -363,8 +363,7 @@ import Glibc
         defer { setup.remove() }
         let agent = try setup.agent()
         defer { agent.stop() }
-        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
-        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        let artifacts = try testArtifacts()
         let check = try run(["python3", fixture("ui_check.py"), agent.base, artifacts + "/web-ui.png", "tiny:one", "tiny:two", "tiny:three"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
         #expect(FileManager.default.fileExists(atPath: artifacts + "/web-ui.png"))
@@ -387,8 +386,7 @@ import Glibc
         defer { agent.stop() }
         let caches = try agent.get("/store/caches").object["caches"] as? [[String: Any]] ?? []
         #expect(caches.count == 1 && (caches.first?["found"] as? [Any])?.count == 1, "\(caches)")
-        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
-        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        let artifacts = try testArtifacts()
         let check = try run(["python3", fixture("ui_chat_check.py"), agent.base, artifacts, "tiny:scripted", reply, "found:latest"])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
         #expect(FileManager.default.fileExists(atPath: artifacts + "/chat.png") && FileManager.default.fileExists(atPath: artifacts + "/phone.png"))
@@ -404,8 +402,7 @@ import Glibc
         defer { setup.remove() }
         let agent = try setup.agent()
         defer { agent.stop() }
-        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
-        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        let artifacts = try testArtifacts()
         // nginx's /trickle/ sends 96 KB/s a connection: the 24 MB pull lasts minutes.
         let big = setup.workspace.path + "/www/big.gguf"
         let job = #"{"source": "\#(setup.nginx.url("trickle/big.gguf"))", "name": "big:trickle", "sha256": "\#(try sha256sum(big))"}"#

@@ -128,3 +128,10 @@ struct Workspace {
         ((try? FileManager.default.contentsOfDirectory(atPath: path + "/store/" + relative)) ?? []).sorted()
     }
 }
+
+/// `.build/test-artifacts`, made if need be: screenshots and other files a test keeps for people.
+func testArtifacts() throws -> String {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}

@@ -526,7 +526,7 @@ import Glibc
         #expect(overview["agentId"] as? String == (try a.depot.run(["serve", "--print-identity"]).stdout.split(separator: " ").first.map(String.init)))
         #expect(((overview["seeding"] as? [String: Any])?["bytesSent"] as? Int ?? 0) >= mesh.size / 2)
 
-        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/test-artifacts").standardized.path
+        let artifacts = try testArtifacts()
         let check = try AgentTests().run(["python3", AgentTests().fixture("ui_mesh_check.py"), agentA.base, artifacts + "/web-ui-mesh.png",
                                           agentB.base, "big:swarm", String(credits / 2)])
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")

@@ -15,11 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-from ui_check import start_browser, severe_console
+from ui_check import start_browser, severe_console, waiter
 
 MESSAGE = 'hello <img src=x onerror="window.__xss = 2"> <b>bold</b>'
 TURNS = """
@@ -37,14 +35,7 @@ def main(argv):
     driver = start_browser()
     seen = {}
 
-    def wait(condition, what, seconds=60):
-        try:
-            return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
-        except TimeoutException:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
-    def script(text, *arguments):
-        return driver.execute_script(text, *arguments)
+    wait, script = waiter(driver)
 
     try:
         driver.get(base + "/")

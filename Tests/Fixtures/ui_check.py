@@ -148,6 +148,20 @@ def start_browser():
     return driver
 
 
+def waiter(driver):
+    """wait(condition, what, seconds=60) -> the condition's truthy value, else AssertionError
+    naming what was awaited; and script(text, *arguments) -> the page's answer."""
+    def wait(condition, what, seconds=STEP_SECONDS):
+        try:
+            return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
+        except TimeoutException:
+            raise AssertionError(f"timed out waiting for {what}") from None
+
+    def script(text, *arguments):
+        return driver.execute_script(text, *arguments)
+    return wait, script
+
+
 def severe_console(driver):
     try:
         return [entry.get("message", "") for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]

@@ -16,10 +16,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.support.ui import WebDriverWait
 
-from ui_check import start_browser, severe_console
+from ui_check import start_browser, severe_console, waiter
 
 JOB = """
 const r = document.querySelector('#jobs tr[data-job]');
@@ -38,14 +36,7 @@ def main(argv):
     driver = start_browser()
     seen = {}
 
-    def wait(condition, what, seconds=60):
-        try:
-            return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
-        except TimeoutException:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
-    def script(text, *arguments):
-        return driver.execute_script(text, *arguments)
+    wait, script = waiter(driver)
 
     def click(selector):
         # After the script returns: a click that opens a confirm must not block the script.
