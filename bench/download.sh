@@ -107,8 +107,9 @@ if [ -n "${PROFILE:-}" ]; then
         perf record -q -F 999 -g -o "$WORK/perf.data" -- "$DEPOT" pull "$URL" --sha256 "$DIGEST" --connections "$connections" --store "$WORK/store" > /dev/null 2>&1
         echo
         echo "perf, depot pull with $connections connection(s): heaviest symbols (self time)"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -25
+        perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort symbol --percent-limit 1.5 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]-]+$//' | head -25
         echo "by shared object:"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -8
+        perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort dso 2>/dev/null | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+$//' | head -8
     done
 fi

@@ -257,7 +257,7 @@ struct FileDownload: Sendable {
             offer = board.publish(sha256: expected.sha256, path: partial.path, size: remote.size, pieces: pieces, verified: done)
             offer.map { swarm.share(as: $0.download) }
         }
-        let context = LaneContext(swarm: swarm, partial: partial, scheduler: scheduler, checkpoint: checkpoint, hasher: PrefixHasher(),
+        let context = LaneContext(swarm: swarm, partial: partial, scheduler: scheduler, checkpoint: checkpoint,
                                   offer: offer, swarmMode: swarmMode, firstPrimaryWorker: peerLanes.count)
         do {
             let digest = try await withThrowingTaskGroup(of: LaneEvent.self) { group in
@@ -276,7 +276,7 @@ struct FileDownload: Sendable {
                     }
                 }
                 for (worker, lane) in lanes.enumerated() { start(worker, lane, headStart: completePeer) }
-                group.addTask { .hashed(try await hashPrefix(of: partial, scheduler: scheduler, hasher: context.hasher, size: remote.size)) }
+                group.addTask { .hashed(try await hashPrefix(of: partial, scheduler: scheduler, size: remote.size)) }
                 group.addTask { try await keepCheckpointing(checkpoint, scheduler: scheduler); return .helperEnded }
                 if swarmMode {
                     group.addTask { try await refreshHaveMaps(swarm, size: remote.size); return .helperEnded }
@@ -360,7 +360,6 @@ struct FileDownload: Sendable {
         let partial: PartialFile
         let scheduler: RangeScheduler
         let checkpoint: Checkpoint
-        let hasher: PrefixHasher
         let offer: SwarmBoard.Offer?
         let swarmMode: Bool
         /// Workers from this one on fetch from the primary source.
@@ -509,8 +508,6 @@ struct FileDownload: Sendable {
                     let allowed = scheduler.claim(worker: worker, offset: offset, length: chunk.readableBytes)
                     guard allowed > 0 else { return false }
                     try partial.write(chunk, count: allowed, at: offset)
-                    // Without pieces, written bytes are final: hash them now if they are next.
-                    if pieces == nil { context.hasher.absorb(chunk, count: allowed, at: offset) }
                     received.add(allowed)
                     progress.add(allowed, for: role)
                     for piece in scheduler.recordWritten(offset..<offset + UInt64(allowed), by: worker) {
@@ -622,12 +619,24 @@ struct FileDownload: Sendable {
 
     /// The whole-file SHA-256, computed over the written prefix as it grows, so verifying
     /// adds little after the last byte arrives.
-    /// The whole file's SHA-256, taken as its contiguous prefix grows (`PrefixHasher`).
-    private func hashPrefix(of partial: PartialFile, scheduler: RangeScheduler, hasher: PrefixHasher, size: UInt64) async throws -> String {
-        while try hasher.catchUp(to: scheduler.contiguousPrefix, from: partial) < size {
-            try await Task.sleep(for: .milliseconds(5))
+    private func hashPrefix(of partial: PartialFile, scheduler: RangeScheduler, size: UInt64) async throws -> String {
+        var hasher = SHA256()
+        var hashed: UInt64 = 0
+        let chunk = 4 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        while hashed < size {
+            let available = scheduler.contiguousPrefix
+            guard available > hashed else {
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            let count = Int(min(UInt64(chunk), available - hashed))
+            try partial.read(into: buffer, count: count, at: hashed)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            hashed += UInt64(count)
         }
-        return hasher.digest()
+        return hasher.finalize().hexString
     }
 
     private func retrying<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
