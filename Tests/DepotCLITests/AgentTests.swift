@@ -46,15 +46,19 @@ import Glibc
         }
 
         /// `tiny:chat`, a tiny model with the ChatML template, which llama.cpp applies.
-        /// `tiny:chat` (ChatML) and `tiny:tools` (ChatML with tool calls in the `<tool_call>` form).
+        /// What `tiny:tools` answers when nothing holds it to a grammar.
+        static let toolCall = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n</tool_call>"
+
+        /// `tiny:chat` (ChatML) and `tiny:tools` (ChatML with tool calls in the `<tool_call>`
+        /// form; a scripted model that answers `toolCall`, with a context for the tools' text).
         func importChatModel() throws {
-            for (name, template, seed) in [("tiny:chat", TinyModels.chatML, 12 as UInt64), ("tiny:tools", TinyModels.chatMLWithTools, 13)] {
-                var shape = TinyModels.LlamaShape()
-                shape.chatTemplate = template
-                // Tools are described in the prompt, a byte a token.
-                if template == TinyModels.chatMLWithTools { shape.contextLength = 2048 }
+            var shape = TinyModels.LlamaShape()
+            shape.chatTemplate = TinyModels.chatML
+            let models = [("tiny:chat", TinyModels.llama(seed: 12, shape: shape)),
+                          ("tiny:tools", TinyModels.scripted(reply: Self.toolCall, chatTemplate: TinyModels.chatMLWithTools))]
+            for (name, writer) in models {
                 let path = workspace.path + "/\(name.replacingOccurrences(of: ":", with: "-")).gguf"
-                try TinyModels.llama(seed: seed, shape: shape).write(to: path)
+                try writer.write(to: path)
                 let imported = try workspace.depot.run(["import", path, "--name", name])
                 guard imported.status == 0 else { throw DepotFailure(message: imported.stderr) }
             }

@@ -6,7 +6,8 @@ as an application built on LangChain would, unchanged.
 
 ChatOllama chats (with a system message, the same seed giving the same text streamed or not),
 gives a pydantic model through `with_structured_output` (its JSON schema held by the grammar:
-the answer must validate), and binds tools on TOOLS_MODEL (a template with tool calls);
+the answer must validate), and binds tools on TOOLS_MODEL (a template with tool calls, a
+scripted model answering a call of get_weather, which must come back as a tool call);
 OllamaEmbeddings embeds documents and a query. Prints one JSON line; exits 1 naming the first
 step that failed.
 """
@@ -51,7 +52,8 @@ def get_weather(city: str) -> str:
 
 with_tools = ChatOllama(model=tools_model, base_url=base, seed=1, num_predict=30).bind_tools([get_weather])
 answered = with_tools.invoke("Weather in Paris?")
-step("bind_tools", isinstance(answered, AIMessage) and isinstance(answered.tool_calls, list), answered)
+step("bind_tools: the model's call as a tool call", [(c["name"], c["args"]) for c in answered.tool_calls] == [("get_weather", {"city": "Paris", "days": 3})],
+     answered)
 
 embeddings = OllamaEmbeddings(model=embed_model, base_url=base)
 vectors = embeddings.embed_documents(["the cat sat", "Größe"])

@@ -8,8 +8,8 @@ Chats plain and streaming (the same seed must give the same text), loads with no
 holds answers to `format` ("json", and a pydantic model's JSON schema: the answer must
 validate), and checks that a model without a usable template and a schema the grammar cannot
 express are clear 400s. Tools: TOOLS_MODEL's template has the `<tool_call>` form, so /api/show
-lists "tools" and a chat with Python functions as tools, and one holding a call and its
-result, is answered; CHAT_MODEL's has not, so tools there are a 400. Prints one
+lists "tools", a chat with Python functions as tools gets the call its (scripted) model answers
+as `tool_calls`, streamed or not, and one holding a call and its result is answered; CHAT_MODEL's has not, so tools there are a 400. Prints one
 JSON line of what it saw; exits 1 naming the first step that failed.
 """
 import json, sys
@@ -143,7 +143,12 @@ def get_weather(city: str, days: int) -> str:
 step("tools capability", "tools" in (client.show(tools_model).capabilities or []) and "tools" not in (client.show(chat_model).capabilities or []))
 ask = [{"role": "user", "content": "Weather in Paris?"}]
 answered = client.chat(model=tools_model, messages=ask, tools=[get_weather], options={"seed": 1, "num_predict": 30})
-step("a chat with tools", answered.done and answered.message.role == "assistant", answered)
+calls = answered.message.tool_calls or []
+step("the answer's call comes back as tool_calls", len(calls) == 1 and calls[0].function.name == "get_weather"
+     and dict(calls[0].function.arguments) == {"city": "Paris", "days": 3} and not answered.message.content, answered)
+streamed = [call for chunk in client.chat(model=tools_model, messages=ask, tools=[get_weather], stream=True) for call in (chunk.message.tool_calls or [])]
+step("streamed, the call comes once", [(c.function.name, dict(c.function.arguments)) for c in streamed] == [("get_weather", {"city": "Paris", "days": 3})],
+     streamed)
 history = ask + [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 1}}}]},
                  {"role": "tool", "content": "Sunny, 21 °C", "tool_name": "get_weather"}]
 after = client.chat(model=tools_model, messages=history, tools=[get_weather], options={"seed": 1, "num_predict": 30})

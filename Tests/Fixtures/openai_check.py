@@ -120,6 +120,8 @@ def called(reply):
     message = reply.choices[0].message
     step("a call", reply.choices[0].finish_reason == "tool_calls" and message.tool_calls and len(message.tool_calls) == 1, reply)
     return message.tool_calls[0]
+own = called(client.chat.completions.create(model=tools_model, messages=ask, tools=[weather, clock], max_tokens=200))
+step("the model's own call (tool_choice auto)", own.function.name == "get_weather" and json.loads(own.function.arguments) == {"city": "Paris", "days": 3}, own)
 call = called(client.chat.completions.create(model=tools_model, messages=ask, tools=[weather, clock], tool_choice="required",
                                              seed=7, temperature=0.9, max_tokens=200))
 arguments = json.loads(call.function.arguments)
